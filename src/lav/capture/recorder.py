@@ -1,0 +1,209 @@
+"""A recording attention implementation, installed through transformers' attention interface.
+
+It wraps the backend the model already runs (sdpa, eager, flash): the model's output is whatever
+that backend returns for the same arguments, so capture on/off leaves logits bit-identical. Beside
+it, the recorder computes only the statistics asked for from the real post-RoPE queries and keys:
+- vision blocks: attention each patch receives, per head, per ``cu_seqlens`` chunk (image, video
+  frame, or Qwen2.5-VL window), in O(N) memory (`received`);
+- decoder layers: full attention rows (per head) of the queries at or after ``rows_from``: in
+  prefill the prompt's last position (it produces the first answer token), in each decode step the
+  single new query against the whole KV cache.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
+
+from ..errors import CaptureError, UnsupportedModelError
+from ..models import ModelParts, inspect_model
+from .received import received
+
+_names = itertools.count(1)
+
+
+@dataclass
+class Recording:
+    """What one capture context saw. Plain tensors; turned into maps by `lav.capture.maps`."""
+
+    parts: ModelParts
+    vision_blocks: tuple[int, ...]
+    decoder_layers: tuple[int, ...]
+    rows_from: int | None
+    backend: str = ""
+    #: block -> per-call chunks of received attention, (H, chunk_len) float32, in call order.
+    vision: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    #: layer -> absolute query position -> attention row (B, H, K) float32 over all keys then present.
+    rows: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
+    methods: set[str] = field(default_factory=set)
+    _seen: dict[int, int] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        """Forget everything recorded so far (e.g. between two forwards in one context)."""
+        self.vision = {b: [] for b in self.vision_blocks}
+        self.rows = {layer: {} for layer in self.decoder_layers}
+        self._seen = {}
+        self.methods = set()
+
+
+def _decoder_rows(
+    rec: Recording,
+    layer: int,
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float,
+    kwargs: dict,
+) -> None:
+    if kwargs.get("s_aux") is not None or kwargs.get("softcap") is not None:
+        raise UnsupportedModelError("attention sinks / soft-capping are not checked by lav")
+    if getattr(module, "sliding_window", None) is not None or kwargs.get("sliding_window") is not None:
+        raise UnsupportedModelError("sliding-window decoder attention is not checked by lav")
+    q_len, k_len = query.shape[2], key.shape[2]
+    # Query positions follow the calls: a call with no past (K == Q) starts a new sequence.
+    start = 0 if k_len == q_len else rec._seen.get(layer, 0)
+    rec._seen[layer] = start + q_len
+    first = rec.rows_from if rec.rows_from is not None else start + q_len
+    local = [i for i in range(q_len) if start + i >= first]
+    if not local:
+        return
+    groups = query.shape[1] // key.shape[1]
+    q = query[:, :, local].float()
+    k = key.float()
+    if groups > 1:
+        k = k.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # [batch, head, row, key]
+    scores = scores + _row_bias(mask, local, start, k_len, scores)
+    probs = torch.softmax(scores, dim=-1)
+    for j, i in enumerate(local):
+        rec.rows[layer][start + i] = probs[:, :, j]
+
+
+def _row_bias(
+    mask: torch.Tensor | None, local: Sequence[int], start: int, k_len: int, like: torch.Tensor
+) -> torch.Tensor:
+    """Additive bias (B|1, 1, R, K) for the recorded rows, from whatever mask the backend got."""
+    neg = torch.finfo(like.dtype).min
+    positions = torch.tensor([start + i for i in local], device=like.device)
+    causal = torch.arange(k_len, device=like.device)[None, :] <= positions[:, None]  # (R, K)
+    if mask is None:
+        # sdpa's is_causal path and flash pass no mask: causality is ours to apply.
+        allowed = causal[None, None]
+    elif mask.dim() == 4:
+        m = mask[:, :, list(local), :k_len]
+        if m.dtype == torch.bool:
+            allowed = m
+        else:
+            return m.to(like.dtype).clamp_min(neg)
+    elif mask.dim() == 2:
+        # flash backends get the 2-D padding mask: valid keys, and causality on top.
+        allowed = mask[:, None, None, :k_len].bool() & causal[None, None]
+    else:
+        raise CaptureError(f"unexpected attention mask of shape {tuple(mask.shape)}")
+    return torch.where(allowed, 0.0, neg).to(like.dtype)
+
+
+def _vision_received(
+    rec: Recording, block: int, query: torch.Tensor, key: torch.Tensor, scaling: float, kwargs: dict
+):
+    cu = kwargs.get("cu_seq_lens_q")
+    q, k = query[0], key[0]  # (H, S, D)
+    bounds = [0, q.shape[1]] if cu is None else [int(x) for x in cu.tolist()]
+    for lo, hi in itertools.pairwise(bounds):
+        if hi > lo:
+            values, method = received(q[:, lo:hi], k[:, lo:hi], scaling)
+            rec.vision[block].append(values)
+            rec.methods.add(method)
+
+
+def _delegate(backend: str, module: nn.Module) -> Callable:
+    if backend == "eager":
+        # Each modeling file has its own eager function (transformers' default for "eager").
+        return sys.modules[type(module).__module__].eager_attention_forward
+    return ALL_ATTENTION_FUNCTIONS[backend]
+
+
+def _make_recorder(rec: Recording, backend: str, roles: dict[int, tuple[str, int]]) -> Callable:
+    delegates: dict[type, Callable] = {}
+
+    def record(module, query, key, value, *args, **kwargs):
+        fn = delegates.get(type(module))
+        if fn is None:
+            fn = delegates[type(module)] = _delegate(backend, module)
+        out = fn(module, query, key, value, *args, **kwargs)
+        role = roles.get(id(module))
+        if role is not None:
+            mask = args[0] if args else kwargs.get("attention_mask")
+            scaling = kwargs.get("scaling")
+            if scaling is None:
+                scaling = getattr(module, "scaling", None) or query.shape[-1] ** -0.5
+            with torch.no_grad():
+                kind, index = role
+                if kind == "vision":
+                    _vision_received(rec, index, query.detach(), key.detach(), scaling, kwargs)
+                else:
+                    _decoder_rows(rec, index, module, query.detach(), key.detach(), mask, scaling, kwargs)
+        return out
+
+    return record
+
+
+_SUPPORTED_BACKENDS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flash_attention_4")
+
+
+@contextmanager
+def capture(
+    model: nn.Module,
+    vision_blocks: Sequence[int] = (),
+    decoder_layers: Sequence[int] = (),
+    rows_from: int | None = None,
+) -> Iterator[Recording]:
+    """Record attention statistics while the model runs inside the ``with`` block.
+
+    ``vision_blocks`` index the vision tower's blocks; ``decoder_layers`` index its full-attention
+    decoder layers (for Qwen3.5 the n-th full-attention layer, not the n-th layer). Rows are recorded
+    for queries at absolute positions ``>= rows_from`` (None: none). On exit every registration and
+    config change is undone, also when the block raises.
+    """
+    parts = inspect_model(model)
+    rec = Recording(parts, tuple(vision_blocks), tuple(decoder_layers), rows_from)
+    rec.reset()
+    roles: dict[int, tuple[str, int]] = {}
+    for b in rec.vision_blocks:
+        roles[id(parts.vision_attention[b])] = ("vision", b)
+    for layer in rec.decoder_layers:
+        roles[id(parts.decoder_attention[layer])] = ("decoder", layer)
+
+    configs = {id(m.config): m.config for m in (*parts.vision_attention, *parts.decoder_attention)}
+    backends = {c._attn_implementation or "eager" for c in configs.values()}
+    if len(backends) != 1 or not backends <= set(_SUPPORTED_BACKENDS):
+        raise UnsupportedModelError(
+            f"attention implementation {sorted(backends)} is not supported for capture; "
+            f"load the model with attn_implementation= one of {', '.join(_SUPPORTED_BACKENDS)}"
+        )
+    backend = backends.pop()
+    rec.backend = backend
+    # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
+    name = f"lav{next(_names)}_{backend}"
+    mask_fn = ALL_MASK_ATTENTION_FUNCTIONS[backend]
+    saved = {key: cfg._attn_implementation_internal for key, cfg in configs.items()}
+    AttentionInterface.register(name, _make_recorder(rec, backend, roles))
+    AttentionMaskInterface.register(name, mask_fn)
+    try:
+        for cfg in configs.values():
+            cfg._attn_implementation_internal = name
+        yield rec
+    finally:
+        for key, cfg in configs.items():
+            cfg._attn_implementation_internal = saved[key]
+        AttentionInterface._global_mapping.pop(name, None)
+        AttentionMaskInterface._global_mapping.pop(name, None)

@@ -1,0 +1,53 @@
+"""Turn a `Recording` into arrays on the image grids: per-head received attention and decoder rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import CaptureError
+from ..geometry import Grid, sequence_to_grids, window_permutation
+from .recorder import Recording
+
+
+def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[np.ndarray]:
+    """Attention each patch received in ``block``: per image ``(H, t, h, w)`` float32, raster order.
+
+    Chunks are concatenated in call order (= the block's input order); for a windowed Qwen2.5-VL
+    block that order is the window permutation, which is undone here.
+    """
+    chunks = rec.vision.get(block)
+    if not chunks:
+        raise CaptureError(f"vision block {block} recorded nothing: did the forward pass include the image?")
+    seq = torch.cat(chunks, dim=1).float().cpu().numpy()
+    total = sum(g.patches for g in grids)
+    if seq.shape[1] != total:
+        raise CaptureError(
+            f"vision block {block} saw {seq.shape[1]} patches, the images have {total}: "
+            "run one forward or one generate per capture (or call Recording.reset() between them)"
+        )
+    parts = rec.parts
+    if parts.is_windowed(block):
+        perm = window_permutation(grids, parts.window_size, parts.patch)
+        seq = seq[:, np.argsort(perm)]
+    return sequence_to_grids(seq, grids)
+
+
+def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
+    """Recorded query positions of ``layer`` and their rows ``(R, B, H, K)`` float32.
+
+    Rows recorded in later decode steps are longer; shorter rows are zero-padded at the end (those
+    keys did not exist yet when the query ran, so their attention is zero).
+    """
+    rows = rec.rows.get(layer, {})
+    positions = sorted(rows)
+    if not positions:
+        return [], torch.zeros(0)
+    width = max(rows[p].shape[-1] for p in positions)
+    out = torch.zeros(len(positions), *rows[positions[0]].shape[:-1], width)
+    for i, p in enumerate(positions):
+        row = rows[p].float().cpu()
+        out[i, ..., : row.shape[-1]] = row
+    return positions, out

@@ -1,0 +1,76 @@
+"""The shape of a model family's spec, and how a spec finds its parts in a live model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from torch import nn
+
+from ..errors import UnsupportedModelError
+
+RELATIVE_1000 = "relative-1000"
+ABSOLUTE_RESIZED = "absolute-resized"
+
+#: Decoder layer kinds whose attention we can record, and those that have no attention map.
+FULL_ATTENTION = "full_attention"
+LINEAR_ATTENTION = "linear_attention"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What `lav` must know about one Qwen-VL family. Nothing family-specific lives outside `models/`.
+
+    Attention classes are named here as a fallback for releases whose models do not list them in
+    ``_can_record_outputs["attentions"]`` (transformers 4.57's Qwen2-VL and Qwen2.5-VL); where the
+    model lists them, that list is used and must agree.
+    """
+
+    family: str
+    model_types: tuple[str, ...]
+    vision_attention: tuple[str, ...]
+    text_attention: tuple[str, ...]
+    coords: str
+    #: Qwen2.5-VL re-orders patches into windows for every block not in ``fullatt_block_indexes``.
+    windowed: bool = False
+    #: Decoder layer kinds this family may have (``text_config.layer_types``); others raise.
+    layer_kinds: tuple[str, ...] = (FULL_ATTENTION,)
+
+    def derive(self, **changes) -> ModelSpec:
+        """A new family as its difference from this one (Qwen2.5-VL = Qwen2-VL + windows)."""
+        return replace(self, **changes)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under a PEFT wrapper (``PeftModel.get_base_model()``), or the model itself."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _recorded_attention_classes(model: nn.Module) -> set[type]:
+    classes: set[type] = set()
+    for module in model.modules():
+        recordable = getattr(type(module), "_can_record_outputs", None) or {}
+        target = recordable.get("attentions")
+        if target is not None:
+            classes.add(getattr(target, "target_class", target))
+    return classes
+
+
+def find_attention_modules(model: nn.Module, class_names: Iterable[str]) -> list[nn.Module]:
+    """Attention modules of the given classes in module-tree order (= block / layer order).
+
+    Walks the real module tree, so it finds them under a PeftModel and whatever the attribute
+    names of the release are. The spec's class names are checked against the model's own
+    ``_can_record_outputs`` in tests; 4.57's Qwen2-VL and Qwen2.5-VL do not list theirs.
+    """
+    wanted = set(class_names)
+    base = unwrap(model)
+    found = [m for m in base.modules() if type(m).__name__ in wanted]
+    if not found:
+        listed = sorted(c.__name__ for c in _recorded_attention_classes(base))
+        raise UnsupportedModelError(
+            f"no attention module of {sorted(wanted)} in this model (it records attention in {listed}); "
+            "lav does not know this model layout yet: please report the transformers version"
+        )
+    return found

@@ -1,0 +1,59 @@
+"""The O(N) received-attention methods against a full float64 softmax built in the test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lav.capture import received
+
+
+def _full(q, k, scale):
+    return torch.softmax(q.double() @ k.double().transpose(-1, -2) * scale, dim=-1).sum(dim=-2)
+
+
+@pytest.mark.parametrize("method", ["auto", "chunked"])
+@pytest.mark.parametrize(
+    ("heads", "n_q", "n_k", "dim"), [(1, 1, 1, 8), (2, 257, 257, 72), (3, 100, 61, 16), (16, 640, 640, 80)]
+)
+def test_received_equals_full_softmax_column_sums(method, heads, n_q, n_k, dim):
+    gen = torch.Generator().manual_seed(heads * n_q)
+    q = torch.randn(heads, n_q, dim, generator=gen) * 2
+    k = torch.randn(heads, n_k, dim, generator=gen) * 2
+    scale = dim**-0.5
+    got, used = received(q, k, scale, method=method)
+    assert got.shape == (heads, n_k) and got.dtype == torch.float32
+    ref = _full(q, k, scale)
+    assert ((got.double() - ref).abs() / ref).max() < 1e-4
+    if method == "chunked":
+        assert used == "chunked"
+
+
+def test_identical_keys_receive_equal_shares():
+    q = torch.randn(2, 50, 16)
+    k = torch.ones(2, 40, 16)
+    got, _ = received(q, k, 0.25)
+    torch.testing.assert_close(got, torch.full((2, 40), 50 / 40), atol=1e-5, rtol=0)
+
+
+def test_one_dominant_key_receives_every_query():
+    q = torch.ones(1, 30, 8)
+    k = torch.zeros(1, 30, 8)
+    k[0, 17] = 10.0
+    got, _ = received(q, k, 1.0)
+    assert got[0].argmax() == 17
+    assert got[0, 17] == pytest.approx(30, rel=1e-5)
+
+
+def test_bfloat16_inputs_are_reduced_in_float32():
+    q = torch.randn(2, 64, 16).bfloat16()
+    k = torch.randn(2, 64, 16).bfloat16()
+    got, _ = received(q, k, 0.25)
+    ref = _full(q.float(), k.float(), 0.25)
+    assert got.dtype == torch.float32
+    assert ((got.double() - ref).abs() / ref).max() < 1e-4
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown method"):
+        received(torch.zeros(1, 2, 8), torch.zeros(1, 2, 8), 1.0, method="magic")
