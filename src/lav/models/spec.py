@@ -7,10 +7,8 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
+from ..coords.convert import ABSOLUTE_RESIZED, RELATIVE_1000  # noqa: F401  (re-exported for families)
 from ..errors import UnsupportedModelError
-
-RELATIVE_1000 = "relative-1000"
-ABSOLUTE_RESIZED = "absolute-resized"
 
 #: Decoder layer kinds whose attention we can record, and those that have no attention map.
 FULL_ATTENTION = "full_attention"
