@@ -69,7 +69,8 @@ def _build():
     return model, processor, image
 
 
-def _side(which: str, repeat: int) -> dict:
+def _timed(repeat: int) -> dict:
+    """Alternate plain generate and the full analysis in one process, so both see the same load."""
     import torch
 
     import lav
@@ -85,68 +86,73 @@ def _side(which: str, repeat: int) -> dict:
         return out.shape[1] - prompt.answer_start
 
     def analysis():
-        res = viz.analyze(image, instruction, max_new_tokens=NEW_TOKENS)
-        return len(res.answer_tokens)
+        return len(viz.analyze(image, instruction, max_new_tokens=NEW_TOKENS).answer_tokens)
 
-    run = plain if which == "generate" else analysis
-    run()  # warm-up (and the fused-op check) off the clock
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
+    plain(), analysis()  # warm-up (and the fused-op check) off the clock
+    times: dict[str, list[float]] = {"generate": [], "analysis": []}
+    tokens = {}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        n = run()
-        times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    patches = viz.prompt(image, instruction, None, None, None).inputs["image_grid_thw"].prod().item()
-    return {"times": times, "tokens": n, "base_mb": base / 1024, "peak_mb": peak / 1024, "patches": patches}
-
-
-def _fresh(which: str, repeat: int, stage: str) -> dict:
-    """Peak memory of one call in a fresh process: `stage`=cold runs once, with no warm-up."""
-    cmd = [sys.executable, __file__, "--side", which, "--repeat", str(repeat), "--stage", stage]
-    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        for name, fn in (("generate", plain), ("analysis", analysis)):
+            t0 = time.perf_counter()
+            tokens[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    patches = int(viz.prompt(image, instruction, None, None, None).inputs["image_grid_thw"].prod())
+    return {"times": times, "tokens": tokens, "patches": patches}
 
 
 def _cold(which: str) -> dict:
-    model, processor, image = _build()
+    """Peak memory one call adds over the loaded model, in a fresh process (ru_maxrss)."""
     import torch
 
     import lav
 
+    model, processor, image = _build()
     viz = lav.Visualizer(model, processor)
+    prompt = viz.prompt(image, "Click the Save button", None, None, None)
+    inputs = viz._model_inputs(prompt)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if which == "generate":
-        prompt = viz.prompt(image, "Click the Save button", None, None, None)
         with torch.inference_mode():
-            model.generate(**viz._model_inputs(prompt), do_sample=False)
+            model.generate(**inputs, do_sample=False)
     else:
         viz.analyze(image, "Click the Save button", max_new_tokens=NEW_TOKENS)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"added_mb": (after - before) / 1024}
 
 
+def _sub(*args: str) -> dict:
+    cmd = [sys.executable, __file__, *args]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--side")
-    ap.add_argument("--stage", default="warm")
+    ap.add_argument("--cold")
+    ap.add_argument("--timed", action="store_true")
     args = ap.parse_args()
-    if args.side:
-        print(json.dumps(_side(args.side, args.repeat) if args.stage == "warm" else _cold(args.side)))
+    if args.cold:
+        print(json.dumps(_cold(args.cold)))
         return
-    gen = _fresh("generate", args.repeat, "warm")
-    ana = _fresh("analysis", args.repeat, "warm")
-    assert gen["tokens"] == ana["tokens"] == NEW_TOKENS, (gen["tokens"], ana["tokens"])
-    g, a = statistics.median(gen["times"]), statistics.median(ana["times"])
-    cold_gen = _fresh("generate", 1, "cold")["added_mb"]
-    cold_ana = _fresh("analysis", 1, "cold")["added_mb"]
+    if args.timed:
+        print(json.dumps(_timed(args.repeat)))
+        return
+    timed = _sub("--timed", "--repeat", str(args.repeat))
+    assert timed["tokens"]["generate"] == timed["tokens"]["analysis"] == NEW_TOKENS, timed["tokens"]
+    g = statistics.median(timed["times"]["generate"])
+    a = statistics.median(timed["times"]["analysis"])
+    cold_gen = _sub("--cold", "generate")["added_mb"]
+    cold_ana = _sub("--cold", "analysis")["added_mb"]
     extra = cold_ana - cold_gen
-    print(f"{gen['patches']} patches, {NEW_TOKENS} new tokens, sdpa, float32, CPU, median of {args.repeat}")
+    print(
+        f"{timed['patches']} patches, {NEW_TOKENS} new tokens, sdpa, float32, CPU, median of {args.repeat} alternating runs"
+    )
     print("| | plain generate | lav analyze (generate + edge + focus) | ratio |")
     print("|---|---|---|---|")
     print(f"| time | {g:.2f} s | {a:.2f} s | {a / g:.3f}x |")
     print(
-        f"| peak memory added by the call | {cold_gen:.0f} MB | {cold_ana:.0f} MB | maps: {extra:+.0f} MB = {100 * extra / cold_gen:.1f}% of the forward's peak |"
+        f"| peak memory added by the call | {cold_gen:.0f} MB | {cold_ana:.0f} MB "
+        f"| maps: {extra:+.0f} MB = {100 * extra / cold_gen:.1f}% of the forward's peak |"
     )
 
 

@@ -16,7 +16,7 @@ from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
 from lav import testing
 from lav.checkpoint import (
-    DEFAULT_MAX_PIXELS,
+    TINY_MAX_PIXELS,
     build_processor,
     build_tokenizer,
     chat_template_for,
@@ -189,12 +189,8 @@ def test_assistant_tokens_mask_covers_the_answer():
 def test_processor_is_the_familys_real_one(family):
     processor = build_processor(family)
     patch, grid = GEOMETRY[family]
-    image_processor = processor.image_processor
-    assert (image_processor.patch_size, image_processor.merge_size, image_processor.temporal_patch_size) == (
-        patch,
-        2,
-        2,
-    )
+    images = processor.image_processor
+    assert (images.patch_size, images.merge_size, images.temporal_patch_size) == (patch, 2, 2)
     assert processor.video_processor.patch_size == patch
     model_type = testing.tiny_config(family).model_type
     assert type(processor).__name__ == PROCESSOR_MAPPING_NAMES[model_type]
@@ -215,7 +211,7 @@ def test_pixel_limits_bound_the_resized_image():
 def test_default_pixel_limit_keeps_tiny_models_fast():
     processor = build_processor("qwen2_5_vl")
     out = processor.image_processor(images=[Image.new("RGB", (3000, 2000))], return_tensors="pt")
-    assert out["image_grid_thw"][0].prod().item() * 14 * 14 <= DEFAULT_MAX_PIXELS
+    assert out["image_grid_thw"][0].prod().item() * 14 * 14 <= TINY_MAX_PIXELS
 
 
 def test_unknown_family_is_an_input_error():

@@ -193,6 +193,14 @@ def test_palette_with_transparent_index_becomes_white(tmp_path):
     assert _pixels(load_image(path)) == [(255, 0, 0), WHITE]
 
 
+def test_palette_with_alpha_in_the_palette_becomes_white():
+    image = Image.new("P", (2, 1))
+    image.putpalette([255, 0, 0, 255, 0, 0, 0, 0], rawmode="RGBA")
+    image.putpixel((1, 0), 1)
+    assert "transparency" not in image.info
+    assert _pixels(load_image(image)) == [(255, 0, 0), WHITE]
+
+
 def test_palette_without_transparency_keeps_its_colours():
     image = Image.new("P", (2, 1))
     image.putpalette([255, 0, 0, 0, 0, 255])

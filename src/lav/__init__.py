@@ -10,7 +10,6 @@ res.save("out/")
 from __future__ import annotations
 
 from .analysis import Visualizer
-from .capture import Recording, capture
 from .coords import Click
 from .errors import AdapterError, CaptureError, ImageError, InputError, LavError, UnsupportedModelError
 from .load import load
@@ -27,12 +26,10 @@ __all__ = [
     "ImageError",
     "InputError",
     "LavError",
-    "Recording",
     "Result",
     "UnsupportedModelError",
     "Visualizer",
     "__version__",
-    "capture",
     "inspect_model",
     "load",
 ]

@@ -251,8 +251,8 @@ _PROCESSORS: dict[str, _ProcessorSpec] = {
 }
 
 #: Pixel limits of the tiny processors: a few dozen image tokens, so tiny models stay fast.
-DEFAULT_MIN_PIXELS = 32 * 32 * 4
-DEFAULT_MAX_PIXELS = 448 * 448
+TINY_MIN_PIXELS = 32 * 32 * 4
+TINY_MAX_PIXELS = 448 * 448
 
 
 def _image_processor_class() -> type:
@@ -272,8 +272,8 @@ def processor_families() -> list[str]:
 def build_processor(
     family: str,
     tokenizer: transformers.PreTrainedTokenizerBase | None = None,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_pixels: int = TINY_MIN_PIXELS,
+    max_pixels: int = TINY_MAX_PIXELS,
 ) -> transformers.ProcessorMixin:
     """The real processor class of ``family`` with its real image and video processors.
 

@@ -111,10 +111,10 @@ def _prepare(image: Image.Image, name: str, max_pixels: int) -> Image.Image:
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in (*_SIXTEEN_BIT, "I", "F"):
-        return Image.fromarray(_gray_to_8bit(image), mode="L").convert("RGB")
+        return Image.fromarray(_gray_to_8bit(image)).convert("RGB")
     if image.mode == "La":  # premultiplied; Pillow converts it to LA only
         image = image.convert("LA")
-    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+    if _has_alpha(image):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -124,6 +124,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         raise ImageError(
             f"image mode {image.mode} cannot be converted to RGB ({e}); save the image as an RGB PNG or JPEG."
         ) from e
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        return True
+    # A palette can carry alpha itself (e.g. from Image.quantize of an RGBA image).
+    return image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA"
 
 
 def _gray_to_8bit(image: Image.Image) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .received import received, received_chunked
+from .colsums import received, received_chunked
 from .recorder import Recording, capture
 from .views import decoder_rows, vision_received
 

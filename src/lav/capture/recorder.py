@@ -25,7 +25,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterf
 
 from ..errors import CaptureError, UnsupportedModelError
 from ..models import ModelParts, inspect_model
-from .received import received
+from .colsums import received
 
 _names = itertools.count(1)
 

@@ -24,6 +24,9 @@ Lse = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 #: Bytes of scores one chunk of the exact method may hold.
 CHUNK_BYTES = 64 * 2**20
+#: Bytes of one (heads, N, D) temporary of the fused method: heads are processed in groups this big,
+#: so its extra memory stays a small share of the block's own activations at any N.
+HEAD_GROUP_BYTES = 16 * 2**20
 
 
 def received_chunked(q: torch.Tensor, k: torch.Tensor, scale: float, dtype=torch.float32) -> torch.Tensor:
@@ -70,12 +73,17 @@ def _pad8(x: torch.Tensor) -> torch.Tensor:
 
 
 def _received_fused(lse_fn: Lse, q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
-    q = q.float()
-    k = k.float()
-    lse = lse_fn(q, k, scale)  # (H, N_q): the forward's row normalisers
-    q_fold = _pad8(torch.cat([q * scale, -lse.unsqueeze(-1)], dim=-1))
-    k_fold = _pad8(torch.cat([k, torch.ones_like(k[..., :1])], dim=-1))
-    return lse_fn(k_fold, q_fold, 1.0).exp()
+    heads, n, dim = q.shape
+    group = max(1, HEAD_GROUP_BYTES // (max(n, k.shape[1]) * (dim + 8) * 4))
+    out = torch.empty(heads, k.shape[1], dtype=torch.float32, device=q.device)
+    for h in range(0, heads, group):
+        qh = q[h : h + group].float()
+        kh = k[h : h + group].float()
+        lse = lse_fn(qh, kh, scale)  # (h, N_q): the forward's row normalisers
+        q_fold = _pad8(torch.cat([qh * scale, -lse.unsqueeze(-1)], dim=-1))
+        k_fold = _pad8(torch.cat([kh, torch.ones_like(kh[..., :1])], dim=-1))
+        out[h : h + group] = lse_fn(k_fold, q_fold, 1.0).exp()
+    return out
 
 
 @functools.cache
