@@ -146,6 +146,10 @@ COMMANDS = {"run": cmd_run}
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # stderr carries lav's own progress lines; transformers' per-file bars would bury them.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     try:
         return COMMANDS[args.command](args)
     except LavError as exc:

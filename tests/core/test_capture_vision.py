@@ -124,3 +124,22 @@ def test_each_window_receives_exactly_its_own_queries():
                 for c in range(0, w, side):
                     win = head[r : r + side, c : c + side]
                     np.testing.assert_allclose(win.sum(), win.size, rtol=1e-5)
+
+
+def test_varlen_flash_call_is_split_at_cu_seqlens():
+    """Flash backends get the whole vision sequence once, with cu_seq_lens_q: each segment is its own image."""
+    from lav.capture.recorder import Recording, _vision_received
+
+    parts = inspect_model(tiny_model("qwen3_vl"))
+    rec = Recording(parts, (0,), (), None)
+    rec.reset()
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 4, 40, 16, generator=gen)
+    k = torch.randn(1, 4, 40, 16, generator=gen)
+    _vision_received(rec, 0, q, k, 0.25, {"cu_seq_lens_q": torch.tensor([0, 24, 40], dtype=torch.int32)})
+    got = torch.cat(rec.vision[0], dim=1).double()
+    expected = torch.cat(
+        [received_reference(q[:, :, a:b], k[:, :, a:b], 0.25) for a, b in ((0, 24), (24, 40))], 1
+    )
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert [c.shape[1] for c in rec.vision[0]] == [24, 16]
