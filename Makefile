@@ -17,7 +17,10 @@ $(PY):
 install: $(PY)
 	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -e ".[dev]"
-	$(PY) -m pip install --no-deps --upgrade --target $(OLDEST) "transformers==4.57.6" "huggingface-hub>=0.34,<1.0" "tokenizers>=0.22,<=0.23.0"
+	# The oldest supported transformers, overlaid on the same venv via PYTHONPATH (with the hub client
+	# and tokenizers releases it pins, and requests, which that hub client needs).
+	$(PY) -m pip install --no-deps --upgrade --target $(OLDEST) "transformers==4.57.6" "huggingface-hub>=0.34,<1.0" \
+		"tokenizers>=0.22,<=0.23.0" requests charset-normalizer urllib3 certifi
 
 test: test-newest test-oldest
 
