@@ -8,6 +8,12 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: install test test-newest test-oldest check format bench demo
 
+# The first command for a newcomer: environment, install, and the shipped demo model on a bundled
+# screenshot (no network). Outputs land in lav-demo/.
+demo:
+	@test -x $(VENV)/bin/lav || $(MAKE) install
+	$(VENV)/bin/lav demo
+
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
@@ -40,3 +46,5 @@ format:
 
 bench:
 	$(PY) bench/received.py
+	$(PY) bench/run_overhead.py
+	$(PY) bench/demo_eval.py

@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(run)
     _add_analysis_args(run)
+
+    from .demo.cli import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 
@@ -141,7 +145,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run}
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.cli import run
+
+    return run(args)
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
