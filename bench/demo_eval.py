@@ -1,0 +1,138 @@
+"""How good is the shipped demo model, measured through lav's own analysis (`viz.analyze`).
+
+    python bench/demo_eval.py [--n 200] [--json out.json]
+
+On ``n`` held-out synthetic screens per task (seeds disjoint from training):
+- click inside the target's box: base model on its task; adapter vs base on the adapter's task
+  (and the adapter on the base task, to show it kept it);
+- decision focus, per decoder layer: pointing game (the centre of the map's maximum cell lies in the
+  target's box) against chance (box area / image area, and one cell of the grid);
+- edge map: share of its top 10% patches that touch a widget, against the share of all patches
+  that touch one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _inside(click, box) -> bool:
+    return click is not None and box[0] <= click.x < box[2] and box[1] <= click.y < box[3]
+
+
+def _pointing(layers: np.ndarray, box, cell: int) -> list[bool]:
+    """Per layer: is the centre of the maximum cell of that layer's map inside ``box``?"""
+    out = []
+    for m in layers:
+        r, c = np.unravel_index(int(np.argmax(m)), m.shape)
+        x, y = (c + 0.5) * cell, (r + 0.5) * cell
+        out.append(box[0] <= x < box[2] and box[1] <= y < box[3])
+    return out
+
+
+def _patch_mask(boxes, h: int, w: int, patch: int) -> np.ndarray:
+    """(h, w) patches that overlap any of ``boxes``."""
+    mask = np.zeros((h, w), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[
+            max(0, y0 // patch) : min(h, (y1 - 1) // patch + 1),
+            max(0, x0 // patch) : min(w, (x1 - 1) // patch + 1),
+        ] = True
+    return mask
+
+
+def evaluate(n: int = 200, start: int = 0, device: str = "cpu") -> dict:
+    """Run the evaluation; returns plain numbers (see the module docstring)."""
+    import torch
+
+    import lav
+    from lav.demo import assets
+    from lav.demo import screens as S
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    viz = lav.load(assets.BASE, adapter=assets.ADAPTER, device=device, dtype="float32")
+    stats: dict = {"n": n, "tasks": {}}
+    t0 = time.perf_counter()
+    for task in S.TASKS:
+        hits_adapter, hits_base, point_a, point_b, chance, edge_top, edge_area = [], [], [], [], [], [], []
+        for screen in S.held_out(n, task, start):
+            res = viz.analyze(screen.image, screen.instruction, compare_base=True, focus_layers="all")
+            box = screen.box
+            hits_adapter.append(_inside(res.click, box))
+            hits_base.append(_inside(res.base.click, box))
+            cell = res.patch * res.merge
+            point_a.append(_pointing(res.focus_maps.layers, box, cell))
+            point_b.append(_pointing(res.base.focus_maps.layers, box, cell))
+            chance.append((box[2] - box[0]) * (box[3] - box[1]) / (S.WIDTH * S.HEIGHT))
+            edge = res.base.edge  # the adapter is decoder-only: the vision tower is the base model's
+            mask = _patch_mask(screen.widget_boxes, *edge.shape, res.patch)
+            k = max(1, int(round(0.1 * edge.size)))
+            top = np.argsort(edge.flatten())[::-1][:k]
+            edge_top.append(float(mask.flatten()[top].mean()))
+            edge_area.append(float(mask.mean()))
+        grid_cells = res.focus.size
+        stats["tasks"][task] = {
+            "hit_adapter": float(np.mean(hits_adapter)),
+            "hit_base": float(np.mean(hits_base)),
+            "pointing_adapter": np.mean(point_a, axis=0).tolist(),
+            "pointing_base": np.mean(point_b, axis=0).tolist(),
+            "chance_area": float(np.mean(chance)),
+            "chance_cell": 1.0 / grid_cells,
+            "edge_top10_on_widgets": float(np.mean(edge_top)),
+            "widget_patch_share": float(np.mean(edge_area)),
+        }
+    stats["seconds"] = round(time.perf_counter() - t0, 1)
+    return stats
+
+
+def table(stats: dict) -> str:
+    """The evaluation as a Markdown table (what the README shows)."""
+    b, a = stats["tasks"]["base"], stats["tasks"]["adapter"]
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    lines = [
+        f"Demo model on {stats['n']} held-out screens per task ({stats['seconds']} s)",
+        "",
+        "| measure | base model | with adapter | target |",
+        "|---|---|---|---|",
+        f'| click in box, base task ("Click the red circle") | {pct(b["hit_base"])} | {pct(b["hit_adapter"])} | base >= 90% |',
+        f'| click in box, adapter task ("Click the purple circle") | {pct(a["hit_base"])} | {pct(a["hit_adapter"])} | adapter >= base + 30 pts |',
+    ]
+    for task, s in (("base", b), ("adapter", a)):
+        for i, (pb, pa) in enumerate(zip(s["pointing_base"], s["pointing_adapter"], strict=True)):
+            lines.append(
+                f"| decision focus pointing game, decoder layer {i}, {task} task | {pct(pb)} | {pct(pa)} | "
+                f"chance {pct(s['chance_area'])} (box area), {pct(s['chance_cell'])} (one cell) |"
+            )
+    for task, s in (("base", b), ("adapter", a)):
+        lines.append(
+            f"| edge map: top-10% patches on widgets, {task} screens | {pct(s['edge_top10_on_widgets'])} | (same vision tower) | "
+            f"widgets cover {pct(s['widget_patch_share'])} of patches |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="held-out screens per task (default 200)")
+    parser.add_argument("--start", type=int, default=0, help="first held-out index (default 0)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    stats = evaluate(args.n, args.start, args.device)
+    print(table(stats))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(stats, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

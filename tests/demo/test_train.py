@@ -1,0 +1,111 @@
+"""A few optimisation steps of the demo's training code (the full run is `python -m lav.demo.train`)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from lav.demo import screens as S
+from lav.demo import train as T
+
+
+def test_attention_loss_is_the_cross_entropy_of_the_digit_rows_towards_the_target():
+    model = T.build_model(seed=0)
+    proc = T.processor()
+    items = [S.make_screen(3), S.make_screen(4)]
+    batch = T.make_batch(proc, items)
+    parts = T.losses(model, batch, model.config.image_token_id)
+    # Reference: recompute every row's attention by hand from the eager weights of the last layer.
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "digit_rows", "target")}
+    with torch.no_grad():
+        attn = model(**inputs, output_attentions=True).attentions[-1]
+    total = 0.0
+    for b in range(len(items)):
+        img = (batch["input_ids"][b] == model.config.image_token_id).nonzero().flatten()
+        rows = [r for r in batch["digit_rows"][b].tolist() if r >= 0]
+        per_row = [
+            -(batch["target"][b] * torch.log(attn[b, h, r, img] + 1e-6)).sum()
+            for h in range(attn.shape[1])
+            for r in rows
+        ]
+        total += torch.stack(per_row).mean()
+    assert torch.allclose(parts["attn"], total / len(items), rtol=1e-5)
+    # A uniform attention over ~100 keys costs about log(100); a random model is near that.
+    assert 3.0 < parts["attn"].item() < 6.0
+
+
+def test_a_few_steps_lower_both_losses_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = T.build_model(seed=0)
+    proc = T.processor()
+    items = [S.make_screen(i) for i in range(4)]
+    cfg = T.Config(batch=4, warmup=1, eval_every=0, probe_weight=1.0)
+    before = T.losses(model, T.make_batch(proc, items), model.config.image_token_id)
+    records = []
+    T._train(model, proc, lambda i: items[i % 4], steps=8, lr=3e-3, cfg=cfg, log=records.append)
+    after = T.losses(model, T.make_batch(proc, items), model.config.image_token_id)
+    assert after["ce"] < before["ce"] - 0.5
+    assert after["attn"] < before["attn"] - 0.5
+    assert records and "probe" in records[-1]
+
+
+def test_training_entry_point_writes_a_loadable_base_and_adapter(tmp_path):
+    log = tmp_path / "log.jsonl"
+    code = T.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--batch",
+            "2",
+            "--base-steps",
+            "2",
+            "--adapter-steps",
+            "2",
+            "--eval-every",
+            "0",
+            "--warmup",
+            "1",
+            "--log",
+            str(log),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "base" / "model.safetensors").is_file()
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    phases = [json.loads(line).get("phase") for line in log.read_text().splitlines()]
+    assert "base done" in phases and "adapter done" in phases
+
+    import lav
+
+    viz = lav.load(tmp_path / "base", adapter=tmp_path / "adapter", device="cpu")
+    assert viz.has_adapter
+
+
+def test_edge_loss_reads_the_same_received_attention_as_lavs_edge_map():
+    import lav
+
+    model = T.build_model(seed=1)
+    proc = T.processor()
+    screen = S.make_screen(5)
+    batch = T.make_batch(proc, [screen])
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "digit_rows", "target")}
+    scores = T._VisionScores(model)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        scores.close()
+    h, w = S.HEIGHT // 16, S.WIDTH // 16
+    # block-major (merge blocks consecutive) -> raster (h, w)
+    mine = torch.stack(
+        [b[0].view(h // 2, w // 2, 2, 2).permute(0, 2, 1, 3).reshape(h, w) for b in scores.received]
+    )
+    model.set_attn_implementation("sdpa")
+    res = lav.Visualizer(model, proc).analyze(screen.image, screen.instruction, edge_layers="all")
+    assert torch.allclose(mine, torch.from_numpy(res.edge_maps.layers), atol=1e-5)
+    # and the widget mask in the same order marks the target's patches
+    mask = T.widget_patches(screen).view(h // 2, w // 2, 2, 2).permute(0, 2, 1, 3).reshape(h, w)
+    x0, y0, x1, y1 = screen.box
+    assert mask[(y0 + y1) // 32, (x0 + x1) // 32] and 0 < mask.sum() < h * w
+    assert not any(True for _ in model.model.visual.blocks[0].attn._forward_pre_hooks)
