@@ -27,7 +27,7 @@ def prompt_inputs(processor, image_path, instruction, response):
 def edge_reference(model, inputs, blocks):
     """Mean over heads and blocks of float64 received attention, min-max, raster (h, w)."""
     vision = [m for m in model.modules() if type(m).__name__.endswith("VisionAttention")]
-    vc = model.config.vision_config
+    vc = (model.get_base_model() if hasattr(model, "get_base_model") else model).config.vision_config
     t, h, w = inputs["image_grid_thw"][0].tolist()
     with qk_probe(model, [vision[b] for b in blocks]) as calls:
         model(**inputs)
@@ -53,14 +53,24 @@ def edge_reference(model, inputs, blocks):
     return _minmax(np.mean(maps, axis=0))
 
 
-def focus_reference(model_dir, inputs, answer_start, digit_tokens, layer=-1):
+def load_reference_model(model_dir, adapter=None, attn_implementation="sdpa"):
+    model = transformers.AutoModelForImageTextToText.from_pretrained(
+        model_dir, attn_implementation=attn_implementation
+    )
+    if adapter is not None:
+        import peft
+
+        model = peft.PeftModel.from_pretrained(model, str(adapter))
+    return model.eval()
+
+
+def focus_reference(model_dir, inputs, answer_start, digit_tokens, layer=-1, adapter=None):
     """Eager output_attentions of the queries before each digit, on the image tokens, min-max (h/2, w/2)."""
-    eager = transformers.AutoModelForImageTextToText.from_pretrained(
-        model_dir, attn_implementation="eager"
-    ).eval()
+    eager = load_reference_model(model_dir, adapter, attn_implementation="eager")
     with torch.no_grad():
         attn = eager(**inputs, output_attentions=True).attentions[layer][0].double()  # (H, L, L)
-    image = (inputs["input_ids"][0] == eager.config.image_token_id).nonzero().flatten()
+    image_token_id = (eager.get_base_model() if adapter is not None else eager).config.image_token_id
+    image = (inputs["input_ids"][0] == image_token_id).nonzero().flatten()
     queries = [answer_start - 1 + i for i in digit_tokens]
     rows = attn[:, queries][:, :, image].mean(dim=(0, 1)).numpy()
     _, h, w = inputs["image_grid_thw"][0].tolist()

@@ -17,7 +17,7 @@ from lav.cli import main
 from lav.render import CLICK_MARKER
 
 from .conftest import SIZE
-from .reference import edge_reference, focus_reference, prompt_inputs
+from .reference import edge_reference, focus_reference, load_reference_model, prompt_inputs
 
 RESPONSE = "(107, 243)"
 DIGITS = [1, 2, 3, 6, 7, 8]  # answer tokens that spell 107 and 243 (one character per token)
@@ -27,14 +27,19 @@ def run_cli(*args):
     return main([str(a) for a in args])
 
 
+@pytest.mark.parametrize("adapter", [False, True], ids=["bare", "lora"])
 @pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_5_vl"])
-def test_maps_equal_independent_float64_and_eager_references(family, checkpoints, screenshot, tmp_path):
+def test_maps_equal_independent_float64_and_eager_references(
+    family, adapter, checkpoints, screenshot, tmp_path
+):
     ck = checkpoints[family]
     out = tmp_path / "out"
+    lora = ck["adapter"] if adapter else None
     code = run_cli(
         "run",
         "--model",
         ck["model"],
+        *(["--adapter", lora] if adapter else []),
         "--image",
         screenshot,
         "--instruction",
@@ -47,12 +52,12 @@ def test_maps_equal_independent_float64_and_eager_references(family, checkpoints
     assert code == 0
     maps = np.load(out / "maps.npz")
     processor = transformers.AutoProcessor.from_pretrained(ck["model"])
-    model = transformers.AutoModelForImageTextToText.from_pretrained(ck["model"]).eval()
+    model = load_reference_model(ck["model"], lora)
     inputs, start = prompt_inputs(processor, screenshot, "Click the red button", RESPONSE)
-    depth = model.config.vision_config.depth
+    depth = transformers.AutoConfig.from_pretrained(ck["model"]).vision_config.depth
     edge = edge_reference(model, inputs, [depth - 2, depth - 1])
     np.testing.assert_allclose(maps["edge"], edge, atol=1e-4)
-    focus = focus_reference(ck["model"], inputs, start, DIGITS)
+    focus = focus_reference(ck["model"], inputs, start, DIGITS, adapter=lora)
     np.testing.assert_allclose(maps["focus"], focus, atol=1e-4)
     assert maps["edge"].dtype == np.float32 and maps["edge"].min() == 0 and maps["edge"].max() == 1
     result = json.loads((out / "result.json").read_text())
