@@ -46,10 +46,13 @@ class Visualizer:
         adapter_name: str | None = None,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
     ):
-        self.model = model.eval()
+        self.model = model.eval()  # dropout off: the maps are of the model as it answers
         self.processor = processor
         self.parts: ModelParts = inspect_model(model)
         self.model_name = model_name
+        if adapter_name is None and self.has_adapter:
+            # A PeftModel handed over directly: name its active adapter.
+            adapter_name = str(getattr(model, "active_adapter", None) or "adapter")
         self.adapter_name = adapter_name
         self.max_image_pixels = max_image_pixels
 

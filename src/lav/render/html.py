@@ -156,12 +156,17 @@ def _crosshair_svg(x: float, y: float, size: tuple[int, int]) -> str:
     )
 
 
-def _legend(names: Sequence[str], difference: bool) -> str:
+def _legend(names: Sequence[str], difference: bool, click_inside: bool = True) -> str:
     items = []
     for name in names:
         if name == "click":
-            svg = f'<svg class="swatch-click" viewBox="-24 -24 48 48" aria-hidden="true">{_crosshair_body(True)}</svg>'
-            items.append(f"<li>{svg}Click (outside the image: hollow, at the border)</li>")
+            svg = f'<svg class="swatch-click" viewBox="-24 -24 48 48" aria-hidden="true">{_crosshair_body(click_inside)}</svg>'
+            text = (
+                "Click target"
+                if click_inside
+                else "Click target (outside the image: drawn hollow at the border)"
+            )
+            items.append(f"<li>{svg}{text}</li>")
         elif difference:
             items.append(
                 f'<li><span class="swatch diff"></span>{_e(_LAYER_NAMES[name])}: blue base &gt; adapter, '
@@ -182,6 +187,10 @@ def _click(panel: Mapping[str, Any], where: str) -> tuple[float, float, str | No
     if not (math.isfinite(x) and math.isfinite(y)):
         raise RenderError(f"{where}['click'] is not a finite point ({x}, {y}); use None and a click_note")
     return float(x), float(y), click.get("note")
+
+
+def _inside(x: float, y: float, size: tuple[int, int]) -> bool:
+    return 0 <= x <= size[0] and 0 <= y <= size[1]
 
 
 def _panel(
@@ -206,10 +215,10 @@ def _panel(
     return (
         f'<section class="panel" id="panel-{_e(pid)}" data-panel="{_e(pid)}">'
         f"<h2>{_e(panel.get('title') or pid)}</h2>"
-        f'<div class="stack">{stack}</div><p class="readout" aria-live="polite"></p>'
+        f'<div class="stack">{stack}</div><p class="readout" aria-live="off"></p>'
         f'<dl class="text">{"".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows)}</dl>'
         + "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
-        + _legend(shown, difference=False)
+        + _legend(shown, difference=False, click_inside=click is None or _inside(click[0], click[1], size))
         + "</section>"
     )
 
@@ -224,7 +233,7 @@ def _difference(diff: Any, images: Mapping[str, bytes], size: tuple[int, int]) -
         '<section class="panel difference" id="panel-difference" data-panel="difference">'
         f"<h2>{_e(diff.get('title') or 'Difference')}</h2>"
         f'<div class="stack">{_stack(layers, images, where, size)}</div>'
-        '<p class="readout" aria-live="polite"></p>'
+        '<p class="readout" aria-live="off"></p>'
         '<p class="note-diff">Adapter minus base: red where the adapter looks more, blue where the base does.</p>'
         + _legend(shown, difference=True)
         + "</section>"
