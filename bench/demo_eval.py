@@ -49,7 +49,7 @@ def _patch_mask(boxes, h: int, w: int, patch: int) -> np.ndarray:
     return mask
 
 
-def evaluate(n: int = 200, start: int = 0, device: str = "cpu") -> dict:
+def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapter=None) -> dict:
     """Run the evaluation; returns plain numbers (see the module docstring)."""
     import torch
 
@@ -58,7 +58,7 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu") -> dict:
     from lav.demo import screens as S
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    viz = lav.load(assets.BASE, adapter=assets.ADAPTER, device=device, dtype="float32")
+    viz = lav.load(base or assets.BASE, adapter=adapter or assets.ADAPTER, device=device, dtype="float32")
     stats: dict = {"n": n, "tasks": {}}
     t0 = time.perf_counter()
     for task in S.TASKS:
@@ -125,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=0, help="first held-out index (default 0)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--base", help="base model folder (default: the shipped one)")
+    parser.add_argument("--adapter", help="adapter folder (default: the shipped one)")
     args = parser.parse_args(argv)
-    stats = evaluate(args.n, args.start, args.device)
+    stats = evaluate(args.n, args.start, args.device, args.base, args.adapter)
     print(table(stats))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
