@@ -28,7 +28,6 @@ class Prompt:
     """Model inputs for one image + instruction, and where the answer starts."""
 
     inputs: dict[str, torch.Tensor]
-    text: str
     answer_start: int
 
 
@@ -148,7 +147,7 @@ class Visualizer:
         prompt_inputs = self.processor(text=[text], images=[img], return_tensors="pt")
         answer_start = prompt_inputs["input_ids"].shape[1]
         if response is None:
-            return Prompt(dict(prompt_inputs), text, answer_start)
+            return Prompt(dict(prompt_inputs), answer_start)
         if not response.strip():
             raise InputError("the forced response is empty; omit it to let the model generate")
         full = self.processor(text=[text + response], images=[img], return_tensors="pt")
@@ -156,7 +155,7 @@ class Visualizer:
             raise LavError(
                 "the tokenizer merges the response with the prompt's last token; cannot locate the answer"
             )
-        return Prompt(dict(full), text + response, answer_start)
+        return Prompt(dict(full), answer_start)
 
     def _model_inputs(self, prompt: Prompt) -> dict[str, torch.Tensor]:
         device = self.device
