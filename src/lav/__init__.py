@@ -5,18 +5,53 @@ viz = lav.load("Qwen/Qwen3-VL-8B-Instruct", adapter="./checkpoint-1200")
 res = viz.analyze("screen.png", "Click the Save button", compare_base=True)
 res.click, res.edge, res.focus
 res.save("out/")
+lav.Result.load("out/")          # no torch needed to read a saved result
+
+``import lav`` imports neither torch nor transformers: the names that need them load on first use.
 """
 
 from __future__ import annotations
 
-from .analysis import Visualizer
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .coords import Click
 from .errors import AdapterError, CaptureError, ImageError, InputError, LavError, UnsupportedModelError
-from .load import load
-from .models import SUPPORTED_MODEL_TYPES, inspect_model
-from .result import Result
+from .result import Map, Result
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# name -> module that defines it; imported when first asked for (PEP 562).
+_LAZY = {
+    "Visualizer": "lav.analysis",
+    "load": "lav.loading",
+    "SUPPORTED_MODEL_TYPES": "lav.models",
+    "inspect_model": "lav.models",
+    "MapMethod": "lav.methods",
+    "register_method": "lav.methods",
+}
+_RENAMED = {"register_method": "register"}
+
+if TYPE_CHECKING:
+    from .analysis import Visualizer
+    from .loading import load
+    from .methods import MapMethod
+    from .methods import register as register_method
+    from .models import SUPPORTED_MODEL_TYPES, inspect_model
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lav' has no attribute {name!r}")
+    value = getattr(import_module(module), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
@@ -26,10 +61,13 @@ __all__ = [
     "ImageError",
     "InputError",
     "LavError",
+    "Map",
+    "MapMethod",
     "Result",
     "UnsupportedModelError",
     "Visualizer",
     "__version__",
     "inspect_model",
     "load",
+    "register_method",
 ]

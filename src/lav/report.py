@@ -1,15 +1,35 @@
-"""From a `Result` to the files and pages people look at (PNG overlays, HTML report, notebook)."""
+"""From a `Result` to the pictures people look at: overlays (PNG), the HTML report, the notebook view.
+
+Reads a `Result` (also one loaded from disk) and draws with `lav.render`; nothing here imports
+torch, and `lav.result` never imports this module at load time.
+"""
 
 from __future__ import annotations
 
+import base64
 import html
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from PIL import Image
 
 from .render import diff_layer, edge_layer, focus_layer, overlay, report_html, to_png
 
 if TYPE_CHECKING:
-    from .result import Result
+    from .result import Map, Result
+
+_LAYER = {"edge": edge_layer, "focus": focus_layer}
+
+
+def overlay_image(res: Result, edge: bool = True, focus: bool = True, click: bool = True) -> Image.Image:
+    """The screenshot with the edge map (cyan), the decision focus (red/yellow) and the click."""
+    # The click as found (not clipped): the renderer marks one outside the image as hollow.
+    point = (res.click.x, res.click.y) if click and res.click is not None else None
+    return overlay(
+        res.image,
+        edge=res.edge if edge and "edge" in res.maps else None,
+        focus=res.focus if focus and "focus" in res.maps else None,
+        click=point,
+    )
 
 
 def _click_payload(res: Result) -> dict[str, Any] | None:
@@ -18,21 +38,28 @@ def _click_payload(res: Result) -> dict[str, Any] | None:
     return {"x": res.click.x, "y": res.click.y, "note": res.click.warning}
 
 
+def _layer(m: Map, size: tuple[int, int]) -> bytes:
+    return to_png(_LAYER[m.style](m.values, size))
+
+
 def _panel(res: Result, panel_id: str, title: str, images: dict[str, bytes]) -> dict[str, Any]:
-    size = res.image_size
-    images[f"{panel_id}-edge"] = to_png(edge_layer(res.edge, size))
-    images[f"{panel_id}-focus"] = to_png(focus_layer(res.focus, size))
+    layers: dict[str, str] = {"screenshot": "screenshot"}
+    for name, m in res.maps.items():
+        key = f"{panel_id}-{name}"
+        images[key] = _layer(m, res.image_size)
+        layers[name] = key
     return {
         "id": panel_id,
         "title": title,
         "response": res.response,
         "click": _click_payload(res),
         "click_note": res.click_error,
-        "layers": {"screenshot": "screenshot", "edge": f"{panel_id}-edge", "focus": f"{panel_id}-focus"},
+        "layers": layers,
     }
 
 
 def _meta(res: Result) -> list[list[str]]:
+    g = res.grid
     rows = [
         ["model", res.model],
         ["family", res.family],
@@ -40,18 +67,22 @@ def _meta(res: Result) -> list[list[str]]:
             "image",
             f"{res.image_size[0]}x{res.image_size[1]} px, model saw {res.resized_size[0]}x{res.resized_size[1]}",
         ],
-        ["patch grid", f"{res.grid[1]}x{res.grid[2]} patches of {res.patch} px, merge {res.merge}"],
+        ["patch grid", f"{g['h']}x{g['w']} patches of {g['patch']} px, merge {g['merge']}"],
+    ]
+    for name, m in res.maps.items():
+        where = "vision blocks" if m.grid == "patch" else "full-attention decoder layers"
+        text = f"{where} {list(m.layers)}"
+        if m.info.get("windowed_blocks"):
+            text += f" (windowed: {m.info['windowed_blocks']})"
+        if m.info.get("tokens"):
+            text += f", over {m.info['tokens']}"
+        rows.append([m.title.lower() if name in ("edge", "focus") else m.title, text])
+    rows += [
+        ["coordinates", res.coords_convention or "none"],
         [
-            "edge map",
-            f"vision blocks {list(res.edge_maps.blocks)}"
-            + (f" (windowed: {list(res.windowed_blocks)})" if res.windowed_blocks else ""),
+            "attention backend",
+            f"{res.attention_backend}; received attention by {', '.join(res.received_method) or 'none'}",
         ],
-        [
-            "decision focus",
-            f"full-attention decoder layers {list(res.focus_maps.decoder_layers)}, over {res.focus_tokens}",
-        ],
-        ["coordinates", res.convention or "none"],
-        ["attention backend", f"{res.backend}; received attention by {', '.join(res.method)}"],
         ["timings", ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items())],
     ]
     if res.adapter:
@@ -67,13 +98,13 @@ def payload(res: Result) -> tuple[dict[str, Any], dict[str, bytes]]:
     difference = None
     if res.base is not None:
         panels.insert(0, _panel(res.base, "base", "base model (adapter disabled)", images))
-        size = res.image_size
-        images["diff-edge"] = to_png(diff_layer(res.edge_diff, size))
-        images["diff-focus"] = to_png(diff_layer(res.focus_diff, size))
-        difference = {
-            "title": "difference (adapter minus base)",
-            "layers": {"screenshot": "screenshot", "edge": "diff-edge", "focus": "diff-focus"},
-        }
+        layers: dict[str, str] = {"screenshot": "screenshot"}
+        for name in res.maps:
+            d = res.diff(name)
+            if d is not None:
+                images[f"diff-{name}"] = to_png(diff_layer(d, res.image_size))
+                layers[name] = f"diff-{name}"
+        difference = {"title": "difference (adapter minus base)", "layers": layers}
     data = {
         "title": f"lav: {res.instruction}",
         "model": res.model,
@@ -81,6 +112,7 @@ def payload(res: Result) -> tuple[dict[str, Any], dict[str, bytes]]:
         "instruction": res.instruction,
         "response": res.response,
         "image_size": list(res.image_size),
+        "maps": [{"name": n, "title": m.title, "style": m.style} for n, m in res.maps.items()],
         "panels": panels,
         "difference": difference,
         "meta": _meta(res),
@@ -94,25 +126,25 @@ def build_report(res: Result) -> str:
 
 def notebook_html(res: Result) -> str:
     """Compact inline view for Jupyter: the overlay and the click, as one <div>."""
-    import base64
-
-    png = base64.b64encode(to_png(res.overlay())).decode()
+    png = base64.b64encode(to_png(overlay_image(res))).decode()
     click = (
         f"click ({res.click.x:.0f}, {res.click.y:.0f}) px [{res.click.convention}]"
         if res.click is not None
         else f"no click: {res.click_error}"
     )
+    names = ", ".join(res.maps)
     return (
         f"<div><p><b>{html.escape(res.instruction)}</b> &rarr; <code>{html.escape(res.response)}</code>"
-        f" &mdash; {html.escape(click)}</p>"
+        f" &mdash; {html.escape(click)} &middot; maps: {html.escape(names)}</p>"
         f'<img style="max-width:100%" src="data:image/png;base64,{png}"/></div>'
     )
 
 
-def write_outputs(res: Result, folder: Path) -> None:
-    """Write the picture files into ``folder`` (result.json and maps.npz are written by `Result.save`)."""
-    res.overlay().save(folder / "overlay.png")
+def write_pictures(res: Result, folder) -> None:
+    """Write overlay.png (and overlay_base.png, overlay_diff.png for a comparison) and report.html."""
+    overlay_image(res).save(folder / "overlay.png")
     if res.base is not None:
-        res.base.overlay().save(folder / "overlay_base.png")
-        overlay(res.image, diff=res.focus_diff).save(folder / "overlay_diff.png")
+        overlay_image(res.base).save(folder / "overlay_base.png")
+        if res.focus_diff is not None:
+            overlay(res.image, diff=res.focus_diff).save(folder / "overlay_diff.png")
     (folder / "report.html").write_text(build_report(res), encoding="utf-8")

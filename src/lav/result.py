@@ -1,85 +1,182 @@
-"""`Result`: plain data of one analysis, saved as JSON + NPZ + PNG + HTML (shared/DESIGN.md contract)."""
+"""`Result`: the plain, torch-free record of one analysis, and the files it is saved as.
+
+A `Result` holds the answer, the click and every map by name (`Map`). It saves to a folder as
+``result.json`` (schema-versioned; the keys are the attribute names), ``maps.npz`` (every array,
+bit-exact) and ``image.png`` (the screenshot, lossless), and `Result.load` reads that folder back
+into an equal `Result`. Pictures (``overlay.png``, ``report.html``) are written beside them by
+`lav.export`, which depends on this module, never the other way round. Nothing here imports torch
+or transformers: the viewer and the evaluation report read results without them.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .coords import Click
+from .coords.convert import Click
 from .errors import LavError
-from .maps import EdgeMaps, FocusMaps
 
-#: Every file `Result.save` may write; a folder holding only these may be overwritten.
-OUTPUT_FILES = frozenset(
-    {
-        "result.json",
-        "maps.npz",
-        "overlay.png",
-        "report.html",
-        "overlay_base.png",
-        "overlay_diff.png",
-    }
-)
+#: Version of the ``result.json`` layout; `Result.load` reads this version only.
+SCHEMA_VERSION = 2
+
+#: Map grids: ``patch`` is the vision tower's patch grid (grid_h, grid_w); ``merged`` is the decoder's
+#: image-token grid (grid_h/merge, grid_w/merge).
+GRIDS = ("patch", "merged")
+#: How a map is drawn: ``edge`` in cyan, ``focus`` in red/yellow (shared/DESIGN.md colours).
+STYLES = ("edge", "focus")
+
+RECORD_FILES = ("result.json", "maps.npz", "image.png")
 
 
-@dataclass
+def _arrays_equal(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and np.array_equal(a[k], b[k], equal_nan=True)
+        for k in a
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Map:
+    """One named map of one analysis.
+
+    ``values``: (rows, cols) float32 in [0,1] on ``grid`` (``"patch"`` or ``"merged"``), drawn in
+    ``style`` (``"edge"`` cyan or ``"focus"`` red/yellow). ``layers``: the vision blocks or decoder
+    layers it averages. ``arrays``: more arrays saved in maps.npz under their own keys (raw values,
+    per-layer maps, ...); ``info``: JSON metadata (what the rows were, which blocks were windowed...).
+    """
+
+    name: str
+    values: np.ndarray
+    grid: str
+    style: str
+    title: str
+    layers: tuple[int, ...] = ()
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.grid not in GRIDS:
+            raise ValueError(f"map {self.name!r}: grid must be one of {GRIDS}, got {self.grid!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"map {self.name!r}: style must be one of {STYLES}, got {self.style!r}")
+        if np.asarray(self.values).ndim != 2:
+            raise ValueError(f"map {self.name!r}: values must be 2-D, got shape {np.shape(self.values)}")
+        if self.name in self.arrays:
+            raise ValueError(f"map {self.name!r}: an extra array may not reuse the map's own name")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Map):
+            return NotImplemented
+        return (
+            (self.name, self.grid, self.style, self.title, tuple(self.layers), self.info)
+            == (other.name, other.grid, other.style, other.title, tuple(other.layers), other.info)
+            and _arrays_equal({"v": self.values}, {"v": other.values})
+            and _arrays_equal(self.arrays, other.arrays)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def npz(self) -> dict[str, np.ndarray]:
+        """The arrays this map puts in maps.npz: its values under its name, then its extras."""
+        return {self.name: self.values, **self.arrays}
+
+    def describe(self) -> dict[str, Any]:
+        """The map's entry in result.json (arrays are named, stored in maps.npz)."""
+        return {
+            "title": self.title,
+            "grid": self.grid,
+            "style": self.style,
+            "shape": list(self.values.shape),
+            "layers": [int(i) for i in self.layers],
+            "arrays": sorted(self.arrays),
+            "info": self.info,
+        }
+
+
+@dataclass(eq=True)
 class Result:
     """One screenshot, one instruction, one answer, and where the model looked.
 
-    Maps: ``edge`` (grid_h, grid_w) and ``focus`` (grid_h/merge, grid_w/merge), float32 in [0,1].
-    ``click`` is in original-image pixels, or None with ``click_error`` saying why.
-    ``base`` holds the same analysis with the LoRA adapter disabled, when asked for.
+    Maps by name in ``maps`` (`Map`); ``edge`` (grid_h, grid_w) and ``focus`` (grid_h/merge,
+    grid_w/merge) float32 in [0,1] are the first two. ``click`` is in original-image pixels, or None
+    with ``click_error`` saying why. ``base`` holds the same analysis with the LoRA adapter disabled,
+    when asked for. The attribute names are the keys of ``result.json``.
     """
 
     model: str
     adapter: str | None
+    adapter_enabled: bool
+    family: str
     instruction: str
     response: str
+    forced_response: bool
     image: Image.Image = field(repr=False)
     resized_size: tuple[int, int]
-    grid: tuple[int, int, int]
-    merge: int
-    patch: int
-    family: str
+    grid: dict[str, int]
     click: Click | None
     click_error: str | None
-    convention: str | None
-    edge_maps: EdgeMaps = field(repr=False)
-    focus_maps: FocusMaps = field(repr=False)
-    focus_tokens: str
+    coords_convention: str | None
     answer_tokens: list[str]
-    windowed_blocks: tuple[int, ...]
-    backend: str
-    method: list[str]
+    attention_backend: str
+    received_method: list[str]
     timings: dict[str, float]
-    forced: bool
-    adapter_enabled: bool = True
+    maps: dict[str, Map] = field(repr=False)
     base: Result | None = field(default=None, repr=False)
 
     # --- the maps, in the user's words -------------------------------------------------------
+    def map(self, name: str) -> Map:
+        """The map called ``name``; a clear error naming the ones there are."""
+        if name not in self.maps:
+            raise KeyError(f"this result has no map {name!r}; it has {', '.join(self.maps) or 'none'}")
+        return self.maps[name]
+
     @property
     def edge(self) -> np.ndarray:
-        return self.edge_maps.edge
+        return self.map("edge").values
 
     @property
     def focus(self) -> np.ndarray:
-        return self.focus_maps.focus
+        return self.map("focus").values
 
     @property
     def focus_x(self) -> np.ndarray | None:
-        return self.focus_maps.x
+        return self.map("focus").arrays.get("focus_x")
 
     @property
     def focus_y(self) -> np.ndarray | None:
-        return self.focus_maps.y
+        return self.map("focus").arrays.get("focus_y")
+
+    @property
+    def edge_layers(self) -> list[int]:
+        return list(self.map("edge").layers)
+
+    @property
+    def focus_layers(self) -> list[int]:
+        return list(self.map("focus").layers)
+
+    @property
+    def windowed_blocks(self) -> list[int]:
+        return list(self.map("edge").info.get("windowed_blocks", []))
+
+    @property
+    def focus_tokens(self) -> str:
+        return self.map("focus").info["tokens"]
+
+    @property
+    def focus_rows(self) -> list[int]:
+        return list(self.map("focus").info["rows"])
+
+    @property
+    def image_share(self) -> np.ndarray:
+        return self.map("focus").arrays["image_share"]
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -87,79 +184,149 @@ class Result:
         return self.image.size
 
     @property
+    def merge(self) -> int:
+        return int(self.grid["merge"])
+
+    @property
+    def patch(self) -> int:
+        return int(self.grid["patch"])
+
+    def diff(self, name: str) -> np.ndarray | None:
+        """Adapter minus base for map ``name``, in [-1, 1] (None without a base run or that map)."""
+        if self.base is None or name not in self.maps or name not in self.base.maps:
+            return None
+        return (self.maps[name].values - self.base.maps[name].values).astype(np.float32)
+
+    @property
     def edge_diff(self) -> np.ndarray | None:
-        """Adapter minus base edge map, in [-1, 1] (None without a base run)."""
-        return None if self.base is None else (self.edge - self.base.edge).astype(np.float32)
+        return self.diff("edge")
 
     @property
     def focus_diff(self) -> np.ndarray | None:
-        return None if self.base is None else (self.focus - self.base.focus).astype(np.float32)
+        return self.diff("focus")
 
     # --- plain data ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-friendly summary written to ``result.json``."""
-        t, h, w = self.grid
-        out: dict[str, Any] = {
-            "model": self.model,
-            "adapter": self.adapter,
-            "adapter_enabled": self.adapter_enabled,
-            "family": self.family,
-            "instruction": self.instruction,
-            "response": self.response,
-            "forced_response": self.forced,
-            "image_size": list(self.image_size),
-            "resized_size": list(self.resized_size),
-            "grid": {"t": t, "h": h, "w": w, "merge": self.merge, "patch": self.patch},
-            "click": None if self.click is None else self.click.to_dict(),
-            "click_error": self.click_error,
-            "coords_convention": self.convention,
-            "edge_layers": list(self.edge_maps.blocks),
-            "windowed_blocks": list(self.windowed_blocks),
-            "focus_layers": list(self.focus_maps.decoder_layers),
-            "focus_tokens": self.focus_tokens,
-            "focus_rows": list(self.focus_maps.rows),
-            "answer_tokens": self.answer_tokens,
-            "image_share": self.focus_maps.image_share.tolist(),
-            "attention_backend": self.backend,
-            "received_method": self.method,
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-        if self.base is not None:
-            out["base"] = self.base.to_dict()
+        """The JSON written to ``result.json``: every field but the image and the arrays."""
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "image":
+                continue
+            if f.name == "click":
+                value = None if value is None else value.to_dict()
+            elif f.name == "maps":
+                value = {name: m.describe() for name, m in value.items()}
+            elif f.name == "base":
+                value = None if value is None else value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        out["image_size"] = list(self.image_size)
+        # Derived for readers of the JSON alone (not read back: the maps' entries are the truth).
+        if "edge" in self.maps:
+            out["edge_layers"] = self.edge_layers
+            out["windowed_blocks"] = self.windowed_blocks
+        if "focus" in self.maps:
+            out["focus_layers"] = self.focus_layers
+            out["focus_tokens"] = self.focus_tokens
+            out["focus_rows"] = self.focus_rows
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything written to ``maps.npz``; the base run's arrays are prefixed ``base_``."""
-        e, f = self.edge_maps, self.focus_maps
-        out = {
-            "edge": e.edge,
-            "edge_raw": e.raw,
-            "edge_layers": e.layers,
-            "focus": f.focus,
-            "focus_raw": f.raw,
-            "focus_layers": f.layers,
-            "image_share": f.image_share,
-        }
-        if f.x is not None:
-            out["focus_x"] = f.x
-        if f.y is not None:
-            out["focus_y"] = f.y
+        out: dict[str, np.ndarray] = {}
+        for m in self.maps.values():
+            for key, value in m.npz().items():
+                if key in out:
+                    raise LavError(f"two maps write the array {key!r}; give each map its own array names")
+                out[key] = value
         if self.base is not None:
             out.update({f"base_{k}": v for k, v in self.base.arrays().items()})
-            out["edge_diff"] = self.edge_diff
-            out["focus_diff"] = self.focus_diff
+            for name in self.maps:
+                d = self.diff(name)
+                if d is not None:
+                    out[f"{name}_diff"] = d
         return out
 
-    # --- views ---------------------------------------------------------------------------------
+    # --- files ---------------------------------------------------------------------------------
+    def write_record(self, folder: str | os.PathLike) -> None:
+        """Write result.json, maps.npz and image.png into an existing ``folder`` (no pictures)."""
+        folder = Path(folder)
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_json_default)
+        (folder / "result.json").write_text(text + "\n", encoding="utf-8")
+        np.savez_compressed(folder / "maps.npz", **self.arrays())
+        self.image.save(folder / "image.png", format="PNG")
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Result:
+        """Read a folder written by `Result.save` back into an equal `Result` (no torch needed)."""
+        folder = Path(folder)
+        for name in RECORD_FILES:
+            if not (folder / name).is_file():
+                raise LavError(
+                    f"{folder} is not a lav result folder: {name} is missing "
+                    "(it is written by lav run --out / Result.save, lav 0.2 or newer)"
+                )
+        try:
+            data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+            with np.load(folder / "maps.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            with Image.open(folder / "image.png") as img:
+                image = img.convert("RGB") if img.mode != "RGB" else img.copy()
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise LavError(f"cannot read the result in {folder}: {exc}; save it again") from exc
+        if not isinstance(data, dict):
+            raise LavError(f"{folder}/result.json is not a JSON object; save the result again")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise LavError(
+                f"{folder}/result.json has schema_version {version!r}; this lav reads version "
+                f"{SCHEMA_VERSION}: run the analysis again with this lav"
+            )
+        try:
+            return cls._from(data, arrays, "", image)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LavError(f"{folder}/result.json is damaged ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _from(cls, data: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, image) -> Result:
+        maps = {}
+        for name, d in data["maps"].items():
+            maps[name] = Map(
+                name=name,
+                values=arrays[prefix + name],
+                grid=d["grid"],
+                style=d["style"],
+                title=d["title"],
+                layers=tuple(d["layers"]),
+                arrays={k: arrays[prefix + k] for k in d["arrays"]},
+                info=d["info"],
+            )
+        click = data["click"]
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in ("image", "maps", "base", "click"):
+                continue
+            kwargs[f.name] = data[f.name]
+        kwargs["resized_size"] = tuple(kwargs["resized_size"])
+        base = None
+        if data.get("base") is not None:
+            base = cls._from(data["base"], arrays, prefix + "base_", image)
+        return cls(
+            **kwargs,
+            image=image,
+            maps=maps,
+            base=base,
+            click=None if click is None else _click(click),
+        )
+
+    # --- views (rendering lives in lav.render / lav.report / lav.export) -----------------------
     def overlay(self, edge: bool = True, focus: bool = True, click: bool = True) -> Image.Image:
         """The screenshot with the edge map (cyan), decision focus (red/yellow) and the click."""
-        from .render import overlay
+        from .report import overlay_image
 
-        # The click as found (not clipped): the renderer marks one outside the image as hollow.
-        point = (self.click.x, self.click.y) if click and self.click is not None else None
-        return overlay(
-            self.image, edge=self.edge if edge else None, focus=self.focus if focus else None, click=point
-        )
+        return overlay_image(self, edge=edge, focus=focus, click=click)
 
     def report_html(self) -> str:
         """One self-contained HTML page (no network) with every panel."""
@@ -173,37 +340,31 @@ class Result:
         return notebook_html(self)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write result.json, maps.npz, overlay.png, report.html (and the base/difference views).
+        """Write the record and the pictures into ``directory`` (see `lav.export.save`)."""
+        from .export import save
 
-        The files land complete or not at all: they are written to a temporary folder beside
-        ``directory`` and moved into place at the end.
-        """
-        from .report import write_outputs
+        return save(self, directory)
 
-        target = Path(directory)
-        if target.exists():
-            if not target.is_dir():
-                raise LavError(f"output path {target} is a file; give a folder")
-            foreign = sorted(p.name for p in target.iterdir() if p.name not in OUTPUT_FILES)
-            if foreign:
-                raise LavError(
-                    f"output folder {target} holds other files ({', '.join(foreign[:3])}...); "
-                    "give an empty or new folder, or one lav wrote before"
-                )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            write_outputs(self, tmp)
-            (tmp / "result.json").write_text(json.dumps(self.to_dict(), indent=2))
-            np.savez_compressed(tmp / "maps.npz", **self.arrays())
-            old = None
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                target.rename(old)
-            tmp.rename(target)
-            if old is not None:
-                shutil.rmtree(old)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+
+def _click(d: dict[str, Any]) -> Click:
+    return Click(
+        x=d["x"],
+        y=d["y"],
+        raw=tuple(d["raw"]),
+        kind=d["kind"],
+        convention=d["convention"],
+        box=None if d["box"] is None else tuple(d["box"]),
+        in_range=d["in_range"],
+        inside_image=d["inside_image"],
+        warning=d["warning"],
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and arrays in a map's info: .tolist() gives plain JSON numbers.
+    if hasattr(obj, "tolist"):
+        value = obj.tolist()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("a non-finite number cannot be written to result.json")
+        return value
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

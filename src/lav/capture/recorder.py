@@ -14,20 +14,41 @@ from __future__ import annotations
 
 import itertools
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, AttentionInterface
 
 from ..errors import CaptureError, UnsupportedModelError
-from ..models import ModelParts, inspect_model
+from ..models import ModelParts, inspect_model, unwrap
+from . import compat
 from .colsums import received
 
 _names = itertools.count(1)
+# The attention registries are process-wide dicts; registering and removing a name happen under
+# this lock so two captures never interleave a half-done registration.
+_REGISTRY_LOCK = threading.Lock()
+_MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The lock that serialises captures of one model (also under its PEFT wrapper).
+
+    Capture switches the model's attention implementation for the duration of a run: a second
+    thread running the same model meanwhile would record into the first one's recording. Re-entrant,
+    so an analysis can hold it across capture, generate and `disable_adapter()`.
+    """
+    base = unwrap(model)
+    with _REGISTRY_LOCK:
+        lock = _MODEL_LOCKS.get(base)
+        if lock is None:
+            lock = _MODEL_LOCKS[base] = threading.RLock()
+        return lock
 
 
 @dataclass
@@ -44,6 +65,8 @@ class Recording:
     #: layer -> absolute query position -> attention row (B, H, K) float32 over all keys then present.
     rows: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
     methods: set[str] = field(default_factory=set)
+    #: Views computed from the recording (`lav.capture.views`), kept for the other batch items.
+    views: dict[Any, Any] = field(default_factory=dict)
     _seen: dict[int, int] = field(default_factory=dict)
 
     def reset(self) -> None:
@@ -52,6 +75,7 @@ class Recording:
         self.rows = {layer: {} for layer in self.decoder_layers}
         self._seen = {}
         self.methods = set()
+        self.views = {}
 
 
 def _decoder_rows(
@@ -129,7 +153,7 @@ def _delegate(backend: str, module: nn.Module) -> Callable:
     if backend == "eager":
         # Each modeling file has its own eager function (transformers' default for "eager").
         return sys.modules[type(module).__module__].eager_attention_forward
-    return ALL_ATTENTION_FUNCTIONS[backend]
+    return compat.ALL_ATTENTION_FUNCTIONS[backend]
 
 
 def _make_recorder(rec: Recording, backend: str, roles: dict[int, tuple[str, int]]) -> Callable:
@@ -174,36 +198,38 @@ def capture(
     for queries at absolute positions ``>= rows_from`` (None: none). On exit every registration and
     config change is undone, also when the block raises.
     """
-    parts = inspect_model(model)
-    rec = Recording(parts, tuple(vision_blocks), tuple(decoder_layers), rows_from)
-    rec.reset()
-    roles: dict[int, tuple[str, int]] = {}
-    for b in rec.vision_blocks:
-        roles[id(parts.vision_attention[b])] = ("vision", b)
-    for layer in rec.decoder_layers:
-        roles[id(parts.decoder_attention[layer])] = ("decoder", layer)
+    with model_lock(model):
+        parts = inspect_model(model)
+        rec = Recording(parts, tuple(vision_blocks), tuple(decoder_layers), rows_from)
+        rec.reset()
+        roles: dict[int, tuple[str, int]] = {}
+        for b in rec.vision_blocks:
+            roles[id(parts.vision_attention[b])] = ("vision", b)
+        for layer in rec.decoder_layers:
+            roles[id(parts.decoder_attention[layer])] = ("decoder", layer)
 
-    configs = {id(m.config): m.config for m in (*parts.vision_attention, *parts.decoder_attention)}
-    backends = {c._attn_implementation or "eager" for c in configs.values()}
-    if len(backends) != 1 or not backends <= set(_SUPPORTED_BACKENDS):
-        raise UnsupportedModelError(
-            f"attention implementation {sorted(backends)} is not supported for capture; "
-            f"load the model with attn_implementation= one of {', '.join(_SUPPORTED_BACKENDS)}"
-        )
-    backend = backends.pop()
-    rec.backend = backend
-    # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
-    name = f"lav{next(_names)}_{backend}"
-    mask_fn = ALL_MASK_ATTENTION_FUNCTIONS[backend]
-    saved = {key: cfg._attn_implementation_internal for key, cfg in configs.items()}
-    AttentionInterface.register(name, _make_recorder(rec, backend, roles))
-    AttentionMaskInterface.register(name, mask_fn)
-    try:
-        for cfg in configs.values():
-            cfg._attn_implementation_internal = name
-        yield rec
-    finally:
-        for key, cfg in configs.items():
-            cfg._attn_implementation_internal = saved[key]
-        AttentionInterface._global_mapping.pop(name, None)
-        AttentionMaskInterface._global_mapping.pop(name, None)
+        configs = {id(m.config): m.config for m in (*parts.vision_attention, *parts.decoder_attention)}
+        backends = {compat.get_attn_implementation(c) or "eager" for c in configs.values()}
+        if len(backends) != 1 or not backends <= set(_SUPPORTED_BACKENDS):
+            raise UnsupportedModelError(
+                f"attention implementation {sorted(backends)} is not supported for capture; "
+                f"load the model with attn_implementation= one of {', '.join(_SUPPORTED_BACKENDS)}"
+            )
+        backend = backends.pop()
+        rec.backend = backend
+        # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
+        name = f"lav{next(_names)}_{backend}"
+        saved = {key: compat.saved_attn_implementation(cfg) for key, cfg in configs.items()}
+        try:
+            with _REGISTRY_LOCK:
+                compat.register_attention(
+                    name, _make_recorder(rec, backend, roles), compat.ALL_MASK_ATTENTION_FUNCTIONS[backend]
+                )
+            for cfg in configs.values():
+                compat.set_attn_implementation(cfg, name)
+            yield rec
+        finally:
+            for key, cfg in configs.items():
+                compat.set_attn_implementation(cfg, saved[key])
+            with _REGISTRY_LOCK:
+                compat.unregister_attention(name)

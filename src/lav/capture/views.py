@@ -18,6 +18,9 @@ def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[n
     Chunks are concatenated in call order (= the block's input order); for a windowed Qwen2.5-VL
     block that order is the window permutation, which is undone here.
     """
+    cached = rec.views.get(("vision", block))
+    if cached is not None and cached[0] == tuple(grids):
+        return cached[1]
     chunks = rec.vision.get(block)
     if not chunks:
         raise CaptureError(f"vision block {block} recorded nothing: did the forward pass include the image?")
@@ -32,7 +35,9 @@ def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[n
     if parts.is_windowed(block):
         perm = window_permutation(grids, parts.window_size, parts.patch)
         seq = seq[:, np.argsort(perm)]
-    return sequence_to_grids(seq, grids)
+    out = sequence_to_grids(seq, grids)
+    rec.views[("vision", block)] = (tuple(grids), out)
+    return out
 
 
 def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
@@ -41,6 +46,9 @@ def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
     Rows recorded in later decode steps are longer; shorter rows are zero-padded at the end (those
     keys did not exist yet when the query ran, so their attention is zero).
     """
+    cached = rec.views.get(("rows", layer))
+    if cached is not None:
+        return cached
     rows = rec.rows.get(layer, {})
     positions = sorted(rows)
     if not positions:
@@ -50,4 +58,5 @@ def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
     for i, p in enumerate(positions):
         row = rows[p].float().cpu()
         out[i, ..., : row.shape[-1]] = row
+    rec.views[("rows", layer)] = (positions, out)
     return positions, out

@@ -26,8 +26,13 @@ __all__ = ["report_html"]
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
 _PANEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-_MAP_LAYERS = ("edge", "focus")
-_LAYER_NAMES = {"edge": "Edge map", "focus": "Decision focus", "click": "Click"}
+_MAP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*\Z")
+_MAP_STYLES = ("edge", "focus")
+#: The maps of a payload without a ``maps`` list (the first two methods, drawn in their own colours).
+_DEFAULT_MAPS = (
+    {"name": "edge", "title": "Edge map", "style": "edge"},
+    {"name": "focus", "title": "Decision focus", "style": "focus"},
+)
 
 
 def _e(value: Any) -> str:
@@ -98,7 +103,13 @@ def _data_uri(images: Mapping[str, bytes], key: Any, where: str) -> tuple[str, t
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}", _png_size(data)
 
 
-def _stack(layers: Mapping[str, Any], images: Mapping[str, bytes], where: str, size: tuple[int, int]) -> str:
+def _stack(
+    layers: Mapping[str, Any],
+    images: Mapping[str, bytes],
+    where: str,
+    size: tuple[int, int],
+    names: Sequence[str],
+) -> str:
     """Screenshot with its map layers stacked on it; layers must match the screenshot's pixels."""
     w, h = size
     src, shot = _data_uri(images, layers.get("screenshot"), f"{where}['layers']['screenshot']")
@@ -106,7 +117,7 @@ def _stack(layers: Mapping[str, Any], images: Mapping[str, bytes], where: str, s
         # A smaller screenshot is fine (everything is placed in percent), another aspect is not.
         raise RenderError(f"{where} screenshot is {shot[0]}x{shot[1]}, not the aspect of image_size {w}x{h}")
     parts = [f'<img class="screenshot" src="{src}" width="{w}" height="{h}" alt="screenshot">']
-    for name in _MAP_LAYERS:
+    for name in names:
         key = layers.get(name)
         if key is None:
             continue
@@ -156,7 +167,9 @@ def _crosshair_svg(x: float, y: float, size: tuple[int, int]) -> str:
     )
 
 
-def _legend(names: Sequence[str], difference: bool, click_inside: bool = True) -> str:
+def _legend(
+    names: Sequence[str], maps: Mapping[str, Mapping[str, str]], difference: bool, click_inside: bool = True
+) -> str:
     items = []
     for name in names:
         if name == "click":
@@ -169,11 +182,14 @@ def _legend(names: Sequence[str], difference: bool, click_inside: bool = True) -
             items.append(f"<li>{svg}{text}</li>")
         elif difference:
             items.append(
-                f'<li><span class="swatch diff"></span>{_e(_LAYER_NAMES[name])}: blue base &gt; adapter, '
+                f'<li><span class="swatch diff"></span>{_e(maps[name]["title"])}: blue base &gt; adapter, '
                 "red adapter &gt; base</li>"
             )
         else:
-            items.append(f'<li><span class="swatch {name}"></span>{_e(_LAYER_NAMES[name])}: low → high</li>')
+            style = maps[name]["style"]
+            items.append(
+                f'<li><span class="swatch {style}"></span>{_e(maps[name]["title"])}: low → high</li>'
+            )
     return f'<ul class="legend">{"".join(items)}</ul>' if items else ""
 
 
@@ -194,7 +210,12 @@ def _inside(x: float, y: float, size: tuple[int, int]) -> bool:
 
 
 def _panel(
-    panel: Any, index: int, payload: Mapping[str, Any], images: Mapping[str, bytes], size: tuple[int, int]
+    panel: Any,
+    index: int,
+    payload: Mapping[str, Any],
+    images: Mapping[str, bytes],
+    size: tuple[int, int],
+    maps: Mapping[str, Mapping[str, str]],
 ) -> str:
     where = f"payload['panels'][{index}]"
     if not isinstance(panel, Mapping):
@@ -202,7 +223,7 @@ def _panel(
     pid = _need(panel, "id", str, where)
     layers = _need(panel, "layers", Mapping, where)
     click = _click(panel, where)
-    stack = _stack(layers, images, where, size)
+    stack = _stack(layers, images, where, size, list(maps))
     if click is not None:
         stack += _crosshair_svg(click[0], click[1], size)
     # An empty answer is an answer; only a missing one falls back to the run's response.
@@ -211,31 +232,35 @@ def _panel(
     if click is not None:
         rows.append(("Click", f"x {click[0]:.1f}, y {click[1]:.1f} px (original image)"))
     notes = [n for n in ((click[2] if click else None), panel.get("click_note")) if n]
-    shown = [n for n in _MAP_LAYERS if layers.get(n) is not None] + (["click"] if click else [])
+    shown = [n for n in maps if layers.get(n) is not None] + (["click"] if click else [])
     return (
         f'<section class="panel" id="panel-{_e(pid)}" data-panel="{_e(pid)}">'
         f"<h2>{_e(panel.get('title') or pid)}</h2>"
         f'<div class="stack">{stack}</div><p class="readout" aria-live="off"></p>'
         f'<dl class="text">{"".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows)}</dl>'
         + "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
-        + _legend(shown, difference=False, click_inside=click is None or _inside(click[0], click[1], size))
+        + _legend(
+            shown, maps, difference=False, click_inside=click is None or _inside(click[0], click[1], size)
+        )
         + "</section>"
     )
 
 
-def _difference(diff: Any, images: Mapping[str, bytes], size: tuple[int, int]) -> str:
+def _difference(
+    diff: Any, images: Mapping[str, bytes], size: tuple[int, int], maps: Mapping[str, Mapping[str, str]]
+) -> str:
     where = "payload['difference']"
     if not isinstance(diff, Mapping):
         raise RenderError(f"{where} must be a dict or None")
     layers = _need(diff, "layers", Mapping, where)
-    shown = [n for n in _MAP_LAYERS if layers.get(n) is not None]
+    shown = [n for n in maps if layers.get(n) is not None]
     return (
         '<section class="panel difference" id="panel-difference" data-panel="difference">'
         f"<h2>{_e(diff.get('title') or 'Difference')}</h2>"
-        f'<div class="stack">{_stack(layers, images, where, size)}</div>'
+        f'<div class="stack">{_stack(layers, images, where, size, list(maps))}</div>'
         '<p class="readout" aria-live="off"></p>'
         '<p class="note-diff">Adapter minus base: red where the adapter looks more, blue where the base does.</p>'
-        + _legend(shown, difference=True)
+        + _legend(shown, maps, difference=True)
         + "</section>"
     )
 
@@ -257,13 +282,37 @@ def _meta(rows: Any) -> str:
     return f'<table class="meta"><tbody>{"".join(body)}</tbody></table>'
 
 
-def _controls(present: set[str]) -> str:
+def _maps(payload: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """name -> {"title", "style"} of the payload's maps, in drawing order (edge and focus by default)."""
+    listed = payload.get("maps", _DEFAULT_MAPS)
+    if not isinstance(listed, (list, tuple)):
+        raise RenderError("payload['maps'] must be a list of {'name', 'title', 'style'}")
+    out: dict[str, dict[str, str]] = {}
+    for i, m in enumerate(listed):
+        where = f"payload['maps'][{i}]"
+        if not isinstance(m, Mapping):
+            raise RenderError(f"{where} must be a dict")
+        name = _need(m, "name", str, where)
+        if not _MAP_NAME.match(name) or name in ("click", "screenshot") or name in out:
+            raise RenderError(
+                f"{where} name {name!r} must match [A-Za-z][A-Za-z0-9_-]*, be unique, "
+                "and not be 'click' or 'screenshot'"
+            )
+        style = _need(m, "style", str, where)
+        if style not in _MAP_STYLES:
+            raise RenderError(f"{where} style {style!r} must be one of {_MAP_STYLES}")
+        out[name] = {"title": str(m.get("title") or name), "style": style}
+    return out
+
+
+def _controls(present: set[str], maps: Mapping[str, Mapping[str, str]]) -> str:
     """Switches for every panel at once; a layer no panel has is shown disabled, not hidden."""
     boxes = []
-    for name in ("edge", "focus", "click"):
+    titles = {**{n: m["title"] for n, m in maps.items()}, "click": "Click"}
+    for name, title in titles.items():
         state = "checked" if name in present else "disabled"
         boxes.append(
-            f'<label><input type="checkbox" data-toggle="{name}" {state}><span>{_LAYER_NAMES[name]}</span></label>'
+            f'<label><input type="checkbox" data-toggle="{_e(name)}" {state}><span>{_e(title)}</span></label>'
         )
     return (
         '<div class="controls" role="group" aria-label="Layers (all panels)">'
@@ -282,15 +331,17 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             {"title": str, "model": str, "adapter": str | None,
              "instruction": str, "response": str,          # response: default answer of a panel
              "image_size": [W, H],                          # original-image pixels
+             "maps": [{"name": str, "title": str, "style": "edge" | "focus"}, ...],
+                                    # optional: the map layers, in drawing order; default edge, focus
              "panels": [                                    # one or more, shown side by side
                 {"id": str,             # "adapter", "base", ...; [A-Za-z0-9_.-], unique, not "difference"
                  "title": str,          # optional, defaults to id
                  "response": str,       # optional, defaults to payload["response"]
                  "click": {"x": float, "y": float, "note": str | None} | None,  # original-image px
                  "click_note": str | None,     # why there is no click, if none
-                 "layers": {"screenshot": key, "edge": key | None, "focus": key | None}}, ...],
+                 "layers": {"screenshot": key, <map name>: key | None, ...}}, ...],
              "difference": {"title": str,  # optional; adapter minus base, diverging colours
-                            "layers": {"screenshot": key, "edge": key | None, "focus": key | None}}
+                            "layers": {"screenshot": key, <map name>: key | None, ...}}
                            | None,         # optional
              "meta": [[label, value], ...]}  # optional; a table: layers used, convention, timings
 
@@ -300,7 +351,7 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
 
     Returns:
         The page. Panel ``<section>``s have ``id="panel-<id>"`` and ``data-panel="<id>"``; the
-        difference panel is ``id="panel-difference"``. Checkboxes switch edge / focus / click in
+        difference panel is ``id="panel-difference"``. Checkboxes switch each map and the click in
         all panels at once, and a slider sets the maps' opacity.
 
     Raises:
@@ -327,27 +378,30 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     if len(set(ids)) != len(ids):
         raise RenderError(f"panel ids {ids} repeat; give each panel its own id")
 
-    body = "".join(_panel(p, i, payload, images, size) for i, p in enumerate(panels))
+    maps = _maps(payload)
+    body = "".join(_panel(p, i, payload, images, size, maps) for i, p in enumerate(panels))
     if payload.get("difference") is not None:
-        body += _difference(payload["difference"], images, size)
+        body += _difference(payload["difference"], images, size, maps)
     compare = len(panels) > 1 or payload.get("difference") is not None
     present = {"click"} if any(p.get("click") is not None for p in panels) else set()
     for part in [*panels, payload.get("difference") or {}]:
-        present.update(n for n in _MAP_LAYERS if (part.get("layers") or {}).get(n) is not None)
+        present.update(n for n in maps if (part.get("layers") or {}).get(n) is not None)
     script = _asset("report.js")
     # The hash lets exactly this script run under a policy that blocks every network request.
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
+    # One switch rule per map (names are [A-Za-z0-9_-], checked above).
+    hide = "".join(f".hide-{n} .layer-{n}{{display:none}}" for n in maps)
     adapter_text = f"adapter <code>{_e(adapter)}</code>" if adapter else "no adapter"
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_asset('report.css')}</style></head>\n"
+        f"<title>{_e(title)}</title><style>{_asset('report.css')}{hide}</style></head>\n"
         '<body><main id="lav-report">'
         f'<header><h1>{_e(title)}</h1><p class="model">model <code>{_e(model)}</code> · {adapter_text}</p></header>'
-        f"{_controls(present)}"
+        f"{_controls(present, maps)}"
         f'<div class="panels{" compare" if compare else ""}">{body}</div>'
         f"{_meta(payload.get('meta'))}</main>\n"
         f'<script type="application/json" id="lav-data">{_script_json(payload)}</script>\n'

@@ -1,0 +1,152 @@
+"""The template every map method follows: what it records, and how it reduces a recording to maps.
+
+A method names the vision blocks and decoder layers it needs (`Needs`, from the user's `Selection`);
+one capture records the union of every chosen method's needs, and each method then turns its slice
+of the recording, one batch item at a time (`Item`), into named `lav.result.Map` records. Nothing
+outside a method's module knows what it computes: `Result`, the files and the report iterate over
+maps by name.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..capture import Recording
+from ..errors import InputError
+from ..geometry import Grid
+from ..models import ModelParts
+from ..result import Map
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Scale to [0,1] float32; a constant array becomes zeros, never NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    if not hi > lo:
+        return np.zeros(values.shape, dtype=np.float32)
+    return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The layers the user chose: vision blocks (edge side) and full-attention decoder layers."""
+
+    vision_blocks: tuple[int, ...]
+    decoder_layers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a method needs recorded: vision blocks (received attention) and decoder layers (rows)."""
+
+    vision_blocks: tuple[int, ...] = ()
+    decoder_layers: tuple[int, ...] = ()
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(
+            tuple(sorted({*self.vision_blocks, *other.vision_blocks})),
+            tuple(sorted({*self.decoder_layers, *other.decoder_layers})),
+        )
+
+
+@dataclass(frozen=True)
+class AnswerRows:
+    """Which answer tokens a decision map is about (indices into the answer, 0 = first token).
+
+    ``tokens`` says in words what they are; ``x`` / ``y`` are the digits of each coordinate.
+    """
+
+    rows: tuple[int, ...]
+    x: tuple[int, ...]
+    y: tuple[int, ...]
+    tokens: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One batch item's view of a recording, with its geometry.
+
+    ``row``: the item's row in the batch; ``grids``: every image of the batch (the vision sequence
+    runs over all of them) and ``image`` the index of this item's image among them;
+    ``image_positions``: positions of the item's image tokens in its (padded) sequence, raster over
+    (h/m, w/m); ``answer_start``: position of its first answer token.
+    """
+
+    rec: Recording
+    parts: ModelParts
+    row: int
+    grids: Sequence[Grid]
+    image: int
+    image_positions: torch.Tensor
+    answer_start: int
+    answer: AnswerRows
+
+    @property
+    def grid(self) -> Grid:
+        return self.grids[self.image]
+
+
+class MapMethod(ABC):
+    """One way of turning attention into maps; subclasses set ``name`` and implement two methods."""
+
+    #: The name of the method's main map (and the prefix of its arrays in maps.npz).
+    name: str = ""
+
+    @abstractmethod
+    def needs(self, selection: Selection) -> Needs:
+        """What to record for this selection of layers."""
+
+    @abstractmethod
+    def reduce(self, item: Item, selection: Selection) -> list[Map]:
+        """The method's maps for one batch item."""
+
+
+_REGISTRY: dict[str, MapMethod] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def register(method: MapMethod) -> MapMethod:
+    """Make ``method`` available to `Visualizer.analyze` under ``method.name`` (and run by default)."""
+    if not isinstance(method, MapMethod) or not method.name.isidentifier():
+        raise InputError("a map method is a MapMethod instance whose name is an identifier")
+    with _REGISTRY_LOCK:
+        if method.name in _REGISTRY:
+            raise InputError(f"a map method called {method.name!r} is registered already")
+        _REGISTRY[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    """Remove the method called ``name`` (a no-op for one that is not registered)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.pop(name, None)
+
+
+def registered() -> tuple[str, ...]:
+    """Names of the registered methods, in registration order."""
+    with _REGISTRY_LOCK:
+        return tuple(_REGISTRY)
+
+
+def chosen(names: Sequence[str] | str | None) -> list[MapMethod]:
+    """The methods called ``names`` (None: all registered), with a clear error for an unknown one."""
+    with _REGISTRY_LOCK:
+        available = dict(_REGISTRY)
+    if names is None:
+        return list(available.values())
+    if isinstance(names, str):
+        names = [names]
+    if isinstance(names, (bytes, bytearray)) or not all(isinstance(n, str) for n in names):
+        raise InputError(f"maps must be a list of method names, e.g. ['edge', 'focus'], got {names!r}")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise InputError(f"unknown map method {unknown[0]!r}; available: {', '.join(available)}")
+    if not names:
+        raise InputError("maps is empty; name at least one method, e.g. ['edge', 'focus']")
+    return [available[n] for n in dict.fromkeys(names)]

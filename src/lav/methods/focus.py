@@ -1,0 +1,86 @@
+"""Decision focus: decoder attention from the queries that produce the answer's coordinates."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..capture import decoder_rows
+from ..errors import CaptureError
+from ..geometry import split_merged_tokens
+from ..result import Map
+from .base import Item, MapMethod, Needs, Selection, minmax
+
+
+def answer_rows(item: Item, layer: int, indices: list[int]) -> torch.Tensor:
+    """(len(indices), H, n_image_tokens) attention rows of the queries that produced answer tokens.
+
+    The token at position p is produced by the query at p-1, so answer token i is decided by the
+    query at ``answer_start - 1 + i``.
+    """
+    positions, rows = decoder_rows(item.rec, layer)  # rows: (R, B, H, K)
+    index = {p: n for n, p in enumerate(positions)}
+    wanted = [item.answer_start - 1 + i for i in indices]
+    missing = [p for p in wanted if p not in index]
+    if missing:
+        raise CaptureError(
+            f"decoder layer {layer} recorded positions {positions[:3]}..{positions[-3:]}, "
+            f"not {missing[:3]}: run one forward or one generate per capture"
+        )
+    picked = rows[[index[p] for p in wanted], item.row]  # (n, H, K)
+    return picked[:, :, item.image_positions]
+
+
+class Focus(MapMethod):
+    """``focus`` (grid_h/m, grid_w/m) in [0,1]: mean over heads, coordinate-digit rows and layers.
+
+    Arrays: ``focus_raw``, ``focus_layers`` (L, h/m, w/m) raw per layer, ``focus_x`` / ``focus_y``
+    (the x / y digits only, normalised; absent without coordinates) and ``image_share`` (L, R): the
+    share of each row's attention that falls on image tokens at all. Info: ``tokens`` (which answer
+    tokens, in words) and ``rows`` (their indices in the answer).
+    """
+
+    name = "focus"
+
+    def needs(self, selection: Selection) -> Needs:
+        return Needs(decoder_layers=selection.decoder_layers)
+
+    def reduce(self, item: Item, selection: Selection) -> list[Map]:
+        answer = item.answer
+        rows, x_rows, y_rows = list(answer.rows), list(answer.x), list(answer.y)
+        per_layer, per_x, per_y, shares = [], [], [], []
+        for layer in selection.decoder_layers:
+            picked = answer_rows(item, layer, rows)  # (R, H, n_img)
+            mean_heads = picked.mean(dim=1)  # (R, n_img)
+            per_layer.append(mean_heads.mean(dim=0))
+            pos = {r: n for n, r in enumerate(rows)}
+            if x_rows:
+                per_x.append(mean_heads[[pos[r] for r in x_rows]].mean(dim=0))
+            if y_rows:
+                per_y.append(mean_heads[[pos[r] for r in y_rows]].mean(dim=0))
+            shares.append(picked.sum(dim=-1).mean(dim=1))  # (R,)
+
+        def to_grid(stack: list[torch.Tensor]) -> np.ndarray:
+            tokens = torch.stack(stack).numpy()  # (L, n_img of this item's image)
+            return split_merged_tokens(tokens, [item.grid])[0][:, 0].astype(np.float32)  # (L, h/m, w/m)
+
+        layers = to_grid(per_layer)
+        raw = layers.mean(axis=0)
+        arrays = {"focus_raw": raw, "focus_layers": layers}
+        if per_x:
+            arrays["focus_x"] = minmax(to_grid(per_x).mean(axis=0))
+        if per_y:
+            arrays["focus_y"] = minmax(to_grid(per_y).mean(axis=0))
+        arrays["image_share"] = torch.stack(shares).numpy().astype(np.float32)
+        return [
+            Map(
+                name=self.name,
+                values=minmax(raw),
+                grid="merged",
+                style="focus",
+                title="Decision focus",
+                layers=selection.decoder_layers,
+                arrays=arrays,
+                info={"tokens": answer.tokens, "rows": rows},
+            )
+        ]
