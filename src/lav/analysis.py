@@ -156,7 +156,7 @@ def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) 
     length is its own token count plus that expansion. Checked token by token, so a tokenizer that
     merges the answer with the prompt's last token is refused, not mislocated.
     """
-    ids = tok(text, add_special_tokens=False)["input_ids"]
+    ids = tok(text)["input_ids"]  # as the processor calls it (its defaults, special tokens included)
     pads_text = sum(1 for t in ids if t == image_token_id)
     pads_full = int((full_ids == image_token_id).sum())
     expanded: list[int] = []

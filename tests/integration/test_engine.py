@@ -277,3 +277,18 @@ def test_visualizer_does_not_switch_the_model_to_eval(tmp_path):
     viz.model.train()
     lav.Visualizer(viz.model, viz.processor)
     assert viz.model.training
+
+
+def test_focus_keeps_per_head_maps_whose_mean_is_the_layer_map(vizs):
+    res = vizs["qwen3_vl"].analyze(_images()[0], INSTRUCTION, "(120, 340)", focus_layers="all")
+    heads = res.maps["focus"].arrays["focus_heads"]
+    layers = res.maps["focus"].arrays["focus_layers"]
+    g = res.grid
+    assert heads.shape[0] == layers.shape[0] and heads.shape[2:] == (
+        g["h"] // g["merge"],
+        g["w"] // g["merge"],
+    )
+    assert heads.shape[1] > 1
+    np.testing.assert_allclose(heads.mean(axis=1), layers, atol=1e-6)
+    # Heads differ from each other: a layout slip that repeated one head would pass the mean alone.
+    assert not np.allclose(heads[:, 0], heads[:, 1])

@@ -34,7 +34,8 @@ def answer_rows(item: Item, layer: int, indices: list[int]) -> torch.Tensor:
 class Focus(MapMethod):
     """``focus`` (grid_h/m, grid_w/m) in [0,1]: mean over heads, coordinate-digit rows and layers.
 
-    Arrays: ``focus_raw``, ``focus_layers`` (L, h/m, w/m) raw per layer, ``focus_x`` / ``focus_y``
+    Arrays: ``focus_raw``, ``focus_layers`` (L, h/m, w/m) raw per layer, ``focus_heads``
+    (L, H, h/m, w/m) raw per layer and head (small: heads x image tokens), ``focus_x`` / ``focus_y``
     (the x / y digits only, normalised; absent without coordinates) and ``image_share`` (L, R): the
     share of each row's attention that falls on image tokens at all. Info: ``tokens`` (which answer
     tokens, in words) and ``rows`` (their indices in the answer).
@@ -48,11 +49,12 @@ class Focus(MapMethod):
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         answer = item.answer
         rows, x_rows, y_rows = list(answer.rows), list(answer.x), list(answer.y)
-        per_layer, per_x, per_y, shares = [], [], [], []
+        per_layer, per_head, per_x, per_y, shares = [], [], [], [], []
         for layer in selection.decoder_layers:
             picked = answer_rows(item, layer, rows)  # (R, H, n_img)
             mean_heads = picked.mean(dim=1)  # (R, n_img)
             per_layer.append(mean_heads.mean(dim=0))
+            per_head.append(picked.mean(dim=0))  # (H, n_img)
             pos = {r: n for n, r in enumerate(rows)}
             if x_rows:
                 per_x.append(mean_heads[[pos[r] for r in x_rows]].mean(dim=0))
@@ -66,7 +68,14 @@ class Focus(MapMethod):
 
         layers = to_grid(per_layer)
         raw = layers.mean(axis=0)
-        arrays = {"focus_raw": raw, "focus_layers": layers}
+        heads = torch.stack(per_head)  # (L, H, n_img)
+        n_layers, n_heads = heads.shape[:2]
+        heads_grid = to_grid(list(heads.reshape(n_layers * n_heads, -1)))
+        arrays = {
+            "focus_raw": raw,
+            "focus_layers": layers,
+            "focus_heads": heads_grid.reshape(n_layers, n_heads, *heads_grid.shape[1:]),
+        }
         if per_x:
             arrays["focus_x"] = minmax(to_grid(per_x).mean(axis=0))
         if per_y:
