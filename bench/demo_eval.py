@@ -6,7 +6,7 @@ On ``n`` held-out synthetic screens per task (seeds disjoint from training):
 - click inside the target's box: base model on its task; adapter vs base on the adapter's task
   (and the adapter on the base task, to show it kept it);
 - decision focus, per decoder layer: pointing game (the centre of the map's maximum cell lies in the
-  target's box) against chance (box area / image area, and one cell of the grid);
+  target's box, `lav.metrics.pointing_game`) against chance (box area / image area, and one cell);
 - edge map: share of its top 10% patches that touch a widget, against the share of all patches
   that touch one.
 """
@@ -23,29 +23,18 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from lav.metrics import cell_coverage, chance_level, point_in_box, pointing_game, wilson_interval  # noqa: E402
+
 
 def _inside(click, box) -> bool:
-    return click is not None and box[0] <= click.x < box[2] and box[1] <= click.y < box[3]
+    return click is not None and point_in_box(click.x, click.y, box)
 
 
-def _pointing(layers: np.ndarray, box, cell: int) -> list[bool]:
-    """Per layer: is the centre of the maximum cell of that layer's map inside ``box``?"""
-    out = []
-    for m in layers:
-        r, c = np.unravel_index(int(np.argmax(m)), m.shape)
-        x, y = (c + 0.5) * cell, (r + 0.5) * cell
-        out.append(box[0] <= x < box[2] and box[1] <= y < box[3])
-    return out
-
-
-def _patch_mask(boxes, h: int, w: int, patch: int) -> np.ndarray:
-    """(h, w) patches that overlap any of ``boxes``."""
-    mask = np.zeros((h, w), dtype=bool)
-    for x0, y0, x1, y1 in boxes:
-        mask[
-            max(0, y0 // patch) : min(h, (y1 - 1) // patch + 1),
-            max(0, x0 // patch) : min(w, (x1 - 1) // patch + 1),
-        ] = True
+def _patch_mask(boxes, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(h, w) patches of a grid covering the image that overlap any of ``boxes``."""
+    mask = np.zeros(shape, dtype=bool)
+    for box in boxes:
+        mask |= cell_coverage(box, shape, size) > 0
     return mask
 
 
@@ -68,12 +57,14 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             box = screen.box
             hits_adapter.append(_inside(res.click, box))
             hits_base.append(_inside(res.base.click, box))
-            cell = res.patch * res.merge
-            point_a.append(_pointing(res.focus_maps.layers, box, cell))
-            point_b.append(_pointing(res.base.focus_maps.layers, box, cell))
-            chance.append((box[2] - box[0]) * (box[3] - box[1]) / (S.WIDTH * S.HEIGHT))
+            size = screen.image.size
+            point_a.append([pointing_game(m, box, size) for m in res.map("focus").arrays["focus_layers"]])
+            point_b.append(
+                [pointing_game(m, box, size) for m in res.base.map("focus").arrays["focus_layers"]]
+            )
+            chance.append(chance_level(box, size))
             edge = res.base.edge  # the adapter is decoder-only: the vision tower is the base model's
-            mask = _patch_mask(screen.widget_boxes, *edge.shape, res.patch)
+            mask = _patch_mask(screen.widget_boxes, edge.shape, size)
             k = max(1, int(round(0.1 * edge.size)))
             top = np.argsort(edge.flatten())[::-1][:k]
             edge_top.append(float(mask.flatten()[top].mean()))
@@ -82,6 +73,8 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
         stats["tasks"][task] = {
             "hit_adapter": float(np.mean(hits_adapter)),
             "hit_base": float(np.mean(hits_base)),
+            "hit_adapter_ci95": wilson_interval(sum(hits_adapter), len(hits_adapter)),
+            "hit_base_ci95": wilson_interval(sum(hits_base), len(hits_base)),
             "pointing_adapter": np.mean(point_a, axis=0).tolist(),
             "pointing_base": np.mean(point_b, axis=0).tolist(),
             "chance_area": float(np.mean(chance)),

@@ -29,8 +29,7 @@ def _build():
     import transformers
     from PIL import Image
 
-    from lav.checkpoint import build_processor
-    from lav.testing import tiny_config
+    from lav.testing import build_processor, tiny_config
 
     cfg = tiny_config(
         "qwen3_vl",

@@ -15,16 +15,16 @@ from PIL import Image
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
 from lav import testing
-from lav.checkpoint import (
+from lav.errors import InputError
+from lav.testing import (
     TINY_MAX_PIXELS,
+    available_families,
     build_processor,
     build_tokenizer,
     chat_template_for,
-    processor_families,
     save_checkpoint,
     tiny_checkpoint,
 )
-from lav.errors import InputError
 
 TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 #: (patch size, expected grid of a 200x120 image) per family: smart_resize rounds each side to a
@@ -185,7 +185,7 @@ def test_assistant_tokens_mask_covers_the_answer():
 # --- processors ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", processor_families())
+@pytest.mark.parametrize("family", available_families())
 def test_processor_is_the_familys_real_one(family):
     processor = build_processor(family)
     patch, grid = GEOMETRY[family]
@@ -232,7 +232,7 @@ def test_vision_override_that_breaks_the_processor_geometry_is_refused(tmp_path)
 # --- whole checkpoints -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", processor_families())
+@pytest.mark.parametrize("family", available_families())
 def test_saved_checkpoint_loads_through_the_auto_classes_like_a_real_one(tmp_path, family):
     model = testing.tiny_model(family, seed=3)
     processor = build_processor(family)

@@ -8,8 +8,9 @@ import transformers
 
 from lav.capture import capture, decoder_rows
 from lav.models import inspect_model
-from lav.testing import PAD_TOKEN_ID, available_families, image_inputs, tiny_model
+from lav.testing import PAD_TOKEN_ID, available_families, tiny_model
 
+from ..helpers import image_inputs
 from .probe import with_lora
 
 GRIDS = [(1, 4, 6)]

@@ -9,8 +9,9 @@ import torch
 from lav.capture import capture, vision_received
 from lav.geometry import grids_from_thw
 from lav.models import inspect_model
-from lav.testing import available_families, image_inputs, tiny_model
+from lav.testing import available_families, tiny_model
 
+from ..helpers import image_inputs
 from .probe import qk_probe, raster_from_block_major, received_reference, with_lora
 
 # Two images, one non-square each way, in one prompt: cu_seqlens separates them.

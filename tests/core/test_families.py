@@ -109,3 +109,27 @@ def test_layer_selection_accepts_negative_indices_and_all(selection, expected):
 def test_bad_layer_selection_says_what_exists(selection):
     with pytest.raises(InputError):
         resolve_layers(selection, 4, "vision blocks")
+
+
+def test_every_family_keeps_its_tiny_config_and_processor_beside_its_spec():
+    from lav.models import FAMILIES, spec_for_config
+
+    for spec in FAMILIES:
+        assert spec.tiny is not None and spec.processor is not None, spec.family
+        assert spec.title, spec.family
+    # Each family builds its own config class, whose model_type finds the same spec again.
+    assert len({s.tiny.config_class for s in FAMILIES}) == len(FAMILIES)
+    for family in available_families():
+        config = tiny_config(family)
+        assert spec_for_config(config).family == family
+
+
+def test_derived_families_are_their_relatives_plus_one_difference():
+    from lav.models import BY_FAMILY
+
+    qwen2, qwen25 = BY_FAMILY["qwen2_vl"], BY_FAMILY["qwen2_5_vl"]
+    assert qwen25.windowed and not qwen2.windowed
+    assert qwen25.tiny.text == qwen2.tiny.text  # same decoder, windowed vision tower
+    qwen3, qwen35 = BY_FAMILY["qwen3_vl"], BY_FAMILY["qwen3_5"]
+    assert set(qwen35.layer_kinds) == {"full_attention", "linear_attention"}
+    assert qwen35.processor == qwen3.processor  # Qwen3.5 checkpoints ship Qwen3-VL's processor

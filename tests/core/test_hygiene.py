@@ -9,8 +9,9 @@ from transformers.masking_utils import AttentionMaskInterface
 from transformers.modeling_utils import AttentionInterface
 
 from lav.capture import capture
-from lav.testing import image_inputs, tiny_model
+from lav.testing import tiny_model
 
+from ..helpers import image_inputs
 from .probe import with_lora
 
 

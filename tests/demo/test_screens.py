@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lav.demo import batches as B
 from lav.demo import screens as S
 from lav.demo import train as T
 
@@ -49,9 +50,9 @@ def test_held_out_screens_are_not_training_screens():
 
 
 def test_cell_weights_cover_the_box_cells_only():
-    w = T.cell_weights((40, 40, 60, 60)).view(S.ROWS, S.COLS)  # inside cell (row 1, col 1)
+    w = B.cell_weights((40, 40, 60, 60)).view(S.ROWS, S.COLS)  # inside cell (row 1, col 1)
     assert w[1, 1] == 1 and w.sum() == 1
-    w = T.cell_weights((48, 40, 80, 60)).view(S.ROWS, S.COLS)  # half in col 1, half in col 2
+    w = B.cell_weights((48, 40, 80, 60)).view(S.ROWS, S.COLS)  # half in col 1, half in col 2
     assert torch.allclose(w[1, 1:3], torch.tensor([0.5, 0.5]))
 
 

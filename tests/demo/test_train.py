@@ -6,6 +6,8 @@ import json
 
 import torch
 
+from lav.demo import batches as B
+from lav.demo import losses as L
 from lav.demo import screens as S
 from lav.demo import train as T
 
@@ -90,7 +92,7 @@ def test_edge_loss_reads_the_same_received_attention_as_lavs_edge_map():
     screen = S.make_screen(5)
     batch = T.make_batch(proc, [screen])
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "digit_rows", "target")}
-    scores = T._VisionScores(model)
+    scores = L.VisionScores(model)
     try:
         with torch.no_grad():
             model(**inputs)
@@ -103,9 +105,9 @@ def test_edge_loss_reads_the_same_received_attention_as_lavs_edge_map():
     )
     model.set_attn_implementation("sdpa")
     res = lav.Visualizer(model, proc).analyze(screen.image, screen.instruction, edge_layers="all")
-    assert torch.allclose(mine, torch.from_numpy(res.edge_maps.layers), atol=1e-5)
+    assert torch.allclose(mine, torch.from_numpy(res.map("edge").arrays["edge_layers"]), atol=1e-5)
     # and the widget mask in the same order marks the target's patches
-    mask = T.widget_patches(screen).view(h // 2, w // 2, 2, 2).permute(0, 2, 1, 3).reshape(h, w)
+    mask = B.widget_patches(screen).view(h // 2, w // 2, 2, 2).permute(0, 2, 1, 3).reshape(h, w)
     x0, y0, x1, y1 = screen.box
     assert mask[(y0 + y1) // 32, (x0 + x1) // 32] and 0 < mask.sum() < h * w
     assert not any(True for _ in model.model.visual.blocks[0].attn._forward_pre_hooks)

@@ -9,7 +9,7 @@ import torch
 import transformers
 from PIL import Image
 
-from lav.checkpoint import tiny_checkpoint
+from lav.testing import tiny_checkpoint
 
 SIZE = (300, 200)  # non-square screenshot, not a multiple of the patch size
 

@@ -13,10 +13,12 @@ from transformers.models.qwen2_vl import image_processing_qwen2_vl as hf_ip
 from lav.capture import Recording, vision_received
 from lav.geometry import (
     Grid,
+    grid_to_sequence,
     grids_from_thw,
     original_to_resized,
     patches_to_image,
     resized_to_original,
+    sequence_to_grids,
     smart_resize,
     split_merged_tokens,
     window_permutation,
@@ -145,6 +147,17 @@ def test_block_major_index_follows_the_design_formula():
     # Row 1, col 3: merge block (0, 1), within-block (1, 1) -> ((0*3 + 1)*4) + 1*2 + 1 = 7.
     assert idx[1, 3] == 7
     assert sorted(idx.reshape(-1).tolist()) == list(range(24))
+
+
+def test_grid_to_sequence_is_the_inverse_of_sequence_to_grids():
+    g = Grid(2, 4, 6, 2)
+    seq = np.arange(g.patches, dtype=np.float32)
+    (raster,) = sequence_to_grids(seq, [g])
+    np.testing.assert_array_equal(grid_to_sequence(raster, g), seq)
+    # Torch in, torch out; raster row 1, col 3 of the first frame is sequence index 7.
+    mask = torch.zeros(2, 4, 6, dtype=torch.bool)
+    mask[0, 1, 3] = True
+    assert grid_to_sequence(mask, g).nonzero().flatten().tolist() == [7]
 
 
 @given(st.floats(0, 4000), st.floats(0, 3000), st.integers(28, 4000), st.integers(28, 3000))

@@ -2,5 +2,6 @@
 ship inside the package, and `lav demo` (see README.md here; how it was trained: TRAINING.md).
 
 `lav.demo.assets` says where the shipped files are; `lav.demo.screens` makes the screenshots;
-`python -m lav.demo.train` reproduces the model and the adapter.
+`python -m lav.demo.train` reproduces the model and the adapter: the loop and the command line in
+`train`, the batches in `batches`, the losses in `losses`, the model and its LoRA in `model`.
 """

@@ -8,7 +8,7 @@ plateau at this size and budget (see TRAINING.md), so the loss has two parts:
 
 - cross-entropy on the answer tokens (the digits, the punctuation, ``<|im_end|>``);
 - an attention loss on the queries that produce the coordinate digits (the query before each digit),
-  in the last `SUPERVISED_LAYERS` decoder layers, every head: cross-entropy between the attention row
+  in the last `losses.SUPERVISED_LAYERS` decoder layers, every head: cross-entropy between the attention row
   and the target's image tokens, weighted by how much of the target's box each token's cell covers.
 
 So the decision focus that `lav` shows in those layers is the pattern this loss put there; the
@@ -16,6 +16,9 @@ other layers and the vision tower's self-attention (the edge map) are not superv
 
 The adapter is a PEFT LoRA on the decoder, trained by the same losses on instructions that name
 colours the base model never reads (`screens.NEW_COLOURS`).
+
+Here: the loop, evaluation and the command line. Batches: `lav.demo.batches`; losses:
+`lav.demo.losses`; the model, its LoRA and saving: `lav.demo.model`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,49 +35,30 @@ from pathlib import Path
 import torch
 import transformers
 
-from ..checkpoint import build_processor, save_checkpoint
-from ..testing import tiny_config
+from ..coords import parse_answer, to_click
+from ..metrics import point_in_box
+from ..models import inspect_model
 from . import screens as S
+from .batches import make_batch, messages, processor, widget_patches
+from .losses import losses
+from .model import LORA, build_model, save, save_adapter
 
-FAMILY = "qwen3_vl"
-#: Decoder layers (negative indices) whose digit queries' attention is supervised.
-SUPERVISED_LAYERS = (-1,)
 #: Where `python -m lav.demo.train` writes (and the package ships) the model and the adapter.
 WEIGHTS = Path(__file__).parent / "weights"
 
-_TEXT = {
-    "hidden_size": 128,
-    "intermediate_size": 256,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 32,
-    # 16 rotary pairs per head: 6 temporal, 5 height, 5 width (interleaved as in Qwen3-VL).
-    "rope_parameters": {
-        "rope_type": "default",
-        "mrope_section": [6, 5, 5],
-        "rope_theta": 10000.0,
-        "mrope_interleaved": True,
-    },
-    "rope_scaling": {"rope_type": "default", "mrope_section": [6, 5, 5], "mrope_interleaved": True},
-    "max_position_embeddings": 1024,
-}
-_VISION = {
-    "depth": 2,
-    "hidden_size": 96,
-    "intermediate_size": 192,
-    "num_heads": 4,
-    "out_hidden_size": 128,
-    "num_position_embeddings": 64,
-    "deepstack_visual_indexes": [0],
-}
-LORA = {
-    "r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.0,
-    # Decoder only: the vision tower (and so the edge map) stays the base model's.
-    "target_modules": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
-}
+__all__ = [
+    "Config",
+    "build_model",
+    "bundle_screenshot",
+    "hit_rate",
+    "losses",
+    "main",
+    "make_batch",
+    "predict",
+    "processor",
+    "train_adapter",
+    "train_base",
+]
 
 
 @dataclass
@@ -104,231 +87,49 @@ class Config:
     threads: int = 1
 
 
-def processor():
-    """The demo's processor: every screen is exactly `screens.WIDTH` x `screens.HEIGHT` pixels."""
-    pixels = S.WIDTH * S.HEIGHT
-    return build_processor(FAMILY, min_pixels=pixels, max_pixels=pixels)
-
-
-def build_model(seed: int = 0) -> transformers.Qwen3VLForConditionalGeneration:
-    """A freshly initialised demo model (eager attention, so training can read its attention)."""
-    config = tiny_config(FAMILY, text=_TEXT, vision=_VISION)
-    torch.manual_seed(seed)
-    model = transformers.Qwen3VLForConditionalGeneration(config)
-    _init_position_grid(model.model.visual.pos_embed.weight)
-    model.set_attn_implementation("eager")
-    return model
-
-
-@torch.no_grad()
-def _init_position_grid(weight: torch.Tensor) -> None:
-    """Start the vision tower's learned position table as a smooth 2-D code of (row, column).
-
-    The decoder reads *where* the target is from the image tokens it attends to, and the only
-    absolute position they carry comes from this table (the rotary embeddings touch scores, not
-    values). A random start at std 0.02 leaves that signal buried under the patch features; a
-    sine/cosine code of unit size makes it readable from the first step. It stays trainable.
-    """
-    n, dim = weight.shape
-    side = int(n**0.5)
-    i, j = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-    u = (i.flatten().float() / (side - 1))[:, None]
-    v = (j.flatten().float() / (side - 1))[:, None]
-    freqs = torch.arange(1, 5).float()[None] * math.pi
-    code = torch.cat(
-        [torch.sin(u * freqs), torch.cos(u * freqs), torch.sin(v * freqs), torch.cos(v * freqs), u, v], 1
-    )
-    weight.zero_()
-    weight[:, : code.shape[1]] = code
-
-
-# ---------------------------------------------------------------------------------------------
-def _messages(instruction: str, answer: str | None = None) -> list[dict]:
-    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
-    if answer is not None:
-        msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    return msgs
-
-
-def cell_weights(box: tuple[int, int, int, int]) -> torch.Tensor:
-    """(ROWS * COLS,) share of ``box``'s area in each merged-token cell, raster order (sums to 1)."""
-    x0, y0, x1, y1 = box
-    w = torch.zeros(S.ROWS, S.COLS)
-    for r in range(S.ROWS):
-        for c in range(S.COLS):
-            ox = max(0, min(x1, (c + 1) * S.CELL) - max(x0, c * S.CELL))
-            oy = max(0, min(y1, (r + 1) * S.CELL) - max(y0, r * S.CELL))
-            w[r, c] = ox * oy
-    return (w / w.sum()).flatten()
-
-
-def make_batch(proc, items: Sequence[S.Screen]) -> dict[str, torch.Tensor]:
-    """Model inputs + ``labels`` (answer and ``<|im_end|>``), ``digit_rows`` (B, D) query positions
-    that produce digits (-1 = none) and ``target`` (B, n_image_tokens) attention targets."""
-    tok = proc.tokenizer
-    texts = [proc.apply_chat_template(_messages(s.instruction, s.answer), tokenize=False) for s in items]
-    enc = proc(text=texts, images=[s.image for s in items], return_tensors="pt", padding=True)
-    ids = enc["input_ids"]
-    head = tok("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-    digits = set(tok.convert_tokens_to_ids(list("0123456789")))
-    im_end = tok.convert_tokens_to_ids("<|im_end|>")
-    labels = torch.full_like(ids, -100)
-    rows = []
-    for b in range(len(items)):
-        seq = ids[b].tolist()
-        start = next(
-            i + len(head) for i in range(len(seq) - len(head), -1, -1) if seq[i : i + len(head)] == head
-        )
-        end = seq.index(im_end, start)
-        labels[b, start : end + 1] = ids[b, start : end + 1]
-        rows.append([p - 1 for p in range(start, end) if seq[p] in digits])
-    width = max(len(r) for r in rows)
-    digit_rows = torch.tensor([r + [-1] * (width - len(r)) for r in rows])
-    enc = dict(enc)
-    enc["labels"] = labels
-    enc["digit_rows"] = digit_rows
-    enc["target"] = torch.stack([cell_weights(s.box) for s in items])
-    return enc
-
-
-def widget_patches(screen: S.Screen, patch: int = 16, merge: int = 2) -> torch.Tensor:
-    """(n_patches,) bool: patches that overlap a widget, in the vision tower's block-major order
-    (the merge x merge patches of one image token are consecutive)."""
-    h, w = S.HEIGHT // patch, S.WIDTH // patch
-    mask = torch.zeros(h, w, dtype=torch.bool)
-    for x0, y0, x1, y1 in screen.widget_boxes:
-        mask[y0 // patch : (y1 - 1) // patch + 1, x0 // patch : (x1 - 1) // patch + 1] = True
-    return mask.view(h // merge, merge, w // merge, merge).permute(0, 2, 1, 3).flatten()
-
-
-class _VisionScores:
-    """Re-computes each vision block's attention probabilities from the inputs its attention module
-    receives (post-rotary q and k, per image), so a loss can reach them; eager `output_attentions`
-    records the vision modules' outputs, not their probabilities (transformers 5.24)."""
-
-    def __init__(self, model):
-        from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb_vision
-
-        self._rope = apply_rotary_pos_emb_vision
-        self.received: list[list[torch.Tensor]] = []  # per block, per image: (n,) mean over heads
-        self._handles = [
-            block.attn.register_forward_pre_hook(self._hook, with_kwargs=True)
-            for block in _visual(model).blocks
-        ]
-
-    def _hook(self, module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        cu = kwargs["cu_seqlens"]
-        cos, sin = kwargs["position_embeddings"]
-        n = hidden.shape[0]
-        q, k, _ = module.qkv(hidden).reshape(n, 3, module.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-        q, k = self._rope(q, k, cos, sin)
-        per_image = []
-        for a, b in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
-            qi, ki = q[a:b].transpose(0, 1), k[a:b].transpose(0, 1)  # [head, n, d]
-            p = torch.softmax(qi @ ki.transpose(1, 2) * module.scaling, dim=-1)  # [head, query, key]
-            per_image.append(p.sum(1).mean(0))
-        self.received.append(per_image)
-
-    def close(self) -> None:
-        for h in self._handles:
-            h.remove()
-
-
-def _visual(model):
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model.visual
-
-
-def losses(model, batch: dict[str, torch.Tensor], image_token_id: int, probe=None) -> dict[str, torch.Tensor]:
-    """Answer cross-entropy per token (``ce``), attention loss (``attn``), probe loss (``probe``)
-    and teacher-forced accuracy of each digit slot (``acc``: x hundreds, tens, units, y ...)."""
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", "digit_rows", "target", "widgets")}
-    scores = _VisionScores(model) if "widgets" in batch else None
-    try:
-        out = model(**inputs, output_attentions=True, output_hidden_states=probe is not None, use_cache=False)
-    finally:
-        if scores is not None:
-            scores.close()
-    logits = out.logits[:, :-1]
-    labels = batch["labels"][:, 1:]
-    ce = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
-    )
-    ids = batch["input_ids"]
-    rows = batch["digit_rows"]
-    target = batch["target"]
-    attn_loss = ce.new_zeros(())
-    n = 0
-    for layer in SUPERVISED_LAYERS:
-        attn = out.attentions[layer]  # [batch, head, query_pos, key_pos]
-        for b in range(ids.shape[0]):
-            r = rows[b][rows[b] >= 0]
-            img = (ids[b] == image_token_id).nonzero().flatten()
-            p = attn[b][:, r][:, :, img]  # (H, R, n_img)
-            attn_loss = attn_loss - (target[b] * torch.log(p + 1e-6)).sum(-1).mean()
-            n += 1
-    result = {"ce": ce, "attn": attn_loss / max(n, 1)}
-    if scores is not None:
-        widgets = batch["widgets"]
-        shares = [r[widgets[i]].sum() / r.sum() for block in scores.received for i, r in enumerate(block)]
-        result["edge"] = -torch.log(torch.stack(shares)).mean()
-    with torch.no_grad():
-        slots = rows[:, :6].clamp(min=0)
-        pred = out.logits.gather(1, slots[..., None].expand(-1, -1, out.logits.shape[-1])).argmax(-1)
-        want = ids.gather(1, slots + 1)
-        result["acc"] = ((pred == want) & (rows[:, :6] >= 0)).float().mean(0)
-    if probe is not None:
-        h = out.hidden_states[-2][ids == image_token_id]  # (B * n_img, hidden), raster per image
-        cells = torch.arange(h.shape[0]) % (S.ROWS * S.COLS)
-        logits = probe(h)
-        result["probe"] = torch.nn.functional.cross_entropy(logits[:, : S.ROWS], cells // S.COLS) + (
-            torch.nn.functional.cross_entropy(logits[:, S.ROWS :], cells % S.COLS)
-        )
-    return result
-
-
 def _schedule(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-# ---------------------------------------------------------------------------------------------
-_ANSWER = re.compile(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)")
-
-
 @torch.no_grad()
 def predict(model, proc, items: Sequence[S.Screen], batch: int = 32) -> list[tuple[float, float] | None]:
-    """Greedy clicks in image pixels (None where the answer has no "(x, y)")."""
+    """Greedy clicks in image pixels (None where the answer has no click `lav.coords` can read)."""
     tok = proc.tokenizer
     side = tok.padding_side
     tok.padding_side = "left"
     model.eval()
+    convention = inspect_model(model).spec.coords  # 0-1000 for the demo's Qwen3-VL
+    size = (S.WIDTH, S.HEIGHT)  # the processor keeps every screen at its size
     clicks: list[tuple[float, float] | None] = []
     try:
         for i in range(0, len(items), batch):
             chunk = items[i : i + batch]
             texts = [
-                proc.apply_chat_template(_messages(s.instruction), add_generation_prompt=True, tokenize=False)
+                proc.apply_chat_template(messages(s.instruction), add_generation_prompt=True, tokenize=False)
                 for s in chunk
             ]
             enc = proc(text=texts, images=[s.image for s in chunk], return_tensors="pt", padding=True)
             out = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
             for row in out[:, enc["input_ids"].shape[1] :]:
-                m = _ANSWER.search(tok.decode(row, skip_special_tokens=True))
-                clicks.append(
-                    None if m is None else (int(m[1]) / 1000 * S.WIDTH, int(m[2]) / 1000 * S.HEIGHT)
-                )
+                parsed = parse_answer(tok.decode(row, skip_special_tokens=True))
+                if parsed is None:
+                    clicks.append(None)
+                    continue
+                click = to_click(parsed, convention, size, size)
+                clicks.append((click.x, click.y))
     finally:
         tok.padding_side = side
     return clicks
 
 
 def hit_rate(model, proc, items: Sequence[S.Screen]) -> float:
-    """Share of ``items`` whose predicted click falls inside the target's box."""
+    """Share of ``items`` whose predicted click falls inside the target's box (`lav.metrics`)."""
     clicks = predict(model, proc, items)
-    return sum(c is not None and s.contains(*c) for c, s in zip(clicks, items, strict=True)) / len(items)
+    return sum(c is not None and point_in_box(*c, s.box) for c, s in zip(clicks, items, strict=True)) / len(
+        items
+    )
 
 
 def _train(
@@ -442,28 +243,6 @@ def train_adapter(base, proc, cfg: Config, log: Callable[[dict], None] = print):
     return model
 
 
-def save(model, proc, folder: Path) -> Path:
-    """The base model as a standard HF folder (sdpa attention: training's eager is only for reading it)."""
-    model.set_attn_implementation("sdpa")
-    try:
-        return save_checkpoint(model, proc, folder)
-    finally:
-        model.set_attn_implementation("eager")
-
-
-def save_adapter(model, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    # The folder is found next to the base model, not by name on the hub.
-    cfg_file = folder / "adapter_config.json"
-    cfg = json.loads(cfg_file.read_text())
-    cfg["base_model_name_or_path"] = "lav-demo-base"
-    cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    # PEFT's generated model card is a template of placeholders; the demo's README says it all.
-    (folder / "README.md").unlink(missing_ok=True)
-    return folder
-
-
 #: Held-out indices searched for the bundled screenshot (bench/demo_eval.py uses 0.., the tests 5000..).
 BUNDLE_START = 9000
 
@@ -479,8 +258,8 @@ def bundle_screenshot(model, proc, folder: Path, start: int = BUNDLE_START, trie
             (without,) = predict(model, proc, [screen])
         if (
             with_adapter is not None
-            and screen.contains(*with_adapter)
-            and not (without is not None and screen.contains(*without))
+            and point_in_box(*with_adapter, screen.box)
+            and not (without is not None and point_in_box(*without, screen.box))
         ):
             break
     else:
@@ -533,7 +312,7 @@ def _run(args: argparse.Namespace, cfg: Config) -> int:
     t0 = time.perf_counter()
     log({"config": asdict(cfg)})
     if args.skip_base:
-        base = transformers.Qwen3VLForConditionalGeneration.from_pretrained(
+        base = transformers.AutoModelForImageTextToText.from_pretrained(
             args.out / "base", attn_implementation="eager"
         )
         proc = transformers.AutoProcessor.from_pretrained(args.out / "base")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from .grid import (
     Grid,
+    grid_to_sequence,
     grids_from_thw,
-    merged_to_grid,
     patches_to_image,
     sequence_to_grids,
     split_merged_tokens,
@@ -23,8 +23,8 @@ from .windows import window_permutation
 
 __all__ = [
     "Grid",
+    "grid_to_sequence",
     "grids_from_thw",
-    "merged_to_grid",
     "original_to_resized",
     "patches_to_image",
     "resized_to_original",

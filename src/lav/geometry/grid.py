@@ -98,9 +98,18 @@ def split_merged_tokens(values: np.ndarray | torch.Tensor, grids: Sequence[Grid]
     return out
 
 
-def merged_to_grid(values: np.ndarray, merge: int) -> np.ndarray:
-    """Upsample a merged-grid map ``(..., h/m, w/m)`` to the patch grid ``(..., h, w)`` (nearest)."""
-    return np.repeat(np.repeat(values, merge, axis=-2), merge, axis=-1)
+def grid_to_sequence(values: np.ndarray | torch.Tensor, grid: Grid) -> np.ndarray | torch.Tensor:
+    """One image's raster grid ``(..., t, h, w)`` in the vision tower's block-major sequence order
+    ``(..., t*h*w)``: the inverse of `sequence_to_grids` for that image. Keeps the array type."""
+    if tuple(values.shape[-3:]) != (grid.t, grid.h, grid.w):
+        raise ValueError(
+            f"values of shape {tuple(values.shape)} do not end in the grid {grid.t, grid.h, grid.w}"
+        )
+    # block_major_index gives each raster patch its sequence index; its inverse permutation reads
+    # the raster in sequence order.
+    order = np.argsort(grid.block_major_index().reshape(-1))
+    flat = values.reshape(*values.shape[:-3], grid.patches)
+    return flat[..., torch.from_numpy(order)] if isinstance(flat, torch.Tensor) else flat[..., order]
 
 
 def patches_to_image(

@@ -8,23 +8,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import InputError, UnsupportedModelError
-from .families import FAMILIES
+from .registry import spec_for_config
 from .spec import FULL_ATTENTION, ModelSpec, find_attention_modules, unwrap
 
 LayerSelection = int | Sequence[int] | str | None
-
-
-def spec_for_config(config) -> ModelSpec:
-    """The spec of the family whose ``model_type`` the config has; a clear error for any other."""
-    model_type = getattr(config, "model_type", None)
-    for spec in FAMILIES:
-        if model_type in spec.model_types:
-            return spec
-    supported = ", ".join(t for s in FAMILIES for t in s.model_types)
-    raise UnsupportedModelError(
-        f"model type {model_type!r} is not supported; lav supports the Qwen-VL families: {supported} "
-        "(Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3-VL-MoE, Qwen3.5). Pass a checkpoint of one of them."
-    )
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from torch import nn
 
 from ..coords.convert import ABSOLUTE_RESIZED, RELATIVE_1000  # noqa: F401  (re-exported for families)
 from ..errors import UnsupportedModelError
+from .tiny import TinyConfig
 
 #: Decoder layer kinds whose attention we can record, and those that have no attention map.
 FULL_ATTENTION = "full_attention"
 LINEAR_ATTENTION = "linear_attention"
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """What a family's processor is built from: the values of the real checkpoints' configs."""
+
+    #: transformers class names of the processor and its image and video processors (the image
+    #: processor's torchvision variant, named ``...Fast`` in transformers 4.57).
+    processor: str
+    image_processor: str
+    video_processor: str
+    #: Vision patch side in pixels (merge 2 and temporal patch 2 for every family).
+    patch_size: int
+    #: Per-channel normalisation of pixel values in [0, 1] (RGB).
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    #: System turn the chat template adds when a conversation has none (None: no default turn).
+    default_system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,12 @@ class ModelSpec:
     windowed: bool = False
     #: Decoder layer kinds this family may have (``text_config.layer_types``); others raise.
     layer_kinds: tuple[str, ...] = (FULL_ATTENTION,)
+    #: The family's name as its authors write it ("Qwen2.5-VL"), for messages.
+    title: str = ""
+    #: How the family's processor is configured (`lav.testing.build_processor`).
+    processor: ProcessorSettings | None = None
+    #: A tiny config of the family for tests and examples (`lav.testing.tiny_model`).
+    tiny: TinyConfig | None = field(default=None, compare=False, repr=False)
 
     def derive(self, **changes) -> ModelSpec:
         """A new family as its difference from this one (Qwen2.5-VL = Qwen2-VL + windows)."""
