@@ -1,0 +1,1 @@
+"""One reader per benchmark layout; `lav.eval.datasets` picks one."""

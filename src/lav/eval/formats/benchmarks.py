@@ -1,0 +1,240 @@
+"""The published GUI-grounding benchmarks that ship as JSON lists: ScreenSpot (v1, v2 and GUI-Actor's
+converted copy), ScreenSpot-Pro, OSWorld-G and UI-Vision's element grounding.
+
+Field names and box conventions are those of each benchmark's files and official evaluation script
+(sources in shared/EVAL.md); each reader turns one file's entries into `Sample` records with boxes
+as ``(x1, y1, x2, y2)`` original-image pixels and says in its notes what it found.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import LavError
+from ...files import read_json
+from ..entries import Entry, box_convention, describe, ordered
+from ..samples import Sample, polygon_box
+
+
+@dataclass
+class Parsed:
+    """What a reader found: samples in file order, notes, grouping fields in display order."""
+
+    samples: list[Sample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    group_fields: list[str] = field(default_factory=list)
+
+    def add_groups(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self.group_fields:
+                self.group_fields.append(name)
+
+
+def _entries(path: Path, what: str) -> list[Entry]:
+    data = read_json(path, what, expect=list, fix="pass the benchmark's own annotation file")
+    return [Entry(path, i, item, what) for i, item in enumerate(data)]
+
+
+def _ident(entry: Entry, stem: str) -> str:
+    value = entry.data.get("id")
+    if value is None:
+        return f"{stem}:{entry.index}"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise entry.error(f"is {value!r}, not a string or integer", "id")
+    return str(value)
+
+
+def _swapped_note(count: int, name: str, why: str) -> list[str]:
+    if not count:
+        return []
+    return [f"{name}: {count} box(es) had reversed corners (x2 < x1 or y2 < y1): swapped, {why}"]
+
+
+# --- ScreenSpot v1 / v2 -----------------------------------------------------------------------
+
+SCREENSPOT_GROUPS = ["split", "data_type", "data_source", "group", "platform", "ui_type", "application"]
+
+
+def screenspot_split(stem: str) -> str:
+    """``screenspot_mobile_v2`` -> ``mobile``: the file's part of the benchmark."""
+    name = stem.removeprefix("screenspot_").removesuffix("_v2")
+    return name or stem
+
+
+def read_screenspot(files: list[Path], images: Path) -> Parsed:
+    """ScreenSpot v1/v2 files (``bbox`` [x, y, w, h] px) and GUI-Actor's copy (``img_size``,
+    [x1, y1, x2, y2] px): the convention is decided per file from all its boxes."""
+    out = Parsed()
+    for path in files:
+        what = "ScreenSpot annotation file"
+        entries = _entries(path, what)
+        raw = [e.numbers("bbox") for e in entries]
+        sizes = [e.size("img_size") for e in entries]
+        sized = bool(entries) and all(s is not None for s in sizes)
+        convention, evidence = box_convention(
+            raw, sizes, default="xyxy" if sized else "xywh", where=f"{what} {path}"
+        )
+        if sized and convention == "xyxy":
+            why = "entries carry img_size (GUI-Actor's converted copy, verifier/README.md)"
+        elif convention == "xywh" and not sized:
+            why = "the ScreenSpot v1/v2 convention"
+        else:
+            why = "against the usual convention for such files"
+        out.notes.append(f"{path.name}: bbox read as {describe(convention)} ({why}; {evidence})")
+        split = screenspot_split(path.stem)
+        for e, box, size in zip(entries, raw, sizes, strict=True):
+            if convention == "xywh":
+                target = e.xywh_box("bbox", box)
+            else:
+                target, swapped = ordered(box)
+                if swapped:
+                    raise e.error(f"is {box!r}: x2 < x1 or y2 < y1 in an [x1, y1, x2, y2] file", "bbox")
+            groups = {"split": split, **e.groups(SCREENSPOT_GROUPS[1:])}
+            out.samples.append(
+                Sample(
+                    id=_ident(e, path.stem),
+                    image=images / e.text("img_filename"),
+                    instruction=e.text("instruction"),
+                    target="box",
+                    box=target,
+                    image_size=size,
+                    groups=groups,
+                )
+            )
+            out.add_groups([g for g in SCREENSPOT_GROUPS if g in groups])
+    return out
+
+
+# --- ScreenSpot-Pro ---------------------------------------------------------------------------
+
+PRO_GROUPS = ["split", "group", "application", "platform", "ui_type", "gt_type"]
+
+
+def read_screenspot_pro(files: list[Path], images: Path) -> Parsed:
+    """ScreenSpot-Pro ``annotations/<app>_<os>.json``: ``bbox`` [x1, y1, x2, y2] px, ``img_size``,
+    ``gt_type`` positive (or absent) / negative."""
+    out = Parsed()
+    swapped_total = 0
+    negatives = 0
+    for path in files:
+        for e in _entries(path, "ScreenSpot-Pro annotation file"):
+            gt = e.data.get("gt_type", "positive")
+            if gt not in ("positive", "negative"):
+                raise e.error(f"is {gt!r}, not 'positive' or 'negative'", "gt_type")
+            size = e.size("img_size")
+            if gt == "negative":
+                negatives += 1
+                target, box = "negative", None
+            else:
+                target = "box"
+                box, swapped = ordered(e.numbers("bbox"))
+                swapped_total += swapped
+            groups = {"split": path.stem, **e.groups(PRO_GROUPS[1:])}
+            out.samples.append(
+                Sample(
+                    id=_ident(e, path.stem),
+                    image=images / e.text("img_filename"),
+                    instruction=e.text("instruction"),
+                    target=target,
+                    box=box,
+                    image_size=size,
+                    groups=groups,
+                )
+            )
+            out.add_groups([g for g in PRO_GROUPS if g in groups])
+    out.notes.append(f"bbox read as [x1, y1, x2, y2] pixels (ScreenSpot-Pro) from {len(files)} file(s)")
+    if negatives:
+        out.notes.append(
+            f"{negatives} gt_type negative sample(s): correct only when the model says the target "
+            "is not there (no click)"
+        )
+    out.notes += _swapped_note(swapped_total, "ScreenSpot-Pro", "as the scoring orders them")
+    return out
+
+
+# --- OSWorld-G --------------------------------------------------------------------------------
+
+OSWORLD_GROUPS = ["box_type", "GUI_types"]
+
+
+def read_osworld_g(files: list[Path], images: Path) -> Parsed:
+    """OSWorld-G ``OSWorld-G.json``: ``box_type`` bbox ([x, y, w, h] px), polygon (flat or paired
+    points) or refusal; ``image_path`` relative to ``images/``."""
+    out = Parsed()
+    kinds: Counter[str] = Counter()
+    for path in files:
+        for e in _entries(path, "OSWorld-G annotation file"):
+            kind = e.text("box_type")
+            kinds[kind] += 1
+            polygon = None
+            if kind == "bbox":
+                target, box = "box", e.xywh_box("box_coordinates")
+            elif kind == "polygon":
+                polygon = e.polygon("box_coordinates")
+                target, box = "polygon", polygon_box(polygon)
+            elif kind == "refusal":
+                target, box = "refusal", None
+            else:
+                raise e.error(f"is {kind!r}, not 'bbox', 'polygon' or 'refusal'", "box_type")
+            groups = e.groups(OSWORLD_GROUPS)
+            out.samples.append(
+                Sample(
+                    id=_ident(e, path.stem),
+                    image=images / e.text("image_path"),
+                    instruction=e.text("instruction"),
+                    target=target,
+                    box=box,
+                    polygon=polygon,
+                    image_size=e.size("image_size"),
+                    groups=groups,
+                )
+            )
+            out.add_groups([g for g in OSWORLD_GROUPS if g in groups])
+    counts = ", ".join(f"{kinds[k]} {k}" for k in ("bbox", "polygon", "refusal") if kinds[k])
+    out.notes.append(f"OSWorld-G box types: {counts}; bbox read as [x, y, w, h] pixels")
+    if kinds["polygon"]:
+        out.notes.append("polygons are scored as polygons (edges inclusive), not as their bounding boxes")
+    if kinds["refusal"]:
+        out.notes.append("refusal samples are correct only when the model declines and does not click")
+    return out
+
+
+# --- UI-Vision element grounding --------------------------------------------------------------
+
+UIVISION_GROUPS = ["split", "platform", "element_type", "category"]
+
+
+def read_ui_vision(files: list[Path], images: Path) -> Parsed:
+    """UI-Vision ``element_grounding_{basic,functional,spatial}.json``: ``bbox`` [x1, y1, x2, y2] px
+    (reversed corners swapped, as the official script does), ``prompt_to_evaluate``."""
+    out = Parsed()
+    swapped_total = 0
+    for path in files:
+        split = path.stem.removeprefix("element_grounding_")
+        for e in _entries(path, "UI-Vision annotation file"):
+            box, swapped = ordered(e.numbers("bbox"))
+            swapped_total += swapped
+            groups = {"split": split, **e.groups(UIVISION_GROUPS[1:])}
+            out.samples.append(
+                Sample(
+                    id=_ident(e, path.stem),
+                    image=images / e.text("image_path"),
+                    instruction=e.text("prompt_to_evaluate", "instruction"),
+                    target="box",
+                    box=box,
+                    image_size=e.size("image_size"),
+                    groups=groups,
+                )
+            )
+            out.add_groups([g for g in UIVISION_GROUPS if g in groups])
+    out.notes.append(
+        "bbox read as [x1, y1, x2, y2] pixels (UI-Vision); prompt_to_evaluate is the instruction"
+    )
+    out.notes += _swapped_note(swapped_total, "UI-Vision", "as its official script does")
+    return out
+
+
+def no_files(kind: str, where: Path, pattern: str) -> LavError:
+    return LavError(f"found no {kind} files ({pattern}) in {where}; pass the benchmark's folder or file")
