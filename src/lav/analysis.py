@@ -413,7 +413,7 @@ class Visualizer:
             raise InputError(f"compare_base must be True or False, got {compare_base!r}")
         if compare_base and not self.has_adapter:
             raise InputError("compare_base needs a LoRA adapter: load the model with adapter=...")
-        methods = chosen(maps)
+        methods = chosen(maps, self.parts)
         raw_items = list(items)
         if not raw_items:
             return []

@@ -22,7 +22,7 @@ def test_parts_match_the_config(family):
         getattr(cfg.text_config, "layer_types", None)
         or ["full_attention"] * cfg.text_config.num_hidden_layers
     )
-    full = [i for i, t in enumerate(types) if t == "full_attention"]
+    full = [i for i, t in enumerate(types) if t in ("full_attention", "indexed_attention")]
     assert parts.decoder_layer_ids == tuple(full)
     assert len(parts.decoder_attention) == len(full)
     assert parts.patch == cfg.vision_config.patch_size

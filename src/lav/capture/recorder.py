@@ -7,7 +7,9 @@ it, the recorder computes only the statistics asked for from the real post-RoPE 
   frame, or Qwen2.5-VL window), in O(N) memory (`received`);
 - decoder layers: full attention rows (per head) of the queries at or after ``rows_from``: in
   prefill the prompt's last position (it produces the first answer token), in each decode step the
-  single new query against the whole KV cache.
+  single new query against the whole KV cache;
+- beside each decoder row, which keys the mask let through (for Qwen4-Exp's indexed attention that
+  is the QSA indexer's selection, which transformers folds into the mask before the call).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Recording:
     vision: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     #: layer -> absolute query position -> attention row (B, H, K) float32 over all keys then present.
     rows: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
+    #: layer -> absolute query position -> keys the mask allowed (B, 1|H, K) bool, beside each row.
+    allowed: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
     methods: set[str] = field(default_factory=set)
     #: Views computed from the recording (`lav.capture.views`), kept for the other batch items.
     views: dict[Any, Any] = field(default_factory=dict)
@@ -73,6 +77,7 @@ class Recording:
         """Forget everything recorded so far (e.g. between two forwards in one context)."""
         self.vision = {b: [] for b in self.vision_blocks}
         self.rows = {layer: {} for layer in self.decoder_layers}
+        self.allowed = {layer: {} for layer in self.decoder_layers}
         self._seen = {}
         self.methods = set()
         self.views = {}
@@ -106,16 +111,18 @@ def _decoder_rows(
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
     scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # [batch, head, row, key]
-    scores = scores + _row_bias(mask, local, start, k_len, scores)
-    probs = torch.softmax(scores, dim=-1)
+    bias, allowed = _row_mask(mask, local, start, k_len, scores)
+    probs = torch.softmax(scores + bias, dim=-1)
     for j, i in enumerate(local):
         rec.rows[layer][start + i] = probs[:, :, j]
+        rec.allowed[layer][start + i] = allowed[:, :, j]
 
 
-def _row_bias(
+def _row_mask(
     mask: torch.Tensor | None, local: Sequence[int], start: int, k_len: int, like: torch.Tensor
-) -> torch.Tensor:
-    """Additive bias (B|1, 1, R, K) for the recorded rows, from whatever mask the backend got."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Additive bias (B|1, 1|H, R, K) for the recorded rows, from whatever mask the backend got, and
+    the keys it allows (bool, same shape)."""
     neg = torch.finfo(like.dtype).min
     positions = torch.tensor([start + i for i in local], device=like.device)
     causal = torch.arange(k_len, device=like.device)[None, :] <= positions[:, None]  # (R, K)
@@ -127,13 +134,22 @@ def _row_bias(
         if m.dtype == torch.bool:
             allowed = m
         else:
-            return m.to(like.dtype).clamp_min(neg)
+            # Eager masks write their dtype's minimum on masked keys (transformers' causal mask and
+            # Qwen4-Exp's indexer alike); compare in that dtype, where float32's would miss it.
+            return m.to(like.dtype).clamp_min(neg), m > torch.finfo(m.dtype).min
     elif mask.dim() == 2:
         # flash backends get the 2-D padding mask: valid keys, and causality on top.
         allowed = mask[:, None, None, :k_len].bool() & causal[None, None]
     else:
         raise CaptureError(f"unexpected attention mask of shape {tuple(mask.shape)}")
-    return torch.where(allowed, 0.0, neg).to(like.dtype)
+    return torch.where(allowed, 0.0, neg).to(like.dtype), allowed
+
+
+def _row_bias(
+    mask: torch.Tensor | None, local: Sequence[int], start: int, k_len: int, like: torch.Tensor
+) -> torch.Tensor:
+    """Additive bias (B|1, 1|H, R, K) for the recorded rows (`_row_mask` without the allowed keys)."""
+    return _row_mask(mask, local, start, k_len, like)[0]
 
 
 def _vision_received(

@@ -60,3 +60,27 @@ def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
         out[i, ..., : row.shape[-1]] = row
     rec.views[("rows", layer)] = (positions, out)
     return positions, out
+
+
+def decoder_allowed(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
+    """Recorded query positions of ``layer`` and the keys the mask let each one see ``(R, B, 1|H, K)``
+    bool (for an indexed-attention layer: the QSA indexer's selection, with causality and padding).
+
+    Keys that did not exist yet when a query ran are not allowed (False), as in `decoder_rows`.
+    """
+    cached = rec.views.get(("allowed", layer))
+    if cached is not None:
+        return cached
+    allowed = rec.allowed.get(layer, {})
+    positions = sorted(allowed)
+    if not positions:
+        return [], torch.zeros(0, dtype=torch.bool)
+    width = max(allowed[p].shape[-1] for p in positions)
+    heads = max(allowed[p].shape[1] for p in positions)
+    batch = max(allowed[p].shape[0] for p in positions)
+    out = torch.zeros(len(positions), batch, heads, width, dtype=torch.bool)
+    for i, p in enumerate(positions):
+        mask = allowed[p].cpu()
+        out[i, :, :, : mask.shape[-1]] = mask
+    rec.views[("allowed", layer)] = (positions, out)
+    return positions, out

@@ -106,6 +106,10 @@ class MapMethod(ABC):
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         """The method's maps for one batch item."""
 
+    def applies(self, parts: ModelParts) -> bool:
+        """Whether the method means anything for this model (run by default only where it does)."""
+        return True
+
 
 _REGISTRY: dict[str, MapMethod] = {}
 _REGISTRY_LOCK = threading.Lock()
@@ -134,12 +138,16 @@ def registered() -> tuple[str, ...]:
         return tuple(_REGISTRY)
 
 
-def chosen(names: Sequence[str] | str | None) -> list[MapMethod]:
-    """The methods called ``names`` (None: all registered), with a clear error for an unknown one."""
+def chosen(names: Sequence[str] | str | None, parts: ModelParts | None = None) -> list[MapMethod]:
+    """The methods called ``names`` (None: all registered), with a clear error for an unknown one.
+
+    With ``parts``, None means the registered methods that apply to that model, and a named method
+    that does not apply is an error.
+    """
     with _REGISTRY_LOCK:
         available = dict(_REGISTRY)
     if names is None:
-        return list(available.values())
+        return [m for m in available.values() if parts is None or m.applies(parts)]
     if isinstance(names, str):
         names = [names]
     if isinstance(names, (bytes, bytearray)) or not all(isinstance(n, str) for n in names):
@@ -149,4 +157,11 @@ def chosen(names: Sequence[str] | str | None) -> list[MapMethod]:
         raise InputError(f"unknown map method {unknown[0]!r}; available: {', '.join(available)}")
     if not names:
         raise InputError("maps is empty; name at least one method, e.g. ['edge', 'focus']")
+    if parts is not None:
+        idle = [n for n in names if not available[n].applies(parts)]
+        if idle:
+            raise InputError(
+                f"map method {idle[0]!r} does not apply to {parts.spec.title or parts.family} models; "
+                "leave it out of maps"
+            )
     return [available[n] for n in dict.fromkeys(names)]

@@ -38,7 +38,8 @@ class Focus(MapMethod):
     (L, H, h/m, w/m) raw per layer and head (small: heads x image tokens), ``focus_x`` / ``focus_y``
     (the x / y digits only, normalised; absent without coordinates) and ``image_share`` (L, R): the
     share of each row's attention that falls on image tokens at all. Info: ``tokens`` (which answer
-    tokens, in words) and ``rows`` (their indices in the answer).
+    tokens, in words), ``rows`` (their indices in the answer) and ``decoder_layers`` (the chosen
+    layers' indices among all decoder layers, linear-attention ones included).
     """
 
     name = "focus"
@@ -90,6 +91,11 @@ class Focus(MapMethod):
                 title="Decision focus",
                 layers=selection.decoder_layers,
                 arrays=arrays,
-                info={"tokens": answer.tokens, "rows": rows},
+                info={
+                    "tokens": answer.tokens,
+                    "rows": rows,
+                    # Layers count attention layers only (Qwen3.5, Qwen4-Exp): these are the model's.
+                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in selection.decoder_layers],
+                },
             )
         ]

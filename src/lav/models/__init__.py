@@ -1,7 +1,7 @@
 """Per-family knowledge: which Qwen-VL families `lav` supports and where their parts are.
 
 One small module per family (`qwen2_vl`, `qwen2_5_vl`, `qwen3_vl`, `qwen3_vl_moe`, `qwen3_5`,
-`qwen3_5_moe`) holds its `ModelSpec` (written as its difference from a relative), the settings of
+`qwen3_5_moe`, `qwen4_exp`) holds its `ModelSpec` (written as its difference from a relative), the settings of
 its processor and a tiny test config; `registry` collects them by ``model_type``.
 
 `inspect_model(model)` is the one entry point: it finds the family's spec by ``config.model_type``

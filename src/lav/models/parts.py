@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import InputError, UnsupportedModelError
 from .registry import spec_for_config
-from .spec import FULL_ATTENTION, ModelSpec, find_attention_modules, unwrap
+from .spec import ATTENTION_KINDS, FULL_ATTENTION, ModelSpec, find_attention_modules, unwrap
 
 LayerSelection = int | Sequence[int] | str | None
 
@@ -20,7 +20,7 @@ class ModelParts:
 
     spec: ModelSpec
     vision_attention: tuple[nn.Module, ...]
-    #: Decoder attention modules of full-attention layers, in order.
+    #: Decoder attention modules of the layers with an attention map (full or indexed), in order.
     decoder_attention: tuple[nn.Module, ...]
     #: Index of each of those among all decoder layers (differs from its position for Qwen3.5).
     decoder_layer_ids: tuple[int, ...]
@@ -32,6 +32,8 @@ class ModelParts:
     window_size: int | None
     full_attention_blocks: tuple[int, ...]
     num_decoder_layers: int
+    #: Kind of each of those layers (``full_attention``, or ``indexed_attention`` for Qwen4-Exp).
+    decoder_layer_kinds: tuple[str, ...] = ()
 
     @property
     def family(self) -> str:
@@ -83,9 +85,8 @@ def inspect_model(model: nn.Module) -> ModelParts:
             "the model layout is not the one lav knows"
         )
     n_layers = int(text_config.num_hidden_layers)
-    full_ids = [
-        i for i, kind in enumerate(layer_types or [FULL_ATTENTION] * n_layers) if kind == FULL_ATTENTION
-    ]
+    kinds = layer_types or [FULL_ATTENTION] * n_layers
+    full_ids = [i for i, kind in enumerate(kinds) if kind in ATTENTION_KINDS]
     layer_ids = [getattr(m, "layer_idx", None) for m in decoder]
     if len(decoder) != len(full_ids) or (None not in layer_ids and layer_ids != full_ids):
         raise UnsupportedModelError(
@@ -116,6 +117,7 @@ def inspect_model(model: nn.Module) -> ModelParts:
         window_size=window_size,
         full_attention_blocks=full_blocks,
         num_decoder_layers=n_layers,
+        decoder_layer_kinds=tuple(kinds[i] for i in full_ids),
     )
 
 

@@ -14,6 +14,11 @@ from .tiny import TinyConfig
 #: Decoder layer kinds whose attention we can record, and those that have no attention map.
 FULL_ATTENTION = "full_attention"
 LINEAR_ATTENTION = "linear_attention"
+#: Qwen4-Exp (transformers 5.24): softmax attention over the keys a QSA indexer selected per query;
+#: the selection is folded into the 4-D mask before the attention function is called.
+INDEXED_ATTENTION = "indexed_attention"
+#: The kinds that have an attention map: focus layer indices count these layers only.
+ATTENTION_KINDS = (FULL_ATTENTION, INDEXED_ATTENTION)
 
 
 @dataclass(frozen=True)
