@@ -29,6 +29,7 @@ _LAZY = {
     "inspect_model": "lav.models",
     "MapMethod": "lav.methods",
     "register_method": "lav.methods",
+    "evaluate": "lav.eval.engine",
 }
 _RENAMED = {"register_method": "register"}
 

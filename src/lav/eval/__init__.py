@@ -20,3 +20,30 @@ __all__ = [
     "load_dataset",
     "write_demo_benchmark",
 ]
+
+# --- the evaluation engine (issue 8): loaded on first use, since it imports the analysis stack ---
+# name -> module that defines it (PEP 562).
+_LAZY = {
+    "evaluate": "lav.eval.engine",  # run a dataset through a Visualizer, resumably
+    "Evaluation": "lav.eval.engine",
+    "merge": "lav.eval.engine",  # join the parts of a sharded run
+    "shard_of": "lav.eval.engine",
+    "summarize": "lav.eval.stats",  # the summary from the records (torch-free)
+    "wilson": "lav.eval.stats",
+    "mcnemar_exact": "lav.eval.stats",
+    "flips": "lav.eval.stats",
+    "build_report": "lav.eval.report",
+    "read_records": "lav.eval.log",
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lav.eval' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

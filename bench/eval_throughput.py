@@ -1,0 +1,214 @@
+"""`lav eval` against a plain loop of `model.generate` over the same samples, and its memory over a
+long run.
+
+Time: the same model, samples, batch size, backend and number of new tokens on both sides. The
+plain loop is what a benchmark script does: open each image, apply the chat template, run the
+processor on the batch (left padding), `generate`, decode. `lav eval` does that plus both maps for
+every decoder layer, the scoring, and a durable line per sample in ``samples.jsonl``. The two
+sides alternate (plain, lav, lav, plain, ...) and each pair gives a ratio lav / plain; we print the
+min / median / max ratio per batch size (targets: <= 1.15x).
+
+Memory: one `lav eval` over ``--memory-samples`` samples (the benchmark repeated) in a fresh
+process, its resident memory sampled every half second against the samples done; the growth after
+the first 50 samples should stay under 50 MB.
+
+    python bench/eval_throughput.py                       # the shipped demo model, CPU
+    python bench/eval_throughput.py --model Qwen/Qwen3-VL-2B-Instruct --device cuda --samples 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+
+def _dataset(n: int, seed: int = 0):
+    from lav.eval import load_dataset, write_demo_benchmark
+
+    folder = Path(tempfile.mkdtemp(prefix="lav-bench-data-"))
+    write_demo_benchmark(folder, n=min(n, 200), seed=seed)
+    ds = load_dataset(folder)
+    samples = list(ds.samples)
+    # Repeat the benchmark (new ids) to reach n samples.
+    out = [replace(samples[i % len(samples)], id=f"{i}:{samples[i % len(samples)].id}") for i in range(n)]
+    return replace(ds, samples=tuple(out))
+
+
+def _plain(viz, samples, batch_size: int, max_new_tokens: int) -> float:
+    import torch
+    from PIL import Image
+
+    proc = viz.processor
+    proc.tokenizer.padding_side = "left"
+    t0 = time.perf_counter()
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        images = [Image.open(s.image).convert("RGB") for s in batch]
+        texts = [
+            proc.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": s.instruction}]}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for s in batch
+        ]
+        inputs = proc(text=texts, images=images, padding=True, return_tensors="pt").to(viz.device)
+        with torch.inference_mode():
+            ids = viz.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        proc.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return time.perf_counter() - t0
+
+
+def _lav(viz, dataset, batch_size: int, max_new_tokens: int) -> float:
+    import lav
+
+    with tempfile.TemporaryDirectory(prefix="lav-bench-out-") as out:
+        t0 = time.perf_counter()
+        lav.evaluate(
+            viz,
+            dataset,
+            Path(out) / "run",
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            progress=False,
+        )
+        return time.perf_counter() - t0
+
+
+def _load(args):
+    import lav
+    from lav.demo import assets
+
+    model = args.model or str(assets.BASE)
+    adapter = args.adapter if args.model else (args.adapter or str(assets.ADAPTER))
+    return lav.load(model, adapter=adapter, device=args.device, dtype=args.dtype)
+
+
+def time_sides(args) -> None:
+    viz = _load(args)
+    dataset = _dataset(args.samples)
+    samples = list(dataset.samples)
+    print(f"{len(samples)} samples, {args.max_new_tokens} new tokens, {viz!r} on {viz.device}")
+    _plain(viz, samples[: args.batch_sizes[0]], args.batch_sizes[0], args.max_new_tokens)  # warm-up
+    for bs in args.batch_sizes:
+        ratios, plain_t, lav_t = [], [], []
+        for rep in range(args.pairs):
+            first_plain = rep % 2 == 0
+            a = _plain(viz, samples, bs, args.max_new_tokens) if first_plain else None
+            b = _lav(viz, dataset, bs, args.max_new_tokens)
+            if a is None:
+                a = _plain(viz, samples, bs, args.max_new_tokens)
+            plain_t.append(a)
+            lav_t.append(b)
+            ratios.append(b / a)
+        print(
+            f"batch {bs}: plain {len(samples) / statistics.median(plain_t):.2f} samples/s, "
+            f"lav eval {len(samples) / statistics.median(lav_t):.2f} samples/s; ratio lav/plain "
+            f"min {min(ratios):.3f} median {statistics.median(ratios):.3f} max {max(ratios):.3f}"
+        )
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_child(args) -> None:
+    import lav
+
+    viz = _load(args)
+    dataset = _dataset(args.memory_samples)
+    lav.evaluate(
+        viz,
+        dataset,
+        args.out,
+        batch_size=args.batch_sizes[0],
+        max_new_tokens=args.max_new_tokens,
+        progress=False,
+    )
+
+
+def memory_curve(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="lav-bench-mem-") as tmp:
+        out = Path(tmp) / "run"
+        cmd = [sys.executable, __file__, "--memory-child", "--out", str(out)] + _forward(args)
+        proc = subprocess.Popen(cmd)
+        curve: list[tuple[int, float]] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set() and proc.poll() is None:
+                lines = (
+                    (out / "samples.jsonl").read_bytes().count(b"\n")
+                    if (out / "samples.jsonl").exists()
+                    else 0
+                )
+                try:
+                    curve.append((lines, _rss_mb(proc.pid)))
+                except OSError:
+                    break
+                time.sleep(0.5)
+
+        t = threading.Thread(target=watch)
+        t.start()
+        proc.wait()
+        stop.set()
+        t.join()
+    after = [m for n, m in curve if n >= 50]
+    if after:
+        print(
+            f"resident memory after 50 samples: {after[0]:.0f} MB -> {after[-1]:.0f} MB (+{after[-1] - after[0]:.1f} MB)"
+        )
+    step = max(1, len(curve) // 20)
+    print(json.dumps({"samples_done_vs_rss_mb": curve[::step] + curve[-1:]}))
+
+
+def _forward(args) -> list[str]:
+    out = ["--device", args.device, "--dtype", args.dtype, "--max-new-tokens", str(args.max_new_tokens)]
+    out += ["--memory-samples", str(args.memory_samples), "--batch-sizes", str(args.batch_sizes[0])]
+    if args.model:
+        out += ["--model", args.model]
+    if args.adapter:
+        out += ["--adapter", args.adapter]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="default: the shipped demo model with its adapter")
+    p.add_argument("--adapter")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--pairs", type=int, default=3, help="alternated (plain, lav) pairs per batch size")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
+    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--memory-samples", type=int, default=1000, help="0 skips the memory curve")
+    p.add_argument("--skip-time", action="store_true")
+    p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.memory_child:
+        memory_child(args)
+        return
+    if not args.skip_time:
+        time_sides(args)
+    if args.memory_samples:
+        memory_curve(args)
+
+
+if __name__ == "__main__":
+    main()

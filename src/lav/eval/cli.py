@@ -1,0 +1,190 @@
+"""`lav eval` and `lav demo-data`: thin shells over `lav.eval` (load the dataset, `lav.load`,
+`evaluate`, and under torchrun `merge` on rank 0)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_OUT = "lav-eval"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parsers(subparsers, add_model_args) -> None:
+    """Register ``eval`` and ``demo-data`` on the ``lav`` command's sub-parsers; ``add_model_args``
+    adds the model options of ``lav run`` (device, dtype, backend, max pixels)."""
+    from .datasets import FORMATS
+
+    p = subparsers.add_parser(
+        "eval",
+        help="run a GUI-grounding benchmark: accuracy, groups, base vs adapter, where the model looks",
+        description=(
+            "Runs every sample of a benchmark, writes samples.jsonl (one line per sample as it completes; "
+            "run the same command again to resume), summary.json and report.html. Under torchrun each "
+            "rank runs one shard on its own device and rank 0 merges."
+        ),
+    )
+    p.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
+    p.add_argument("--adapter", help="PEFT LoRA adapter folder")
+    p.add_argument("--data", required=True, help="annotation file or benchmark folder")
+    p.add_argument("--images", help="images folder (default: found beside the annotations)")
+    p.add_argument("--format", choices=FORMATS, help="dataset format (default: detected)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--compare-base", action="store_true", help="also run every sample with the adapter disabled"
+    )
+    p.add_argument("--limit", type=positive_int, help="the first N samples only")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="samples per generate call (default 8)")
+    p.add_argument(
+        "--edge-layers", nargs="+", metavar="I", help="vision blocks for the edge map (default: -2 -1; 'all')"
+    )
+    p.add_argument(
+        "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
+    )
+    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="longest answer, in tokens")
+    p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--template", help="user text with {instruction} where the instruction goes")
+    p.add_argument(
+        "--save-maps", action="store_true", help="keep every sample's result folder under samples/"
+    )
+    p.add_argument("--shard", metavar="I/N", help="run part I of N (0-based); the last part to finish merges")
+    add_model_args(p)
+
+    d = subparsers.add_parser(
+        "demo-data",
+        help="write a small synthetic benchmark (ScreenSpot-Pro layout) from the demo screens",
+    )
+    d.add_argument("--out", default="lav-eval-demo/data", help="output folder (default: lav-eval-demo/data)")
+    d.add_argument("-n", type=positive_int, default=40, help="number of samples (default 40)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _say(msg: str) -> None:
+    print(f"lav: {msg}", file=sys.stderr, flush=True)
+
+
+def _layers(values, default):
+    return default if values is None else " ".join(values)
+
+
+def run_demo_data(args: argparse.Namespace) -> int:
+    from .datasets import write_demo_benchmark
+
+    path = write_demo_benchmark(args.out, n=args.n, seed=args.seed)
+    print(f"demo benchmark: {path}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..checks import validate_request
+    from ..errors import InputError
+    from . import distributed
+    from .datasets import FORMATS, load_dataset
+    from .engine import evaluate, merge, parse_shard, shard_folder
+
+    edge_layers = _layers(args.edge_layers, (-2, -1))
+    focus_layers = _layers(args.focus_layers, "all")
+    validate_request(
+        "x",
+        system=args.system,
+        template=args.template,
+        max_new_tokens=args.max_new_tokens,
+        edge_layers=edge_layers,
+        focus_layers=focus_layers,
+        coords=args.coords,
+    )
+    shard = parse_shard(args.shard)
+    launch = distributed.launch_env()
+    if launch is not None and shard is not None:
+        raise InputError("--shard and torchrun both split the run; use one of them")
+    dataset = load_dataset(args.data, images=args.images, format=args.format, limit=args.limit)
+    if not dataset.samples:
+        raise InputError(f"{args.data} holds no samples; supported formats: {', '.join(FORMATS)}")
+    for note in dataset.notes:
+        _say(f"data: {note}")
+
+    from transformers.utils import logging as hf_logging
+
+    from ..inputs import DEFAULT_MAX_PIXELS
+    from ..loading import load
+
+    hf_logging.disable_progress_bar()
+    device = args.device if launch is None else distributed.device_for(launch)
+    if launch is not None:
+        distributed.barrier()  # every rank is up before hours of work
+        shard = (launch.rank, launch.world)
+    _say(f"{dataset.name}: {len(dataset.samples)} samples ({dataset.format}); loading {args.model}")
+    viz = load(
+        args.model,
+        adapter=args.adapter,
+        device=device,
+        dtype=args.dtype,
+        attn_implementation=args.attn_implementation,
+        max_image_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+    )
+    out = Path(args.out)
+    ev = evaluate(
+        viz,
+        dataset,
+        out if shard is None else shard_folder(out, shard[0]),
+        batch_size=args.batch_size,
+        edge_layers=edge_layers,
+        focus_layers=focus_layers,
+        compare_base=args.compare_base,
+        max_new_tokens=args.max_new_tokens,
+        coords=args.coords,
+        system=args.system,
+        template=args.template,
+        save_maps=args.save_maps,
+        shard=shard,
+    )
+    if launch is not None:
+        distributed.barrier()
+        merged = merge(out, dataset, launch.world) if launch.rank == 0 else None
+        distributed.finish()
+        if merged is None:
+            return 0
+        ev = merged
+    elif shard is not None:
+        merged = merge(out, dataset, shard[1], require_all=False)
+        if merged is None:
+            _say(f"part {shard[0]}/{shard[1]} done in {ev.out}; the last part to finish merges into {out}")
+            _print(ev.summary, ev.out)
+            return 0
+        ev = merged
+    _print(ev.summary, out)
+    return 0
+
+
+def _print(summary, out) -> None:
+    def line(name, s) -> str:
+        if s["accuracy"] is None:
+            return f"{name}: no scored samples"
+        lo, hi = s["ci95"]
+        return (
+            f"{name}: {s['correct']}/{s['n']} = {s['accuracy']:.1%} (95% CI {lo:.1%}-{hi:.1%}), "
+            f"wrong format {s['wrong_format']}"
+        )
+
+    print(line("adapter" if summary.get("adapter") else "model", summary))
+    if summary.get("base"):
+        print(line("base", summary["base"]))
+        f = summary["flips"]
+        print(f"flips: fixed {f['fixed']}, broken {f['broken']}; McNemar p = {summary['mcnemar_p']:.3g}")
+    note = (summary.get("conventions") or {}).get("note")
+    if note:
+        print(f"warning: {note}")
+    if summary["errors"]:
+        print(f"errors: {len(summary['errors'])} samples could not run (listed in summary.json)")
+    print(f"outputs: {out}/report.html  {out}/summary.json  {out}/samples.jsonl")

@@ -1,0 +1,350 @@
+"""`evaluate`: run a grounding benchmark through a `Visualizer` and score every sample, resumably.
+
+One pass over the dataset in batches (`Visualizer.analyze_many`): each sample's answer, click and
+maps become a record (`records.record`), appended durably to ``samples.jsonl`` as its batch
+completes; the summary (`stats.summarize`) and the report are computed from the records alone.
+
+- A sample whose image is missing or unreadable, or that raises a `lav.LavError`, is recorded as an
+  error with the reason and the run goes on (images are checked before batching, and a batch that
+  fails is retried item by item so one bad sample does not sink the others).
+- ``shard=(i, n)`` runs the samples whose id hashes to part ``i`` of ``n`` (`shard_of`); `merge`
+  joins the parts' folders into one (``lav eval --shard``, ``torchrun``: `lav.eval.distributed`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError, LavError
+from ..inputs import load_image
+from . import log
+from .datasets import Dataset, Sample
+from .progress import Progress
+from .records import error_record, record, safe_id
+from .stats import summarize
+
+if TYPE_CHECKING:
+    from ..analysis import LayerArg, Visualizer
+    from ..result import Result
+
+#: Where each part of a sharded run writes, under the run's folder.
+SHARDS_DIR = "shards"
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` gives back: the records in dataset order, the summary, the folder (if any)."""
+
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    out: Path | None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.summary["accuracy"]
+
+
+def shard_of(sample_id: str, parts: int) -> int:
+    """The part (0..parts-1) sample ``sample_id`` belongs to: a hash of the id, so the partition
+    does not depend on the order, the limit or the machine."""
+    digest = hashlib.sha256(sample_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % parts
+
+
+def parse_shard(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"I/N"`` (or ``(I, N)``) -> ``(I, N)`` with 0 <= I < N; None stays None."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        try:
+            i, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise InputError(f"--shard must be I/N such as 0/4, got {text!r}") from None
+    else:
+        i, n = text
+    if not (n >= 1 and 0 <= i < n):
+        raise InputError(f"shard {i}/{n}: need N >= 1 and 0 <= I < N (parts are numbered from 0)")
+    return i, n
+
+
+def _fingerprint(samples: Sequence[Sample]) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(json.dumps([s.id, s.instruction, s.target, s.box, s.polygon], default=str).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def _layer_text(value: Any) -> Any:
+    return value if isinstance(value, (str, int)) or value is None else [int(v) for v in value]
+
+
+def settings(viz: Visualizer, dataset: Dataset, options: dict[str, Any]) -> dict[str, Any]:
+    """What a folder's records depend on: compared on resume (``run.json``)."""
+    return {
+        "model": viz.model_name,
+        "adapter": viz.adapter_name,
+        "family": viz.parts.family,
+        "dataset": dataset.name,
+        "format": dataset.format,
+        "samples": len(dataset.samples),
+        "fingerprint": _fingerprint(dataset.samples),
+        "group_fields": list(dataset.group_fields),
+        **{k: _layer_text(v) for k, v in options.items()},
+    }
+
+
+def _check_ids(samples: Sequence[Sample]) -> None:
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise InputError(f"sample id {s.id!r} occurs twice in the dataset; ids must be unique to resume")
+        seen.add(s.id)
+
+
+def evaluate(
+    viz: Visualizer,
+    dataset: Dataset,
+    out: str | Path | None = None,
+    *,
+    batch_size: int = 8,
+    edge_layers: LayerArg = (-2, -1),
+    focus_layers: LayerArg = "all",
+    compare_base: bool = False,
+    max_new_tokens: int = 64,
+    coords: str | None = None,
+    system: str | None = None,
+    template: str | None = None,
+    save_maps: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    progress: bool | None = None,
+) -> Evaluation:
+    """Run ``dataset`` through ``viz`` and score it; with ``out``, resumably into that folder.
+
+    ``out`` gets ``run.json``, ``samples.jsonl`` (a record per sample as it completes, see
+    `lav.eval.records`), ``summary.json``, ``report.html`` and, with ``save_maps``, each sample's
+    `Result` folder under ``samples/``. Called again with the same arguments on a folder of an
+    interrupted run, it runs only the samples not yet recorded and ends with the same summary.
+    ``focus_layers`` defaults to every full-attention decoder layer (the per-layer curves);
+    ``coords``: read answers in this convention (default: the model family's).
+    ``progress``: a bar on stderr (None: when stderr is a terminal, else a line every few samples).
+    """
+    shard = parse_shard(shard)
+    samples = list(dataset.samples)
+    _check_ids(samples)
+    if shard is not None:
+        samples = [s for s in samples if shard_of(s.id, shard[1]) == shard[0]]
+    options = {
+        "edge_layers": edge_layers,
+        "focus_layers": focus_layers,
+        "compare_base": compare_base,
+        "max_new_tokens": max_new_tokens,
+        "coords": coords,
+        "system": system,
+        "template": template,
+        "shard": None if shard is None else list(shard),
+    }
+    folder = None if out is None else Path(out)
+    if folder is not None:
+        log.check_settings(folder, settings(viz, dataset, options))
+    analyze: Callable[[list[dict[str, Any]]], list[Result]] = lambda items: viz.analyze_many(  # noqa: E731
+        items,
+        batch_size=batch_size,
+        edge_layers=edge_layers,
+        focus_layers=focus_layers,
+        compare_base=compare_base,
+        max_new_tokens=max_new_tokens,
+    )
+    extra = {"coords": coords, "system": system, "template": template}
+    sink = _Sink(folder, save_maps)
+    try:
+        bar = Progress(len(samples), sink.records, enabled=progress)
+        # Batches are fixed slices of the sample list, so a resumed run batches (and pads) the
+        # remaining samples as the uninterrupted run did.
+        for start in range(0, len(samples), batch_size):
+            batch = [s for s in samples[start : start + batch_size] if s.id not in sink.done]
+            if not batch:
+                continue
+            by_id = _run_batch(viz, batch, analyze, extra)
+            done = [by_id[s.id] for s in batch]
+            sink.add(done)
+            bar.update(done)
+        bar.close()
+    finally:
+        sink.close()
+    order = {s.id: n for n, s in enumerate(samples)}
+    records = sorted((r for r in sink.records if r["id"] in order), key=lambda r: order[r["id"]])
+    summary = _summary(records, viz.model_name, viz.adapter_name, dataset, options)
+    if folder is not None:
+        write_outputs(folder, records, summary)
+    return Evaluation(records, summary, folder)
+
+
+def _run_batch(viz: Visualizer, batch: Sequence[Sample], analyze, extra) -> dict[str, dict[str, Any]]:
+    """Records of one batch by id: errors for unreadable images, else the analysis, retried item by
+    item when the batch as a whole raises a `LavError`."""
+    out: dict[str, dict[str, Any]] = {}
+    ready: list[tuple[Sample, Any]] = []
+    for s in batch:
+        try:
+            ready.append((s, load_image(s.image, max_pixels=viz.max_image_pixels)))
+        except LavError as exc:
+            out[s.id] = error_record(s, _one_line(exc))
+    if not ready:
+        return out
+    items = [{"image": img, "instruction": s.instruction, **extra} for s, img in ready]
+    try:
+        results = analyze(items)
+        pairs = list(zip(ready, results, strict=True))
+    except LavError:
+        pairs = []
+        for (s, img), item in zip(ready, items, strict=True):
+            try:
+                pairs.append(((s, img), analyze([item])[0]))
+            except LavError as exc:
+                out[s.id] = error_record(s, _one_line(exc))
+    for (s, _), res in pairs:
+        out[s.id] = record(s, res)
+        out[s.id]["_result"] = res
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+class _Sink:
+    """Where finished records go: memory, and with a folder the durable log, thumbnails and maps."""
+
+    def __init__(self, folder: Path | None, save_maps: bool):
+        self.folder = folder
+        self.save_maps = save_maps
+        self.log = None if folder is None else log.SampleLog(folder / log.SAMPLES_FILE)
+        self.records: list[dict[str, Any]] = [] if self.log is None else self.log.records
+        self.done = set() if self.log is None else self.log.done
+
+    def add(self, recs: Sequence[dict[str, Any]]) -> None:
+        clean = []
+        for rec in recs:
+            res = rec.pop("_result", None)
+            if self.folder is not None and res is not None:
+                # Pictures first: a record in the log promises its thumbnail and maps are there.
+                if _in_gallery(rec):
+                    from .report import write_thumbnail
+
+                    write_thumbnail(res, rec, self.folder / "thumbs" / f"{safe_id(rec['id'])}.png")
+                if self.save_maps:
+                    res.save(self.folder / "samples" / safe_id(rec["id"]))
+            clean.append(rec)
+        if self.log is not None:
+            self.log.append(clean)
+        else:
+            self.records.extend(clean)
+            self.done.update(r["id"] for r in clean)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def _in_gallery(rec: dict[str, Any]) -> bool:
+    """Failures and flips get a thumbnail for the report's gallery."""
+    base = rec.get("base")
+    return not rec["correct"] or (base is not None and bool(base["correct"]) != bool(rec["correct"]))
+
+
+def _summary(records, model, adapter, dataset: Dataset, options) -> dict[str, Any]:
+    summary = {
+        "model": model,
+        "adapter": adapter,
+        "dataset": dataset.name,
+        "format": dataset.format,
+        "notes": list(dataset.notes),
+    }
+    summary.update(summarize(records, dataset.group_fields))
+    summary["options"] = {k: _layer_text(v) for k, v in options.items() if k != "shard"}
+    return summary
+
+
+def write_outputs(folder: Path, records: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """``summary.json`` and ``report.html`` of a finished folder."""
+    from .report import build_report
+
+    log.write_atomic(folder / log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    log.write_atomic(folder / log.REPORT_FILE, build_report(summary, records, folder))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parts of one run (--shard I/N, torchrun ranks)
+
+
+def shard_folder(out: str | Path, index: int) -> Path:
+    return Path(out) / SHARDS_DIR / f"rank-{index}"
+
+
+@contextmanager
+def _locked(folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".merge.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = True) -> Evaluation | None:
+    """Join the folders of a run's ``parts`` shards (``<out>/shards/rank-I``) into ``out``.
+
+    Every shard must hold a finished summary and exactly its own samples; with ``require_all``
+    False, returns None while some shard is unfinished (the last part to finish merges).
+    The merged ``samples.jsonl`` is in dataset order and its summary equals a one-process run's.
+    """
+    out = Path(out)
+    with _locked(out):
+        folders = [shard_folder(out, i) for i in range(parts)]
+        unfinished = [f for f in folders if not (f / log.SUMMARY_FILE).is_file()]
+        if unfinished:
+            if require_all:
+                raise LavError(f"cannot merge: {unfinished[0]} has not finished; run its shard first")
+            return None
+        runs = [json.loads((f / log.RUN_FILE).read_text(encoding="utf-8")) for f in folders]
+        base_settings = {k: v for k, v in runs[0].items() if k != "shard"}
+        for f, run in zip(folders, runs, strict=True):
+            if {k: v for k, v in run.items() if k != "shard"} != base_settings:
+                raise LavError(f"{f} was made with other settings than {folders[0]}; rerun it")
+        by_id: dict[str, dict[str, Any]] = {}
+        for f in folders:
+            for rec in log.read_records(f / log.SAMPLES_FILE):
+                if rec["id"] in by_id:
+                    raise LavError(f"sample {rec['id']!r} is in two shards; rerun with one --shard N")
+                by_id[rec["id"]] = rec
+        missing = [s.id for s in dataset.samples if s.id not in by_id]
+        if missing:
+            raise LavError(f"cannot merge: {len(missing)} samples are in no shard (e.g. {missing[0]!r})")
+        records = [by_id[s.id] for s in dataset.samples]
+        options = {k: base_settings.get(k) for k in _OPTION_KEYS}
+        summary = _summary(records, base_settings["model"], base_settings["adapter"], dataset, options)
+        settings_all = {**base_settings, "parts": parts}
+        log.write_atomic(out / log.RUN_FILE, json.dumps(settings_all, indent=2) + "\n")
+        text = "".join(log.dumps(r) + "\n" for r in records)
+        log.write_atomic(out / log.SAMPLES_FILE, text)
+        write_outputs(out, records, summary)
+        return Evaluation(records, summary, out)
+
+
+_OPTION_KEYS = (
+    "edge_layers",
+    "focus_layers",
+    "compare_base",
+    "max_new_tokens",
+    "coords",
+    "system",
+    "template",
+)
