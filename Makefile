@@ -6,7 +6,7 @@ OLDEST := .oldest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-newest test-oldest check format bench demo
+.PHONY: install test test-newest test-oldest check format bench demo serve
 
 # The first command for a newcomer: environment, install, and the shipped demo model on a bundled
 # screenshot (no network). Outputs land in lav-demo/.
@@ -22,7 +22,7 @@ $(PY):
 # the Qwen3-VL processor needs torchvision.
 install: $(PY)
 	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,serve]"
 	# The oldest supported transformers, overlaid on the same venv via PYTHONPATH (with the hub client
 	# and tokenizers releases it pins, and requests, which that hub client needs).
 	$(PY) -m pip install --no-deps --upgrade --target $(OLDEST) "transformers==4.57.6" "huggingface-hub>=0.34,<1.0" \
@@ -48,3 +48,8 @@ bench:
 	$(PY) bench/received.py
 	$(PY) bench/run_overhead.py
 	$(PY) bench/demo_eval.py
+
+# The visualizer in the browser on http://127.0.0.1:8765/ (the shipped demo model; no download).
+serve:
+	@test -x $(VENV)/bin/lav || $(MAKE) install
+	$(VENV)/bin/lav serve

@@ -85,7 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo.cli import add_parser as add_demo_parser
 
     add_demo_parser(sub)
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub) -> None:
+    from .serve.command import add_parser
+
+    add_parser(sub, _add_model_args)
 
 
 def _print_result(res, out: Path) -> None:
@@ -151,7 +158,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.command import run
+
+    return run(args)
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,486 @@
+"""The web app of `lav serve`: the JSON API, the progress stream and the bundled page.
+
+`create_app` builds everything from its arguments and keeps it on ``app.state`` (no module-level
+state): a `JobQueue` in front of the model when there is one, the ``--results`` folders when there
+are some. Every response carries a Content-Security-Policy that lets the page load nothing but its
+own files and talk to nothing but this server. Every error is ``{"error": message}``; a bug is
+logged here and answered with one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..errors import LavError
+from ..result import Result
+from .jobs import TERMINAL, JobQueue, QueueFull
+from .model import Request as AnalysisRequest
+from .model import decode_upload
+from .results import PathRefused, Roots, decode_id
+
+log = logging.getLogger("lav.serve")
+
+STATIC = Path(__file__).parent / "static"
+#: Largest upload: the image file (and the multipart body around it, plus a little for the text).
+MAX_UPLOAD = 20 * 1024 * 1024
+_FORM_SLACK = 256 * 1024
+#: The page may load its own files only, and talk to this server only.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_SSE_POLL_S = 0.1
+_SSE_HEARTBEAT_S = 15.0
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
+
+
+class _Served:
+    """A result the API hands out: the record, and its arrays and picture made once."""
+
+    def __init__(self, result: Result, folder: Path | None = None) -> None:
+        self.result = result
+        self.folder = folder
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._png: bytes | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = self.result.arrays()
+        return self._arrays
+
+    def png(self) -> bytes:
+        if self._png is None:
+            if self.folder is not None:
+                self._png = (self.folder / "image.png").read_bytes()
+            else:
+                buf = io.BytesIO()
+                self.result.image.save(buf, format="PNG")
+                self._png = buf.getvalue()
+        return self._png
+
+
+class _Headers:
+    """Pure ASGI middleware (streams pass through untouched): security headers on every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cross-origin-resource-policy", b"same-origin"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BodyLimit:
+    """413 for a request body over the limit, by its Content-Length or while it streams in."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        for key, value in scope.get("headers", []):
+            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
+                return await _too_large(send, self.limit)
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(send, self.limit)
+
+
+async def _too_large(send, limit: int) -> None:
+    body = json.dumps(
+        {"error": f"the upload is larger than {limit // (1024 * 1024)} MB; send a smaller image"}
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def create_app(
+    worker: Any = None,
+    results: Sequence[str | Path] = (),
+    *,
+    max_queue: int = 8,
+    max_upload: int = MAX_UPLOAD,
+    keep_results: int = 32,
+    shutdown_timeout: float | None = None,
+) -> FastAPI:
+    """The `lav serve` app.
+
+    ``worker``: what analyses a job (`lav.serve.model.ModelWorker`, or anything with its
+    ``check``, ``describe``, ``max_pixels`` and call), or None to only browse ``results`` (folders of
+    saved results and `lav eval` outputs). ``max_queue``: jobs waiting at most (503 beyond);
+    ``max_upload``: the largest image file in bytes (413 beyond); ``keep_results``: finished jobs whose
+    results stay available; ``shutdown_timeout``: seconds to wait for the running job at shutdown.
+    """
+    roots = Roots(list(results)) if results else None
+    queue = JobQueue(worker, max_queue=max_queue, keep=keep_results) if worker is not None else None
+    stopping = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        stopping.set()
+        if queue is not None:
+            # The running job is finished (its client gets its result); the waiting ones are cancelled.
+            await run_in_threadpool(queue.close, shutdown_timeout)
+
+    app = FastAPI(
+        title="lav serve",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.queue = queue
+    app.state.roots = roots
+    app.state.worker = worker
+    app.state.stopping = stopping
+    saved: OrderedDict[str, _Served] = OrderedDict()
+    saved_lock = threading.Lock()
+
+    def begin_shutdown() -> None:
+        """Called on SIGTERM / Ctrl-C before the server drains: progress streams end, nothing new queues."""
+        stopping.set()
+        if queue is not None:
+            queue.close(timeout=0)
+
+    app.state.begin_shutdown = begin_shutdown
+
+    # --- errors -----------------------------------------------------------------------------------
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such page or API route: {request.url.path}"
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "the request is malformed; see the README's API section"}, status_code=400
+        )
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": "internal error; the server log has the details"}, status_code=500)
+
+    # --- the page ---------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(
+            STATIC / "index.html", media_type="text/html", headers={"cache-control": "no-cache"}
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
+
+    # --- the API ----------------------------------------------------------------------------------
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "stopping" if stopping.is_set() else "ok",
+            "version": __version__,
+            "model": worker.describe() if worker is not None else None,
+            "queue": queue.counts() if queue is not None else None,
+            "results": []
+            if roots is None
+            else [{"index": i, "name": p.name} for i, p in enumerate(roots.roots)],
+            "max_upload": max_upload,
+        }
+
+    @app.post("/api/analyze", status_code=202)
+    async def analyze(request: Request) -> dict[str, str]:
+        if queue is None:
+            raise ApiError(
+                409,
+                "this server has no model (it was started with --results only); start lav serve with --model to analyse",
+            )
+        try:
+            form = await request.form(max_files=2, max_fields=8, max_part_size=64 * 1024)
+        except HTTPException:
+            raise
+        except Exception as exc:  # the multipart parser's own errors: a malformed body
+            raise ApiError(
+                400, f"the request is not a readable multipart form ({type(exc).__name__})"
+            ) from None
+        try:
+            upload = form.get("image")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(400, "no image: send the screenshot as the multipart file field 'image'")
+            data = await upload.read(max_upload + 1)
+            if len(data) > max_upload:
+                raise ApiError(
+                    413, f"the image is larger than {max_upload // (1024 * 1024)} MB; send a smaller one"
+                )
+            instruction = form.get("instruction")
+            if not isinstance(instruction, str):
+                raise ApiError(400, "no instruction: send it as the form field 'instruction'")
+            response = form.get("response")
+            if response is not None and not isinstance(response, str):
+                raise ApiError(400, "the response must be a text field")
+            response = response if response and response.strip() else None
+            compare_base = _flag(form.get("compare_base"))
+        finally:
+            await form.close()
+        try:
+            worker.check(instruction, response, compare_base)
+            image = await run_in_threadpool(decode_upload, data, worker.max_pixels)
+        except LavError as exc:
+            raise ApiError(400, _one_line(exc)) from None
+        del data
+        try:
+            job = queue.submit(AnalysisRequest(image, instruction, response, compare_base))
+        except QueueFull as exc:
+            raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        return {"id": job.id}
+
+    def _job(job_id: str):
+        job = queue.get(job_id) if queue is not None and _JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise ApiError(404, f"no job {job_id!r} (unknown, or finished long ago)")
+        return job
+
+    @app.get("/api/jobs/{job_id}")
+    async def job_status(job_id: str) -> dict[str, Any]:
+        return queue.snapshot(_job(job_id))
+
+    @app.delete("/api/jobs/{job_id}")
+    async def job_cancel(job_id: str) -> dict[str, Any]:
+        job = _job(job_id)
+        queue.cancel(job_id)
+        return queue.snapshot(job)
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        job = _job(job_id)
+
+        async def stream() -> AsyncIterator[str]:
+            last: dict[str, Any] | None = None
+            beat = time.monotonic()
+            try:
+                yield "retry: 2000\n\n"
+                while True:
+                    snap = queue.snapshot(job)
+                    if snap != last:
+                        last = snap
+                        beat = time.monotonic()
+                        yield f"event: {'end' if snap['state'] in TERMINAL else 'stage'}\ndata: {json.dumps(snap)}\n\n"
+                    if snap["state"] in TERMINAL:
+                        return
+                    if stopping.is_set() and snap["state"] == "queued":
+                        return
+                    if time.monotonic() - beat > _SSE_HEARTBEAT_S:
+                        beat = time.monotonic()
+                        yield ": still here\n\n"
+                    await asyncio.sleep(_SSE_POLL_S)
+            finally:
+                # The watcher went away (closed tab, dropped connection): its waiting job goes too.
+                if job.state == "queued":
+                    queue.cancel_if_queued(job.id)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    def _served(result_id: str) -> _Served:
+        if _JOB_ID.fullmatch(result_id):
+            job = queue.get(result_id) if queue is not None else None
+            if job is None:
+                raise ApiError(
+                    404, f"no result {result_id!r} (unknown, or dropped to make room for newer ones)"
+                )
+            if job.state != "done":
+                raise ApiError(404, f"job {result_id} has no result: it is {job.state}")
+            with saved_lock:
+                hit = saved.get(result_id)
+                if hit is None:
+                    hit = saved[result_id] = _Served(job.output)
+                    while len(saved) > 16:
+                        saved.popitem(last=False)
+                return hit
+        decoded = decode_id(result_id)
+        if decoded is None or decoded[0] != "r" or roots is None:
+            raise ApiError(404, f"no result {result_id!r}")
+        _, root, rel = decoded
+        try:
+            res = roots.load(root, rel)
+            folder = roots.result_folder(root, rel)
+        except PathRefused as exc:
+            raise ApiError(404, f"no result {result_id!r}: {exc}") from None
+        except LavError as exc:
+            raise ApiError(404, _one_line(exc)) from None
+        with saved_lock:
+            hit = saved.get(result_id)
+            if hit is None or hit.result is not res:
+                hit = saved[result_id] = _Served(res, folder)
+                while len(saved) > 16:
+                    saved.popitem(last=False)
+            return hit
+
+    @app.get("/api/results/{result_id}")
+    async def result_record(result_id: str) -> JSONResponse:
+        served = await run_in_threadpool(_served, result_id)
+        return JSONResponse(served.result.to_dict())
+
+    @app.get("/api/results/{result_id}/maps/{name}")
+    async def result_map(result_id: str, name: str) -> Response:
+        served = await run_in_threadpool(_served, result_id)
+        key = name[:-4] if name.endswith(".npy") else name
+        arrays = await run_in_threadpool(served.arrays)
+        if key not in arrays:
+            raise ApiError(404, f"this result has no array {key!r}; it has {', '.join(sorted(arrays))}")
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+        return Response(
+            buf.getvalue(),
+            media_type="application/octet-stream",
+            headers={"content-disposition": f'attachment; filename="{key}.npy"'},
+        )
+
+    @app.get("/api/results/{result_id}/image")
+    async def result_image(result_id: str) -> Response:
+        served = await run_in_threadpool(_served, result_id)
+        return Response(await run_in_threadpool(served.png), media_type="image/png")
+
+    @app.get("/api/results/{result_id}/download")
+    async def result_download(result_id: str) -> Response:
+        served = await run_in_threadpool(_served, result_id)
+        data = await run_in_threadpool(_zip, served, roots)
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"content-disposition": f'attachment; filename="lav-result-{result_id[:40]}.zip"'},
+        )
+
+    @app.get("/api/browse")
+    async def browse() -> dict[str, Any]:
+        if roots is None:
+            return {"roots": [], "results": [], "evals": []}
+        return await run_in_threadpool(roots.listing)
+
+    @app.get("/api/evals/{eval_id}")
+    async def evaluation(eval_id: str) -> JSONResponse:
+        decoded = decode_id(eval_id)
+        if decoded is None or decoded[0] != "e" or roots is None:
+            raise ApiError(404, f"no evaluation {eval_id!r}")
+        _, root, rel = decoded
+        try:
+            data = await run_in_threadpool(roots.evaluation, root, rel)
+        except LavError as exc:
+            raise ApiError(404, f"no evaluation {eval_id!r}: {_one_line(exc)}") from None
+        return JSONResponse(data)
+
+    app.add_middleware(_BodyLimit, limit=max_upload + _FORM_SLACK)
+    app.add_middleware(_Headers)
+    return app
+
+
+def _zip(served: _Served, roots: Roots | None) -> bytes:
+    """The result folder as a zip: the saved folder's own files, or a fresh `Result.save` of a job's."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        if served.folder is not None:
+            for dirpath, dirnames, filenames in os.walk(served.folder, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".lav-tmp"))
+                for name in sorted(filenames):
+                    path = Path(dirpath) / name
+                    # Only real files inside the folder: a link could point anywhere.
+                    if path.is_symlink() or not path.is_file():
+                        continue
+                    zf.write(path, "result/" + path.relative_to(served.folder).as_posix())
+        else:
+            with tempfile.TemporaryDirectory(prefix="lav-serve-") as tmp:
+                out = served.result.save(Path(tmp) / "result")
+                for path in sorted(out.rglob("*")):
+                    if path.is_file():
+                        zf.write(path, "result/" + path.relative_to(out).as_posix())
+    return buf.getvalue()
+
+
+def _flag(value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "on", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("", "0", "false", "off", "no"):
+        return False
+    raise ApiError(400, f"compare_base must be true or false, got {str(value)[:40]!r}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

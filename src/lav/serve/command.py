@@ -1,0 +1,191 @@
+"""`lav serve`: the interactive visualizer in the browser (a thin shell over `create_app`).
+
+Without ``--model`` and ``--results`` it serves the shipped demo model and adapter (no download);
+``--results`` alone serves saved results and evaluations without loading a model (and without
+importing torch). It binds to loopback unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+from collections.abc import Callable
+
+from ..errors import InputError, LavError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def add_parser(
+    subparsers, add_model_args: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    """Register ``serve`` on the ``lav`` command's sub-parsers; returns its parser."""
+    p = subparsers.add_parser(
+        "serve",
+        help="the interactive visualizer in the browser",
+        description=(
+            "Serves the visualizer page and its JSON API: analyse screenshots live, explore layers and "
+            "heads, browse saved results and lav eval outputs. Without --model and --results it serves "
+            "the shipped demo model and adapter; --results alone browses without a model."
+        ),
+    )
+    p.add_argument(
+        "--model", help="Hugging Face model id or local checkpoint folder ('demo': the shipped one)"
+    )
+    p.add_argument("--adapter", help="PEFT LoRA adapter folder")
+    p.add_argument(
+        "--results", nargs="+", default=[], metavar="DIR", help="folders of saved results / lav eval outputs"
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--max-queue", type=int, default=8, help="jobs that may wait for the model (503 beyond; default 8)"
+    )
+    p.add_argument(
+        "--edge-layers", nargs="+", metavar="I", help="vision blocks recorded (default: -2 -1; the demo: all)"
+    )
+    p.add_argument(
+        "--focus-layers", nargs="+", metavar="I", help="decoder layers recorded (default: -1; the demo: all)"
+    )
+    p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer to generate, in tokens")
+    add_model_args(p)
+    return p
+
+
+def _say(msg: str) -> None:
+    print(f"lav: {msg}", file=sys.stderr, flush=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port must be from 0 to 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host!r} is not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise LavError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _layers(values: list[str] | None, default):
+    return default if values is None else " ".join(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server; returns the exit status when it stops."""
+    try:
+        import uvicorn  # noqa: F401
+
+        from .app import create_app
+    except ImportError as exc:
+        raise LavError(
+            f"lav serve needs the 'serve' extra ({exc.name} is missing): pip install -e '.[serve]' (make install does it)"
+        ) from None
+    if args.max_queue < 1:
+        raise InputError(f"--max-queue must be at least 1, got {args.max_queue}")
+    from ..checks import validate_request
+
+    model, adapter = args.model, args.adapter
+    demo = model == "demo" or (model is None and not args.results)
+    default_layers = ("all", "all") if demo else ((-2, -1), -1)
+    edge_layers = _layers(args.edge_layers, default_layers[0])
+    focus_layers = _layers(args.focus_layers, default_layers[1])
+    validate_request(
+        "x", max_new_tokens=args.max_new_tokens, edge_layers=edge_layers, focus_layers=focus_layers
+    )
+    sock = _bind(args.host, args.port)
+    try:
+        worker = None
+        if demo or model is not None:
+            worker = _load(args, model, adapter, demo, edge_layers, focus_layers)
+        app = create_app(worker, args.results, max_queue=args.max_queue)
+        return _serve(app, sock, args.host)
+    finally:
+        sock.close()
+
+
+def _load(args, model, adapter, demo: bool, edge_layers, focus_layers):
+    from ..files import check_adapter_folder, check_model_source
+    from ..inputs import DEFAULT_MAX_PIXELS
+    from .model import ModelWorker
+
+    if demo:
+        from ..demo import assets
+
+        model, adapter = assets.BASE, (adapter or assets.ADAPTER)
+    check_model_source(str(model))
+    if adapter is not None:
+        check_adapter_folder(adapter)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    _say(
+        f"loading {'the demo model' if demo else model}"
+        + (f" with adapter {adapter}" if adapter and not demo else "")
+    )
+    load_options = {
+        "device": args.device,
+        "dtype": args.dtype,
+        "attn_implementation": args.attn_implementation,
+        "max_image_pixels": DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+    }
+    analysis = {
+        "edge_layers": edge_layers,
+        "focus_layers": focus_layers,
+        "max_new_tokens": args.max_new_tokens,
+    }
+    worker = ModelWorker.load(model, adapter, load_options, analysis)
+    _say(f"loaded {worker.viz.parts.family} on {worker.viz.device}")
+    return worker
+
+
+def _serve(app, sock: socket.socket, host: str) -> int:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            # Progress streams end and nothing new is queued before uvicorn waits for open requests.
+            app.state.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if _is_loopback(host):
+        _say(f"serving on http://{shown}:{port}/ (loopback only: only this machine can connect)")
+    else:
+        _say(f"serving on http://{shown}:{port}/")
+        _say(
+            f"warning: listening on {host}, so anyone on the network who can reach this machine can use "
+            "the model and read the results; use --host 127.0.0.1 unless you mean to share it"
+        )
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=60)
+    Server(config).run(sockets=[sock])
+    _say("stopped")
+    return 0
