@@ -1,12 +1,13 @@
 # One entry point for people and CI. `make test` runs the suite on the newest supported transformers
-# (the venv's) and again on the oldest (4.57, overlaid from .oldest/).
+# (the venv's) and again on the oldest (4.57, overlaid from .oldest/); `make test-fast` runs the unit
+# tier only. Tiers (unit / integration / e2e / browser) follow the test folders: tests/conftest.py.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OLDEST := .oldest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-newest test-oldest check format bench demo serve
+.PHONY: install chromium test test-fast test-newest test-oldest check format bench demo eval-demo serve
 
 # The first command for a newcomer: environment, install, and the shipped demo model on a bundled
 # screenshot (no network). Outputs land in lav-demo/.
@@ -14,13 +15,21 @@ demo:
 	@test -x $(VENV)/bin/lav || $(MAKE) install
 	$(VENV)/bin/lav demo
 
+# lav eval on a synthetic ScreenSpot-Pro-layout benchmark from the demo screens, base vs adapter
+# (no network). Outputs land in lav-eval-demo/out (run it again: it resumes, then re-summarises).
+eval-demo:
+	@test -x $(VENV)/bin/lav || $(MAKE) install
+	$(VENV)/bin/lav demo-data --out lav-eval-demo/data
+	$(VENV)/bin/lav eval --model src/lav/demo/weights/base --adapter src/lav/demo/weights/adapter \
+		--data lav-eval-demo/data --compare-base --device cpu --out lav-eval-demo/out
+
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 
 # torch 2.14.1 + torchvision 0.29.1 are the builds that install without a download on our machines;
 # the Qwen3-VL processor needs torchvision.
-install: $(PY)
+install: $(PY) chromium
 	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -e ".[dev,serve]"
 	# The oldest supported transformers, overlaid on the same venv via PYTHONPATH (with the hub client
@@ -28,7 +37,26 @@ install: $(PY)
 	$(PY) -m pip install --no-deps --upgrade --target $(OLDEST) "transformers==4.57.6" "huggingface-hub>=0.34,<1.0" \
 		"tokenizers>=0.22,<=0.23.0" requests charset-normalizer urllib3 certifi
 
+# tests/browser drives Debian's Chromium through Playwright (never `playwright install`: no downloads).
+# Installed here as root with apt-get; otherwise a one-line note, and the browser tests skip saying
+# why, except under CI (CI=true), where a missing Chromium fails the install and the tests.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's Chromium for tests/browser (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| { echo "note: apt-get could not install chromium; tests/browser will skip (an error under CI=true)"; [ "$$CI" != true ]; }; \
+	else \
+		echo "note: $(CHROMIUM) is missing and needs root + apt-get (apt-get install chromium); tests/browser will skip (an error under CI=true)"; \
+		[ "$$CI" != true ]; \
+	fi
+
 test: test-newest test-oldest
+
+# The unit tier on the newest transformers: under 2 minutes on 2 cores.
+test-fast:
+	$(PY) -m pytest -q -m unit
 
 test-newest:
 	$(PY) -m pytest -q

@@ -2,14 +2,12 @@
 
 The page is built end to end by `lav run --compare-base` on a tiny Qwen3-VL checkpoint with a LoRA
 adapter, then opened from its file:// URL. ``make install`` installs both browser parts where it can
-(Chromium with apt-get as root, Playwright with the ``dev`` extra). Where one is missing the tests
-skip and name the command that installs it; under CI (``CI=true``) they fail instead, so CI can
-never pass without running them.
+(Chromium with apt-get as root, Playwright with the ``dev`` extra); where one is missing, conftest.py
+skips these tests with the command that installs it, or fails them under CI (``CI=true``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -18,16 +16,12 @@ import pytest
 from PIL import Image
 
 from lav.cli import main
+from lav.testing import tiny_checkpoint
+from tests.browser.conftest import CHROMIUM
 from tests.e2e.conftest import SIZE, _adapter
-
-try:
-    from lav.testing import tiny_checkpoint
-except ImportError:  # until lav.testing holds the fixture builders (issue 7, item 5)
-    from lav.checkpoint import tiny_checkpoint
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 # No GPU, no sandbox (CI runs as root), and none of Chromium's own traffic (updates, sync, QUIC).
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -69,27 +63,10 @@ def report(tmp_path_factory) -> Path:
     return out / "report.html"
 
 
-def _missing(what: str) -> None:
-    """Skip for want of a browser part, with the command that installs it; under CI, fail."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{what} (CI is set, so the browser tests must run, not skip)", pytrace=False)
-    pytest.skip(what)
-
-
 @pytest.fixture(scope="session")
 def browser():
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        _missing(
-            "playwright is not installed: pip install -e '.[dev]' (or pip install 'playwright>=1.40'); "
-            "it drives the system Chromium, so do not run 'playwright install'"
-        )
-    if not Path(CHROMIUM).exists():
-        _missing(
-            f"{CHROMIUM} is missing: install Debian's Chromium as root with "
-            "'apt-get update && apt-get install -y chromium' (make install does it where it can)"
-        )
+    from playwright.sync_api import Error, sync_playwright
+
     with sync_playwright() as pw:
         try:
             chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
