@@ -22,7 +22,7 @@ def family_spec(family: str) -> ModelSpec:
 def available_families() -> list[str]:
     """Families whose config and processor classes exist in the installed transformers.
 
-    Qwen3.5 needs transformers 5; every other family builds on 4.57 too.
+    Qwen3.5 needs transformers 5 and Qwen4-Exp 5.24; every other family builds on 4.57 too.
     """
     return [
         spec.family
