@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_parser(sub)
     _add_serve_parser(sub)
+    from .eval.cli import add_parsers as add_eval_parsers
+
+    add_eval_parsers(sub, _add_model_args)
     return parser
 
 
@@ -164,7 +167,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "serve": cmd_serve}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval.cli import run_eval
+
+    return run_eval(args)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from .eval.cli import run_demo_data
+
+    return run_demo_data(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+    "eval": cmd_eval,
+    "demo-data": cmd_demo_data,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
