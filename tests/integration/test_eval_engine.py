@@ -330,10 +330,9 @@ def test_torchrun_two_ranks_merge_to_the_single_process_output(model_dirs, tmp_p
     multi = subprocess.run(
         [
             torchrun,
+            "--standalone",  # a free port of its own (a fixed --master_port may be taken)
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "0",
             "-m",
             "lav.cli",
             *args,
