@@ -141,6 +141,25 @@ def digit_rows(tokenizer, input_ids: torch.Tensor, answer_start: int) -> list[in
     return [i for i, t in enumerate(answer) if tokenizer.decode([t]).strip().isdigit()]
 
 
+@contextmanager
+def _softmax_in_input_dtype():
+    """Eager attention in transformers takes its softmax with ``dtype=torch.float32`` (Qwen2.5-VL,
+    Qwen3-VL, 5.24 and 4.57), which rounds a float64 model's probabilities to float32; the reference
+    keeps them in float64."""
+    original = torch.nn.functional.softmax
+
+    def softmax(input, dim=None, _stacklevel=3, dtype=None):
+        if dtype == torch.float32 and input.dtype == torch.float64:
+            dtype = torch.float64
+        return original(input, dim=dim, _stacklevel=_stacklevel, dtype=dtype)
+
+    torch.nn.functional.softmax = softmax
+    try:
+        yield
+    finally:
+        torch.nn.functional.softmax = original
+
+
 def focus_reference(
     reference, inputs: dict[str, torch.Tensor], answer_start: int, rows: list[int], layer: int = -1
 ) -> np.ndarray:
@@ -148,7 +167,7 @@ def focus_reference(
 
     ``layer`` counts full-attention layers only (linear-attention layers have no attention map).
     """
-    with torch.no_grad():
+    with torch.no_grad(), _softmax_in_input_dtype():
         out = reference(**inputs, output_attentions=True)
     maps = [a for a in out.attentions if a is not None]
     attn = maps[layer][0].double()  # (H, L, L)

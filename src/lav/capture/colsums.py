@@ -121,9 +121,13 @@ def received(
     """Attention each key receives, summed over queries: ``(H, N_q, D), (H, N_k, D) -> (H, N_k)`` float32.
 
     ``method``: ``"auto"`` (fused where checked, else exact chunks), ``"fused"``, ``"chunked"``.
+    Float64 inputs (a float64 model) take the exact method in float64 under ``"auto"``: whoever runs
+    a model in float64 wants its maps to that precision, and the fused kernels reduce in float32.
     Returns the values and the method used. Never builds the (N_q, N_k) matrix at once.
     """
     with torch.no_grad():
+        if method == "auto" and q.dtype == torch.float64:
+            return received_chunked(q, k, scale, dtype=torch.float64), "chunked"
         if method in ("auto", "fused"):
             name = fused_method(q.device.type, q.shape[-1])
             if name is not None:

@@ -106,8 +106,10 @@ def _decoder_rows(
     if not local:
         return
     groups = query.shape[1] // key.shape[1]
-    q = query[:, :, local].float()
-    k = key.float()
+    # float32 at least; a float64 model keeps float64, so its maps are as exact as the model.
+    compute = torch.promote_types(query.dtype, torch.float32)
+    q = query[:, :, local].to(compute)
+    k = key.to(compute)
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
     scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # [batch, head, row, key]
@@ -142,7 +144,8 @@ def _row_mask(
         allowed = mask[:, None, None, :k_len].bool() & causal[None, None]
     else:
         raise CaptureError(f"unexpected attention mask of shape {tuple(mask.shape)}")
-    return torch.where(allowed, 0.0, neg).to(like.dtype), allowed
+    zero = torch.zeros((), dtype=like.dtype, device=like.device)
+    return torch.where(allowed, zero, zero + neg), allowed
 
 
 def _row_bias(

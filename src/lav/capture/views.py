@@ -24,7 +24,7 @@ def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[n
     chunks = rec.vision.get(block)
     if not chunks:
         raise CaptureError(f"vision block {block} recorded nothing: did the forward pass include the image?")
-    seq = torch.cat(chunks, dim=1).float().cpu().numpy()
+    seq = torch.cat(chunks, dim=1).cpu().numpy()  # float32, or float64 for a float64 model
     total = sum(g.patches for g in grids)
     if seq.shape[1] != total:
         raise CaptureError(
@@ -41,7 +41,8 @@ def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[n
 
 
 def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
-    """Recorded query positions of ``layer`` and their rows ``(R, B, H, K)`` float32.
+    """Recorded query positions of ``layer`` and their rows ``(R, B, H, K)`` float32 (float64 for a
+    float64 model).
 
     Rows recorded in later decode steps are longer; shorter rows are zero-padded at the end (those
     keys did not exist yet when the query ran, so their attention is zero).
@@ -54,9 +55,9 @@ def decoder_rows(rec: Recording, layer: int) -> tuple[list[int], torch.Tensor]:
     if not positions:
         return [], torch.zeros(0)
     width = max(rows[p].shape[-1] for p in positions)
-    out = torch.zeros(len(positions), *rows[positions[0]].shape[:-1], width)
+    out = torch.zeros(len(positions), *rows[positions[0]].shape[:-1], width, dtype=rows[positions[0]].dtype)
     for i, p in enumerate(positions):
-        row = rows[p].float().cpu()
+        row = rows[p].cpu()
         out[i, ..., : row.shape[-1]] = row
     rec.views[("rows", layer)] = (positions, out)
     return positions, out

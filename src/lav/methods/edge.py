@@ -26,7 +26,7 @@ class Edge(MapMethod):
         for block in selection.vision_blocks:
             heads = vision_received(item.rec, block, item.grids)[item.image]  # (H, t, h, w)
             per_block.append(heads.mean(axis=0)[0])  # a still image has one temporal slice
-        layers = np.stack(per_block).astype(np.float32)
+        layers = np.stack(per_block).astype(np.float64)
         raw = layers.mean(axis=0)
         windowed = [b for b in selection.vision_blocks if item.parts.is_windowed(b)]
         return [
@@ -37,7 +37,7 @@ class Edge(MapMethod):
                 style="edge",
                 title="Edge map",
                 layers=selection.vision_blocks,
-                arrays={"edge_raw": raw, "edge_layers": layers},
+                arrays={"edge_raw": raw.astype(np.float32), "edge_layers": layers.astype(np.float32)},
                 info={"windowed_blocks": windowed},
             )
         ]

@@ -65,17 +65,18 @@ class Focus(MapMethod):
 
         def to_grid(stack: list[torch.Tensor]) -> np.ndarray:
             tokens = torch.stack(stack).numpy()  # (L, n_img of this item's image)
-            return split_merged_tokens(tokens, [item.grid])[0][:, 0].astype(np.float32)  # (L, h/m, w/m)
+            return split_merged_tokens(tokens, [item.grid])[0][:, 0].astype(np.float64)  # (L, h/m, w/m)
 
         layers = to_grid(per_layer)
         raw = layers.mean(axis=0)
         heads = torch.stack(per_head)  # (L, H, n_img)
         n_layers, n_heads = heads.shape[:2]
         heads_grid = to_grid(list(heads.reshape(n_layers * n_heads, -1)))
+        # Reduced in the rows' precision (float64 for a float64 model), stored as float32.
         arrays = {
-            "focus_raw": raw,
-            "focus_layers": layers,
-            "focus_heads": heads_grid.reshape(n_layers, n_heads, *heads_grid.shape[1:]),
+            "focus_raw": raw.astype(np.float32),
+            "focus_layers": layers.astype(np.float32),
+            "focus_heads": heads_grid.reshape(n_layers, n_heads, *heads_grid.shape[1:]).astype(np.float32),
         }
         if per_x:
             arrays["focus_x"] = minmax(to_grid(per_x).mean(axis=0))
