@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,6 +361,7 @@ class Visualizer:
         template: str | None = None,
         coords: str | None = None,
         maps: Sequence[str] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Result:
         """Where the model looks when it answers ``instruction`` on ``image``.
 
@@ -371,6 +372,7 @@ class Visualizer:
         (``relative-1000``, ``absolute-resized``, ``normalized-1``); default by model family.
         ``compare_base``: also run with the LoRA adapter disabled and keep it as ``result.base``.
         ``maps``: names of the map methods to run (default: every registered one, see `lav.methods`).
+        ``progress``: called with each stage as it starts (see `analyze_many`).
         """
         item = {
             "image": image,
@@ -388,6 +390,7 @@ class Visualizer:
             compare_base=compare_base,
             max_new_tokens=max_new_tokens,
             maps=maps,
+            progress=progress,
         )[0]
 
     def analyze_many(
@@ -400,12 +403,16 @@ class Visualizer:
         compare_base: bool = False,
         max_new_tokens: int = 64,
         maps: Sequence[str] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> list[Result]:
         """One `Result` per item, as `analyze` would give one by one, computed in batches.
 
         ``items``: ``(image, instruction)`` pairs or dicts with the keys of `analyze`'s per-item
         arguments (``image``, ``instruction``, ``response``, ``system``, ``template``, ``coords``).
         Items with a forced response and items to generate run in separate batches; order is kept.
+        ``progress``: called with each stage as it starts: ``"preparing"``, ``"generating"`` (or
+        ``"forward"`` for forced answers), ``"maps"``; prefixed ``"base: "`` in the pass with the adapter
+        disabled. A callback that raises stops the analysis, and the model is put back as it was.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -471,11 +478,11 @@ class Visualizer:
                     if not group:
                         continue
                     batch = [requests[i] for i in group]
-                    out = self._batch(batch, methods, selection, needs, max_new_tokens, adapter_enabled=True)
+                    out = self._batch(batch, methods, selection, needs, max_new_tokens, True, progress)
                     if compare_base:
                         with self.model.disable_adapter():
                             base = self._batch(
-                                batch, methods, selection, needs, max_new_tokens, adapter_enabled=False
+                                batch, methods, selection, needs, max_new_tokens, False, _prefixed(progress)
                             )
                         for res, b in zip(out, base, strict=True):
                             res.base = b
@@ -491,11 +498,16 @@ class Visualizer:
         needs: Needs,
         max_new_tokens: int,
         adapter_enabled: bool,
+        progress: Callable[[str], None] | None = None,
     ) -> list[Result]:
+        say = progress or (lambda stage: None)
+        say("preparing")
         t0 = time.perf_counter()
         prepared = prepare(self, requests, 0 if requests[0].response is not None else max_new_tokens)
         t_prepare = time.perf_counter() - t0
+        say("forward" if prepared.forced else "generating")
         ran = run(self, prepared, needs, max_new_tokens)
+        say("maps")
         t1 = time.perf_counter()
         answers = [
             read_click(self, r, g, ids)
@@ -531,6 +543,10 @@ class Visualizer:
                 )
             )
         return out
+
+
+def _prefixed(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    return None if progress is None else (lambda stage: progress(f"base: {stage}"))
 
 
 def _item_dict(item: Any, n: int) -> dict[str, Any]:

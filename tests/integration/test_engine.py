@@ -292,3 +292,47 @@ def test_focus_keeps_per_head_maps_whose_mean_is_the_layer_map(vizs):
     np.testing.assert_allclose(heads.mean(axis=1), layers, atol=1e-6)
     # Heads differ from each other: a layout slip that repeated one head would pass the mean alone.
     assert not np.allclose(heads[:, 0], heads[:, 1])
+
+
+def test_progress_names_each_stage_in_order_for_both_passes(vizs):
+    stages: list[str] = []
+    vizs["qwen3_vl-lora"].analyze(
+        _images()[0], INSTRUCTION, compare_base=True, max_new_tokens=3, progress=stages.append
+    )
+    assert stages == ["preparing", "generating", "maps", "base: preparing", "base: generating", "base: maps"]
+    stages.clear()
+    vizs["qwen3_vl"].analyze(_images()[0], INSTRUCTION, "(1, 2)", progress=stages.append)
+    assert stages == ["preparing", "forward", "maps"]
+
+
+def test_a_progress_callback_that_raises_stops_and_leaves_the_model_as_found(vizs):
+    viz = vizs["qwen3_vl"]
+    before = _state(viz.model)
+
+    def stop(stage):
+        if stage == "maps":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        viz.analyze(_images()[0], INSTRUCTION, "(1, 2)", progress=stop)
+    assert _state(viz.model) == before
+
+
+def test_a_model_that_raises_mid_forward_is_left_as_found(vizs):
+    viz = vizs["qwen2_5_vl-lora"]
+    before = _state(viz.model)
+    layer = viz.parts.decoder_attention[-1]
+
+    def boom(module, args, kwargs):
+        raise RuntimeError("out of memory, say")
+
+    handle = layer.register_forward_pre_hook(boom, with_kwargs=True)
+    try:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            viz.analyze(_images()[0], INSTRUCTION, "(1, 2)", compare_base=True)
+    finally:
+        handle.remove()
+    assert _state(viz.model) == before
+    # The adapter is enabled again and the next analysis is the one it was before the failure.
+    again = viz.analyze(_images()[0], INSTRUCTION, "(1, 2)", compare_base=True)
+    assert again.adapter_enabled and again.base is not None

@@ -97,15 +97,15 @@ class ModelWorker:
             raise InputError("compare_base needs a LoRA adapter, and this server's model has none")
 
     def __call__(self, req: Request, report: Callable[[str], None]) -> Result:
-        report("generating" if req.response is None else "forward")
-        # The maps are reduced inside `analyze`; "maps" below is the record turned into served arrays.
+        # Stages as the engine reaches them: preparing, generating (forward), maps; "base: ..." for
+        # the pass with the adapter disabled.
         res = self.viz.analyze(
             req.image,
             req.instruction,
             response=req.response,
             compare_base=req.compare_base,
+            progress=report,
             **self.analysis,
         )
-        report("maps")
         res.arrays()  # fails here, in the job, rather than on the first map request
         return res
