@@ -1,12 +1,8 @@
-"""Analysis in stages with a batch dimension: prepare -> run -> maps -> click -> `Result`.
+"""`Visualizer`: a model and its processor, ready to analyse screenshots one by one or in batches.
 
-- `prepare` builds one left-padded batch of model inputs from requests (image, instruction, an
-  optional forced response) with the model's own processor and chat template;
-- `run` does one `generate` (or one forward for forced responses) over the batch with capture on;
-- `make_maps` reduces the recording to each item's maps with the chosen methods (`lav.methods`);
-- `read_click` parses each answer into a click in original-image pixels.
-
-`Visualizer.analyze` is their composition for one item, `Visualizer.analyze_many` for many.
+`analyze_many` validates the items, then runs the stages of `lav.stages` (prepare -> run ->
+read_click -> make_maps) batch by batch, under the model's lock and with the model put back as it
+was found; `analyze` is the same for one item.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,255 +17,20 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .capture import Recording, capture
 from .capture.recorder import model_lock
-from .checks import check_length, check_prompt_text, context_length, special_tokens, validate_request
-from .coords import Click, explain_missing, number_tokens, parse_answer, resolve_convention, to_click
-from .errors import InputError, LavError
-from .geometry import Grid, grids_from_thw
+from .checks import check_prompt_text, special_tokens, validate_request
+from .errors import InputError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
-from .methods import AnswerRows, Item, MapMethod, Needs, Selection, chosen
+from .methods import MapMethod, Needs, Selection, chosen, resolve_heads
+from .methods.heads import HeadSpec
 from .models import ModelParts, inspect_model, resolve_layers
-from .result import Map, Result
+from .result import Result
+from .stages import Request, make_maps, prepare, read_click, run
 
 LayerArg = int | Sequence[int] | str | None
 
 #: Keys an item of `Visualizer.analyze_many` may carry; the rest are options of the whole call.
 ITEM_KEYS = ("image", "instruction", "response", "system", "template", "coords")
-
-
-@dataclass(frozen=True)
-class Request:
-    """One item to analyse: an upright RGB image, the instruction and an optional forced answer."""
-
-    image: Image.Image
-    instruction: str
-    response: str | None = None
-    system: str | None = None
-    template: str | None = None
-    coords: str | None = None
-
-
-@dataclass
-class Prepared:
-    """Model inputs of a batch (left-padded, on the model's device) and where each answer starts.
-
-    ``answer_starts[b]``: position of item b's first answer token in the padded sequence; with a
-    generated answer every item's answer starts at the padded prompt length.
-    """
-
-    requests: list[Request]
-    inputs: dict[str, torch.Tensor]
-    answer_starts: list[int]
-    grids: list[Grid]
-    forced: bool
-
-
-@dataclass
-class Ran:
-    """What one run gave: the recording and each item's answer tokens (end of turn stripped)."""
-
-    rec: Recording
-    answers: list[list[int]]
-    seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# Stages
-
-
-def prompt_text(processor, instruction: str, system: str | None, template: str | None) -> str:
-    """The chat-template text of one user turn with one image, ready for the answer."""
-    user_text = instruction if template is None else template.replace("{instruction}", instruction)
-    messages = []
-    if system:
-        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]})
-    try:
-        return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    except (ValueError, TypeError) as exc:
-        raise LavError(
-            f"the processor has no usable chat template ({exc}); pass a processor that has one"
-        ) from exc
-
-
-def _pad_left(encoded: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Join single-item processor outputs into one batch, left-padding the token-wise tensors."""
-    length = max(e["input_ids"].shape[1] for e in encoded)
-    out: dict[str, torch.Tensor] = {}
-    for key in encoded[0]:
-        values = [e[key] for e in encoded]
-        if key in ("pixel_values", "image_grid_thw"):
-            out[key] = torch.cat(values, dim=0)
-            continue
-        if values[0].dim() != 2 or values[0].shape[1] != encoded[0]["input_ids"].shape[1]:
-            raise LavError(
-                f"the processor returned {key!r} of shape {tuple(values[0].shape)}, which lav cannot "
-                "batch; analyse one item at a time (batch_size=1) and please report the processor"
-            )
-        fill = pad_id if key == "input_ids" else 0
-        out[key] = torch.stack(
-            [torch.cat([torch.full((length - v.shape[1],), fill, dtype=v.dtype), v[0]]) for v in values]
-        )
-    return out
-
-
-def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 0) -> Prepared:
-    """Left-padded batch inputs for ``requests`` (all forced, or all generated).
-
-    Each prompt (plus ``max_new_tokens`` when generating) must fit the model's context.
-    """
-    forced = requests[0].response is not None
-    if any((r.response is not None) != forced for r in requests):
-        raise LavError("a batch mixes forced and generated answers; prepare them as two batches")
-    processor, tok = viz.processor, viz.processor.tokenizer
-    limit = context_length(getattr(viz.model, "config", None))
-    encoded, prompt_lengths = [], []
-    for r in requests:
-        text = prompt_text(processor, r.instruction, r.system, r.template)
-        full = text + (r.response or "")
-        enc = dict(processor(text=[full], images=[r.image], return_tensors="pt"))
-        ids = enc["input_ids"][0]
-        check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "the prompt")
-        if forced:
-            prompt_lengths.append(_prompt_length(tok, text, ids, viz.parts.image_token_id))
-        encoded.append({k: v for k, v in enc.items() if isinstance(v, torch.Tensor)})
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    inputs = _pad_left(encoded, pad)
-    length = inputs["input_ids"].shape[1]
-    if forced:
-        starts = [
-            length - (e["input_ids"].shape[1] - p) for e, p in zip(encoded, prompt_lengths, strict=True)
-        ]
-    else:
-        starts = [length] * len(requests)
-    grids = grids_from_thw(inputs["image_grid_thw"], viz.parts.merge)
-    return Prepared(list(requests), viz.to_device(inputs), starts, grids, forced)
-
-
-def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) -> int:
-    """Tokens of the prompt alone inside ``full_ids`` (prompt + forced answer, image pads expanded).
-
-    The text tokenizer sees one image pad where the processor put one per image token; the prompt's
-    length is its own token count plus that expansion. Checked token by token, so a tokenizer that
-    merges the answer with the prompt's last token is refused, not mislocated.
-    """
-    ids = tok(text)["input_ids"]  # as the processor calls it (its defaults, special tokens included)
-    pads_text = sum(1 for t in ids if t == image_token_id)
-    pads_full = int((full_ids == image_token_id).sum())
-    expanded: list[int] = []
-    per_pad = (pads_full // pads_text) if pads_text else 0
-    for t in ids:
-        expanded.extend([t] * per_pad if t == image_token_id else [t])
-    n = len(expanded)
-    if pads_text != 1 or n >= full_ids.shape[0] or full_ids[:n].tolist() != expanded:
-        raise LavError(
-            "the tokenizer merges the response with the prompt's last token; cannot locate the answer"
-        )
-    return n
-
-
-def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) -> Ran:
-    """One generate (or forward) over the batch with capture on; each item's answer token ids."""
-    inputs = prepared.inputs
-    tok = viz.processor.tokenizer
-    rows_from = min(prepared.answer_starts) - 1
-    t0 = time.perf_counter()
-    with (
-        torch.inference_mode(),
-        capture(
-            viz.model,
-            vision_blocks=needs.vision_blocks,
-            decoder_layers=needs.decoder_layers,
-            rows_from=rows_from,
-        ) as rec,
-    ):
-        if prepared.forced:
-            viz.model(**inputs, use_cache=False)
-            ids = inputs["input_ids"]
-        else:
-            ids = viz.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-            )
-    seconds = time.perf_counter() - t0
-    ends = viz.end_ids()
-    answers = [_strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(prepared.answer_starts)]
-    return Ran(rec, answers, seconds)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One item's answer: text, token spans, the click (or why there is none) and the focus rows."""
-
-    text: str
-    offsets: list[tuple[int, int]]
-    click: Click | None
-    click_error: str | None
-    convention: str | None
-    rows: AnswerRows
-
-
-def read_click(viz: Visualizer, request: Request, grid: Grid, ids: list[int]) -> Answer:
-    """Parse one answer into a click in original-image pixels and the rows its digits sit on."""
-    if not ids:
-        raise LavError(
-            "the model answered nothing (it ended at once); check the chat template or the adapter"
-        )
-    text, offsets = _decode_with_offsets(viz.processor.tokenizer, ids)
-    resized = (grid.w * viz.parts.patch, grid.h * viz.parts.patch)
-    parsed = parse_answer(text)
-    if parsed is None:
-        rows = AnswerRows(tuple(range(len(ids))), (), (), "all answer tokens (the answer has no coordinates)")
-        return Answer(text, offsets, None, explain_missing(text), None, rows)
-    convention = resolve_convention(parsed, viz.parts.spec.coords, request.coords)
-    click = to_click(parsed, convention, resized, request.image.size)
-    spans = number_tokens(offsets, parsed)
-    x_rows, y_rows = tuple(spans["x"]), tuple(spans["y"])
-    rows = AnswerRows(tuple(sorted({*x_rows, *y_rows})), x_rows, y_rows, "coordinate digits")
-    return Answer(text, offsets, click, None, convention, rows)
-
-
-def make_maps(
-    viz: Visualizer,
-    prepared: Prepared,
-    ran: Ran,
-    answers: Sequence[Answer],
-    methods: Sequence[MapMethod],
-    selection: Selection,
-) -> list[dict[str, Map]]:
-    """Each item's maps by name, from one recording."""
-    image_token = viz.parts.image_token_id
-    ids = prepared.inputs["input_ids"].cpu()
-    out = []
-    for b, answer in enumerate(answers):
-        item = Item(
-            rec=ran.rec,
-            parts=viz.parts,
-            row=b,
-            grids=prepared.grids,
-            image=b,
-            image_positions=(ids[b] == image_token).nonzero().flatten(),
-            answer_start=prepared.answer_starts[b],
-            answer=answer.rows,
-        )
-        maps: dict[str, Map] = {}
-        for method in methods:
-            for m in method.reduce(item, selection):
-                if m.name in maps:
-                    raise LavError(f"two map methods make a map called {m.name!r}")
-                maps[m.name] = m
-        out.append(maps)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -361,6 +121,7 @@ class Visualizer:
         template: str | None = None,
         coords: str | None = None,
         maps: Sequence[str] | None = None,
+        focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
     ) -> Result:
         """Where the model looks when it answers ``instruction`` on ``image``.
@@ -371,7 +132,9 @@ class Visualizer:
         ``{instruction}`` where the instruction goes. ``coords``: the coordinate convention
         (``relative-1000``, ``absolute-resized``, ``normalized-1``); default by model family.
         ``compare_base``: also run with the LoRA adapter disabled and keep it as ``result.base``.
-        ``maps``: names of the map methods to run (default: every registered one, see `lav.methods`).
+        ``maps``: names of the map methods to run (default: the cheap ones, see `lav.methods`).
+        ``focus_heads``: ``(layer, head)`` pairs (or ``"L:H L:H"``) for the ``focus_selected`` map,
+        e.g. the best heads of a `lav eval` ranking (`lav.methods.heads_from_ranking`).
         ``progress``: called with each stage as it starts (see `analyze_many`).
         """
         item = {
@@ -390,6 +153,7 @@ class Visualizer:
             compare_base=compare_base,
             max_new_tokens=max_new_tokens,
             maps=maps,
+            focus_heads=focus_heads,
             progress=progress,
         )[0]
 
@@ -403,6 +167,7 @@ class Visualizer:
         compare_base: bool = False,
         max_new_tokens: int = 64,
         maps: Sequence[str] | None = None,
+        focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
     ) -> list[Result]:
         """One `Result` per item, as `analyze` would give one by one, computed in batches.
@@ -439,7 +204,10 @@ class Visualizer:
         selection = Selection(
             resolve_layers(edge_layers, len(self.parts.vision_attention), "vision blocks"),
             resolve_layers(focus_layers, len(self.parts.decoder_attention), "full-attention decoder layers"),
+            resolve_heads(focus_heads, self.parts),
         )
+        if selection.heads is not None and maps is None:
+            methods = [*methods, *chosen(["focus_selected"])]
         tok = self.processor.tokenizer
         requests = []
         for d in plain:
@@ -570,25 +338,3 @@ def _item_dict(item: Any, n: int) -> dict[str, Any]:
 
 def _answer_markers(tok) -> set[str]:
     return {t for t in special_tokens(tok) if any(w in t for w in ("box_", "object_ref", "point", "quad"))}
-
-
-def _strip_end(ids: list[int], ends: set[int]) -> list[int]:
-    """Drop the end-of-turn token and anything after it (padding)."""
-    for i, token in enumerate(ids):
-        if token in ends:
-            return ids[:i]
-    return ids
-
-
-def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
-    """Decoded answer and each token's character span in it, by decoding growing prefixes.
-
-    Works for any tokenizer (byte-level BPE included), unlike re-tokenising the text, which may
-    split it differently from what the model generated.
-    """
-    offsets, prev = [], 0
-    for i in range(len(ids)):
-        cur = len(tok.decode(ids[: i + 1], skip_special_tokens=True))
-        offsets.append((prev, cur))
-        prev = cur
-    return tok.decode(ids, skip_special_tokens=True), offsets
