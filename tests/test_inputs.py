@@ -143,7 +143,7 @@ def test_max_pixels_also_limits_pil_images():
 def test_max_pixels_above_pillows_bomb_limit_is_honoured(tmp_path, monkeypatch):
     # The header exceeds Pillow's own limit (~179 M pixels) but not ours, so decoding must start.
     path = tmp_path / "tall.png"
-    path.write_bytes(_png_header_only(1, 200_000_000))
+    path.write_bytes(_png_header_only(10_000, 20_000))  # 200 M pixels, a normal shape
 
     def decoding_starts(self, *args, **kwargs):
         raise OSError("decoding started")
@@ -344,3 +344,33 @@ def test_loaded_file_is_independent_of_the_file(tmp_path):
 def test_describe():
     assert describe(Image.new("RGB", (1920, 1080))) == "1920x1080 RGB"
     assert describe(Image.new("LA", (3, 2))) == "3x2 LA"
+
+
+# --- shapes the Qwen-VL processors refuse, named before any model work -----------------------------
+
+
+@pytest.mark.parametrize(("size", "ratio"), [((20000, 20), "1000:1"), ((20, 4100), "205:1")])
+def test_aspect_ratio_beyond_the_processors_limit_is_refused_with_the_number(tmp_path, size, ratio):
+    path = tmp_path / "thin.png"
+    Image.new("RGB", size, WHITE).save(path)
+    with pytest.raises(ImageError, match=f"{size[0]}x{size[1]}, an aspect ratio of {ratio}") as e:
+        load_image(path)
+    assert "200:1" in _message(e)
+    with pytest.raises(ImageError, match="aspect ratio"):
+        load_image(Image.new("RGB", size, WHITE))
+
+
+def test_aspect_ratio_at_the_limit_is_accepted():
+    assert load_image(Image.new("RGB", (4000, 20), WHITE)).size == (4000, 20)
+
+
+@pytest.mark.parametrize("value", [True, 1.5, "100", None])
+def test_max_pixels_of_the_wrong_type_is_an_input_error(value):
+    with pytest.raises(InputError, match="max_pixels must be positive"):
+        load_image(Image.new("RGB", (4, 4)), max_pixels=value)
+
+
+def test_dangling_symlink_is_named(tmp_path):
+    (tmp_path / "link.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(ImageError, match="symbolic link to .*gone.png, which does not exist"):
+        load_image(tmp_path / "link.png")

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from .checks import check_out, validate_request
 from .coords import CONVENTIONS
-from .errors import LavError
+from .errors import LavError, LavWarning
+from .files import check_adapter_folder, check_model_source
 
 EXIT_BAD_INPUT = 2
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _say(msg: str) -> None:
@@ -19,24 +35,28 @@ def _say(msg: str) -> None:
 
 
 def _layers(values: list[str] | None, default):
+    """The layer selection as given: the default, ``"all"`` or the indices as one string."""
     if values is None:
         return default
-    if values == ["all"]:
-        return "all"
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise LavError(f"layer indices must be integers or 'all', got {' '.join(values)}") from None
+    return " ".join(values)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=DTYPES,
+        help="auto (the device's usual), float32, bfloat16, float16",
+    )
     p.add_argument(
         "--attn-implementation", default="sdpa", help="backend the model runs: sdpa, eager, flash_attention_2"
     )
     p.add_argument(
-        "--max-pixels", type=int, default=None, help="refuse images with more pixels than this (default 64M)"
+        "--max-pixels",
+        type=_positive_int,
+        default=None,
+        help="refuse images with more pixels than this (default 64M)",
     )
 
 
@@ -54,7 +74,9 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--coords", choices=CONVENTIONS, help="coordinate convention of the answer (default: by model family)"
     )
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument(
+        "--max-new-tokens", type=_positive_int, default=64, help="longest answer to generate, in tokens"
+    )
     p.add_argument("--system", help="system prompt")
     p.add_argument(
         "--template",
@@ -118,13 +140,34 @@ def _print_result(res, out: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import load
+    # Everything that needs no model is checked before the model loads (seconds to minutes).
+    edge_layers = _layers(args.edge_layers, (-2, -1))
+    focus_layers = _layers(args.focus_layers, -1)
+    validate_request(
+        args.instruction,
+        args.response,
+        system=args.system,
+        template=args.template,
+        max_new_tokens=args.max_new_tokens,
+        edge_layers=edge_layers,
+        focus_layers=focus_layers,
+        coords=args.coords,
+    )
+    check_out(args.out)
     from .inputs import DEFAULT_MAX_PIXELS, load_image
 
-    max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
-    image = load_image(args.image, max_pixels=max_pixels)  # before loading a model: fail fast
-    if not args.instruction.strip():
-        raise LavError("the instruction is empty; say what to click, e.g. 'Click the Save button'")
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    image = load_image(args.image, max_pixels=max_pixels)
+    check_model_source(args.model)  # a damaged folder is named before torch even imports
+    if args.adapter is not None:
+        check_adapter_folder(args.adapter)
+    from transformers.utils import logging as hf_logging
+
+    from .loading import load, resolve_device
+
+    # stderr carries lav's own progress lines; transformers' per-file bars would bury them.
+    hf_logging.disable_progress_bar()
+    resolve_device(args.device)
     t0 = time.perf_counter()
     _say(f"loading {args.model}" + (f" with adapter {args.adapter}" if args.adapter else ""))
     viz = load(
@@ -141,8 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         image,
         args.instruction,
         response=args.response,
-        edge_layers=_layers(args.edge_layers, (-2, -1)),
-        focus_layers=_layers(args.focus_layers, -1),
+        edge_layers=edge_layers,
+        focus_layers=focus_layers,
         compare_base=args.compare_base,
         max_new_tokens=args.max_new_tokens,
         system=args.system,
@@ -161,12 +204,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve.command import run
-
-    return run(args)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from .eval.cli import run_eval
 
@@ -179,6 +216,12 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return run_demo_data(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.command import run
+
+    return run(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
@@ -188,26 +231,84 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # stderr carries lav's own progress lines; transformers' per-file bars would bury them.
-    from transformers.utils import logging as hf_logging
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that cleanup (``finally``, temporary folders) runs."""
 
-    hf_logging.disable_progress_bar()
-    try:
-        return COMMANDS[args.command](args)
-    except LavError as exc:
-        print(f"lav: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except MemoryError:
-        print(
-            "lav: error: out of memory; try a smaller image (--max-pixels) or a machine with more memory",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("lav: interrupted", file=sys.stderr)
-        return 130
+
+class _Signals:
+    """While `main` runs: SIGINT and SIGTERM raise once, and later ones are ignored until it returns."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            return  # already stopping: a second Ctrl-C must not interrupt the cleanup
+        self.received = signum
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line: lav's own as ``lav: warning: ...``, others with their category."""
+    text = str(message).strip().splitlines()
+    first = text[0] if text else ""
+    kind = "" if issubclass(category, LavWarning) else f"{category.__name__}: "
+    print(f"lav: warning: {kind}{first}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``lav ...``: the exit status. 0 done, 2 bad input (one line on stderr), 130 Ctrl-C, 143 SIGTERM.
+
+    Only light modules are imported before this runs, so the signal handlers are in place before
+    torch and transformers load: Ctrl-C at any moment ends with one line, never a traceback.
+    """
+    with _Signals() as signals:
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                args = build_parser().parse_args(argv)
+                return COMMANDS[args.command](args)
+        except KeyboardInterrupt as exc:
+            return _stopped(exc)
+        except LavError as exc:
+            print(f"lav: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except MemoryError:
+            print(
+                "lav: error: out of memory; try a smaller image (--max-pixels) or a machine with more memory",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        except BaseException as exc:
+            if signals.received is None:
+                raise
+            # An import or a library call that wrapped our KeyboardInterrupt in its own error.
+            return _stopped(exc, signals.received)
+
+
+def _stopped(exc: BaseException, signum: int | None = None) -> int:
+    if isinstance(exc, Terminated) or signum == signal.SIGTERM:
+        print("lav: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print("lav: interrupted", file=sys.stderr)
+    return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n")).strip()
 
 
 if __name__ == "__main__":

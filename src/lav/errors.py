@@ -29,3 +29,11 @@ class CaptureError(LavError):
 
 class InputError(LavError):
     """Other bad arguments: an empty instruction, an unknown layer index, an unknown option."""
+
+
+class LavWarning(UserWarning):
+    """Something the user should know that does not stop the analysis; the CLI prints it as one line."""
+
+
+class AdapterWarning(LavWarning):
+    """The adapter names another base model than the one loaded (it may still be the same weights)."""

@@ -12,16 +12,18 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, InputError
+from .files import check_path, reading
 
 #: Largest image (width x height, in pixels of the file) `load_image` decodes unless told otherwise:
 #: a 8000x8000 screenshot, 192 MB as RGB; Pillow's own bomb limit is ~89 M.
 DEFAULT_MAX_PIXELS = 64_000_000
+#: Widest aspect ratio (long side / short side) the Qwen-VL processors accept (`smart_resize`).
+MAX_ASPECT_RATIO = 200
 
 # Pillow keeps its truncation and bomb switches in module globals; `_pillow` changes them only under
 # this lock and restores them before releasing it, so concurrent loads restore the caller's values.
@@ -43,42 +45,34 @@ def load_image(
     8-bit or 16-bit ranges that holds its values (else its min..max) and ``"F"`` by 0..1, 0..255 or
     its min..max likewise. Raises `ImageError` naming the problem and the fix.
     """
-    if max_pixels <= 0:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
         raise InputError(
-            f"max_pixels must be positive, got {max_pixels}; pass the largest width x height to accept."
+            f"max_pixels must be positive, got {max_pixels!r}; pass the largest width x height to accept."
         )
     if isinstance(source, Image.Image):
         return _prepare(source, "the image", max_pixels)
+    if isinstance(source, (str, os.PathLike)) and os.fsdecode(source).startswith(("http://", "https://")):
+        raise ImageError(
+            f"{os.fsdecode(source)} is a URL; lav reads local files only, so download the image and pass its path."
+        )
     if not isinstance(source, (str, os.PathLike)):
         raise ImageError(
             f"expected an image path or a PIL image, got {type(source).__name__}; "
             "pass a file path or a PIL.Image.Image."
         )
-    text = os.fsdecode(source)
-    if text.startswith(("http://", "https://")):
-        raise ImageError(
-            f"{text} is a URL; lav reads local files only, so download the image and pass its path."
-        )
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise ImageError(f"image file {path} does not exist; check the path.")
-    if path.is_dir():
-        raise ImageError(f"{path} is a directory; pass the path of one image file in it.")
-    try:
+    path = check_path(source, "image file", error=ImageError)
+    with reading(path, "image file", "check that it is readable", error=ImageError):
         if path.stat().st_size == 0:
             raise ImageError(f"image file {path} is empty (0 bytes); save or download the image again.")
-        # Pillow's bomb check would refuse a large header before we can name `max_pixels`; our own
-        # check below replaces it, still before decoding.
-        with _pillow(MAX_IMAGE_PIXELS=None):
-            image = Image.open(path)
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{path} is not an image Pillow can read; pass a PNG, JPEG, WebP, BMP, GIF or TIFF file."
-        ) from None
-    except OSError as e:
-        raise ImageError(
-            f"cannot read image file {path} ({e.strerror or e}); check that it is readable."
-        ) from e
+        try:
+            # Pillow's bomb check would refuse a large header before we can name `max_pixels`; our
+            # own check below replaces it, still before decoding.
+            with _pillow(MAX_IMAGE_PIXELS=None):
+                image = Image.open(path)
+        except UnidentifiedImageError:
+            raise ImageError(
+                f"{path} is not an image Pillow can read; pass a PNG, JPEG, WebP, BMP, GIF or TIFF file."
+            ) from None
     with image:
         return _prepare(image, f"image file {path}", max_pixels)
 
@@ -96,6 +90,12 @@ def _prepare(image: Image.Image, name: str, max_pixels: int) -> Image.Image:
         raise ImageError(
             f"{name} is {width}x{height} = {width * height:,} pixels, more than max_pixels={max_pixels:,}; "
             "downscale it, or if you trust the file pass a larger max_pixels=... (--max-pixels on the command line)."
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        raise ImageError(
+            f"{name} is {width}x{height}, an aspect ratio of {ratio:.0f}:1; the Qwen-VL processors accept at "
+            f"most {MAX_ASPECT_RATIO}:1, so crop or pad it closer to the screen's shape."
         )
     try:
         # A truncated file must fail here rather than decode its missing rows as gray.

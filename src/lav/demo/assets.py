@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..files import read_json
 
 _HERE = Path(__file__).parent
 #: The base model: a standard Hugging Face folder (config, safetensors, tokenizer, processor).
@@ -16,7 +17,7 @@ SCREEN_INFO = _HERE / "data" / "screen.json"
 
 
 def _info() -> dict:
-    return json.loads(SCREEN_INFO.read_text(encoding="utf-8"))
+    return read_json(SCREEN_INFO, "demo answer key", fix="reinstall lav (the file ships with it)")
 
 
 def instruction() -> str:

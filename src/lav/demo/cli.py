@@ -43,16 +43,23 @@ def _say(msg: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 on success)."""
-    import torch
-
-    from .. import load
+    from ..checks import check_out, validate_request
     from ..errors import InputError
+    from ..inputs import load_image
 
     if args.image is not None and args.instruction is None:
         raise InputError('--image needs --instruction too, e.g. --instruction "Click the red circle"')
-    torch.manual_seed(args.seed)
     image = args.image if args.image is not None else assets.SCREEN
     instruction = args.instruction if args.instruction is not None else assets.instruction()
+    # What needs no model is checked before torch and the model load, as in `lav run`.
+    validate_request(instruction)
+    check_out(args.out)
+    load_image(image)
+    import torch
+
+    from ..loading import load
+
+    torch.manual_seed(args.seed)
     adapter = None if getattr(args, "no_adapter", False) else assets.ADAPTER
     _say(f"loading the demo model {assets.BASE}" + ("" if adapter is None else f" with adapter {adapter}"))
     viz = load(assets.BASE, adapter=adapter, device=args.device, dtype="float32")
@@ -85,17 +92,10 @@ def _print(res, out: Path, image, instruction: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lav.demo.cli``: the demo without the ``lav`` command."""
-    from ..errors import LavError
+    """``python -m lav.demo.cli``: the demo without the ``lav`` command (same exits: 0, 2, 130)."""
+    from ..cli import main as lav_main
 
-    parser = argparse.ArgumentParser(prog="lav")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["demo", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except LavError as exc:
-        print(f"lav: error: {exc}", file=sys.stderr)
-        return 2
+    return lav_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

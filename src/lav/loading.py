@@ -1,0 +1,386 @@
+"""`lav.load`: a real checkpoint (hub id or local folder) and a PEFT adapter, with clear errors.
+
+Every file of a local folder is checked by `lav.files` before transformers or peft read it, so a
+damaged or incomplete checkpoint is named with its file rather than met as a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import transformers
+from torch import nn
+
+from .analysis import Visualizer
+from .errors import AdapterError, AdapterWarning, InputError, LavError
+from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
+from .inputs import DEFAULT_MAX_PIXELS
+from .models import spec_for_config
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
+
+# What transformers' and peft's loaders raise for input they cannot use (a bad value in a config, a
+# tensor of the wrong shape, a missing file); anything else escaping them is a bug to see.
+_LOADER_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError, AttributeError)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: cuda, then mps, then cpu. Otherwise a device that exists on this machine."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif not isinstance(device, str):
+        raise InputError(f"device must be a string such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    elif device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise InputError(f"unknown device {device!r}; use {_DEVICES}") from exc
+    _check_device(dev)
+    return dev
+
+
+def _check_device(dev: torch.device) -> None:
+    if dev.type == "cpu":
+        return
+    if dev.type == "meta":
+        raise InputError("device 'meta' holds no weights, so nothing can run on it; use --device cpu or cuda")
+    backend = getattr(torch, dev.type, None)  # torch.cuda, torch.xpu, torch.mps, torch.npu...
+    if dev.type == "mps":
+        available, count = _mps_available(), 1
+    elif backend is not None and callable(getattr(backend, "is_available", None)):
+        available = bool(backend.is_available())
+        count = backend.device_count() if available and hasattr(backend, "device_count") else 0
+    else:
+        available, count = _can_allocate(dev), 1
+    if not available:
+        raise InputError(
+            f"device {str(dev)!r} was asked for but this machine (torch {torch.__version__}) has no "
+            f"usable {dev.type} device; use --device cpu (or auto)"
+        )
+    if dev.index is not None and dev.index >= count:
+        raise InputError(
+            f"device {str(dev)!r} does not exist: this machine has {count} {dev.type} device(s) "
+            f"({dev.type}:0..{dev.type}:{count - 1}); pick one of them"
+        )
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def _can_allocate(dev: torch.device) -> bool:
+    try:
+        torch.empty(1, device=dev)
+    except Exception:  # torch raises RuntimeError, NotImplementedError or ImportError by backend
+        return False
+    return True
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``"auto"``: bfloat16 on a GPU that supports it, float16 on mps, float32 on the CPU."""
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise InputError(f"dtype {dtype} is not a floating-point type; use {', '.join(_DTYPES)}")
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; use auto, {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def _load_config(name: str, folder: Path | None):
+    """The model's config; ``folder`` is the local checkpoint `check_model_source` found, else None."""
+    if folder is not None:
+        with reading(folder / "config.json", "model config"):
+            try:
+                return transformers.AutoConfig.from_pretrained(str(folder))
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise LavError(
+                    f"model config {folder / 'config.json'} is not a usable config ({_first(exc)})"
+                ) from exc
+    try:
+        return transformers.AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+        hint = (
+            "the hub is not reachable (offline mode): download it first and pass the local folder"
+            if offline
+            else "it is not a model on the hub, or the hub is not reachable; check the id, or download the model and pass the local folder"
+        )
+        raise LavError(f"could not load model {name!r}: {hint} ({type(exc).__name__})") from exc
+
+
+def load_adapter(model: nn.Module, adapter: str | os.PathLike, model_name: str | None = None) -> nn.Module:
+    """Wrap ``model`` with the PEFT adapter in folder ``adapter``; refuse one made for another model.
+
+    Warns (one line) when the adapter names another base model than ``model_name`` (the model's
+    ``config._name_or_path`` by default): a different name may still be the same weights, e.g. a local
+    copy. Tensor shapes that do not fit are an `AdapterError`.
+    """
+    import peft
+    from safetensors import safe_open
+
+    try:
+        folder, cfg = check_adapter_folder(adapter)
+    except AdapterError:
+        raise
+    except LavError as exc:
+        raise AdapterError(str(exc)) from exc
+    trained_on = cfg.get("base_model_name_or_path")
+    where = f" (it was trained on {trained_on!r})" if isinstance(trained_on, str) and trained_on else ""
+    loaded_name = model_name or getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    mismatch = base_mismatch(trained_on, loaded_name, getattr(model, "config", None), folder)
+    if mismatch:
+        warnings.warn(f"adapter {folder}: {mismatch}", AdapterWarning, stacklevel=2)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            wrapped = peft.PeftModel.from_pretrained(model, str(folder))
+    except _LOADER_ERRORS as exc:
+        raise AdapterError(f"adapter {folder} does not fit this model{where}: {_first(exc)}") from exc
+    for w in caught:
+        text = str(w.message)
+        if "missing adapter keys" in text.lower() or "unexpected" in text.lower():
+            raise AdapterError(
+                f"adapter {folder} does not fit this model{where}: {text.splitlines()[0][:200]}"
+            )
+    weights = folder / "adapter_model.safetensors"
+    if weights.exists():
+        with reading(weights, "adapter weights"), safe_open(str(weights), "pt") as f:
+            stored = sum(1 for k in f.keys() if "lora_" in k)  # noqa: SIM118 (safe_open has no __iter__)
+        loaded = sum(1 for n, _ in wrapped.named_parameters() if "lora_A" in n or "lora_B" in n)
+        if stored and stored != loaded:
+            raise AdapterError(
+                f"adapter {folder} holds {stored} LoRA tensors but only {loaded} fit this model{where}; "
+                "it was trained for a different base model"
+            )
+    return wrapped.eval()
+
+
+def base_mismatch(trained_on: object, loaded_name: str, config: object, adapter_folder: Path) -> str | None:
+    """Why the adapter's ``base_model_name_or_path`` may not be the loaded model, or None if it matches.
+
+    Names are compared by their last path component (a hub id and a local copy of it match, as does
+    ``org/name`` against ``.../name``); one name ending with the other after a ``-`` or ``_`` counts as
+    the same. When the adapter folder also holds a ``config.json``, its ``model_type`` and hidden sizes
+    are compared with ``config``.
+    """
+    reasons = []
+    if isinstance(trained_on, str) and trained_on and loaded_name:
+        a, b = _last_component(trained_on), _last_component(loaded_name)
+        if not _same_name(a, b):
+            reasons.append(f"it was trained on {trained_on!r}, but the model loaded is {loaded_name!r}")
+    if config is not None and (adapter_folder / "config.json").is_file():
+        theirs = read_json(adapter_folder / "config.json", "adapter's base config")
+        for key, mine, other in _config_facts(config, theirs):
+            if mine is not None and other is not None and mine != other:
+                reasons.append(f"its config.json has {key}={other!r}, the model has {mine!r}")
+    if not reasons:
+        return None
+    return "; ".join(reasons) + " (fine if it is the same model under another name)"
+
+
+def _last_component(name: str) -> str:
+    return name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1].lower()
+
+
+def _same_name(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return bool(short) and long.endswith(short) and long[-len(short) - 1] in "-_"
+
+
+def _config_facts(config: object, theirs: dict):
+    text = getattr(config, "text_config", None) or config
+    their_text = theirs.get("text_config") if isinstance(theirs.get("text_config"), dict) else theirs
+    yield "model_type", getattr(config, "model_type", None), theirs.get("model_type")
+    for key in ("hidden_size", "num_hidden_layers", "vocab_size"):
+        yield key, getattr(text, key, None), their_text.get(key)
+
+
+def load(
+    model: str | os.PathLike | nn.Module,
+    adapter: str | os.PathLike | None = None,
+    *,
+    processor=None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    attn_implementation: str = "sdpa",
+    max_image_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Visualizer:
+    """Load a Qwen-VL checkpoint (hub id or local folder) and optionally a LoRA adapter folder.
+
+    ``model`` may also be a model object you already loaded; then pass its ``processor`` too. It is
+    used as it is: ``device`` and ``dtype`` left at ``"auto"`` keep its placement, and any other
+    value that differs from the model's raises `InputError` (move or cast it yourself first).
+    ``attn_implementation`` is the backend the model runs (``sdpa``, ``eager``, ``flash_attention_2``);
+    the maps are recorded beside it without changing its output.
+    """
+    if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels <= 0:
+        raise InputError(
+            f"max_image_pixels must be a positive integer, got {max_image_pixels!r}; "
+            "pass the largest width x height to accept"
+        )
+    if isinstance(model, nn.Module):
+        if processor is None:
+            raise InputError("pass processor= with a model object (AutoProcessor.from_pretrained(...))")
+        _check_placement(model, device, dtype)
+        check_processor(processor, getattr(model, "config", None), "the processor passed")
+        spec_for_config(getattr(model, "config", None))
+        name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+        loaded = model
+    elif isinstance(model, (str, os.PathLike)):
+        dev = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, dev)
+        name = os.fspath(model)
+        local = check_model_source(name)  # every file of a local folder, before transformers reads it
+        config = _load_config(name, local)
+        spec_for_config(config)  # refuse an unsupported family before loading any weights
+        if processor is None:
+            if local is not None:
+                check_tokenizer_files(local)
+            processor = _load_processor(name)
+        check_processor(processor, config, name)
+        loaded = _load_weights(name, torch_dtype, attn_implementation).to(dev)
+    else:
+        raise InputError(
+            f"model must be a Hugging Face model id, a checkpoint folder or a loaded model, got {type(model).__name__}"
+        )
+    if adapter is not None:
+        loaded = load_adapter(loaded, adapter, model_name=name)
+    return Visualizer(
+        loaded,
+        processor,
+        model_name=name,
+        adapter_name=None if adapter is None else os.fspath(adapter),
+        max_image_pixels=max_image_pixels,
+    )
+
+
+def _check_placement(model: nn.Module, device: str | torch.device, dtype: str | torch.dtype) -> None:
+    """Refuse a ``device`` / ``dtype`` other than ``"auto"`` that the caller's model does not have."""
+    params = list(model.parameters())
+    if not params:
+        raise InputError("the model has no parameters; pass a loaded Qwen-VL model")
+    if not (isinstance(device, str) and device == "auto"):
+        want = resolve_device(device)
+        have = params[0].device
+        if want.type != have.type or (want.index is not None and want.index != (have.index or 0)):
+            raise InputError(
+                f"the model is on {have} but device={str(device)!r} was given; lav does not move your model: "
+                "move it first (model.to(...)) or pass device='auto' to use it where it is"
+            )
+    if not (isinstance(dtype, str) and dtype == "auto"):
+        want_dtype = resolve_dtype(dtype, params[0].device)
+        counts: dict[torch.dtype, int] = {}
+        for p in params:
+            if p.is_floating_point():
+                counts[p.dtype] = counts.get(p.dtype, 0) + p.numel()
+        have_dtype = max(counts, key=counts.__getitem__) if counts else None
+        if have_dtype != want_dtype:
+            raise InputError(
+                f"the model's weights are {have_dtype} but dtype={str(dtype)!r} was given; lav does not cast "
+                "your model: cast it first (model.to(dtype)) or pass dtype='auto' to use it as it is"
+            )
+
+
+def _load_processor(name: str):
+    try:
+        return transformers.AutoProcessor.from_pretrained(name)
+    except LavError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # The tokenizers library raises a bare `Exception` for a tokenizer.json it cannot use.
+        if not (isinstance(exc, _LOADER_ERRORS) or type(exc) is Exception):
+            raise
+        raise LavError(
+            f"could not load the processor (tokenizer, image processor) of {name!r}: {type(exc).__name__}: "
+            f"{_first(exc)}; restore the folder's tokenizer and processor files"
+        ) from exc
+
+
+def check_processor(processor, config, name: str) -> None:
+    """Refuse a processor that cannot prompt this model with an image: its chat template must render
+    a user turn with the image token, and its tokenizer must read that token as the model's
+    ``image_token_id``.
+
+    A truncated ``chat_template.jinja`` or a missing or foreign ``tokenizer.json`` otherwise fails
+    only at the first analysis, deep inside jinja or the model's image-token count.
+    """
+    probe = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Click it"}]}]
+    fix = "restore the folder's chat_template.jinja (or chat_template in its tokenizer_config.json)"
+    try:
+        text = processor.apply_chat_template(probe, add_generation_prompt=True, tokenize=False)
+    except AttributeError as exc:
+        raise LavError(f"{name} has no apply_chat_template: pass a transformers processor") from exc
+    except Exception as exc:
+        # jinja2 raises its own TemplateError (not a ValueError) for a broken template.
+        if not (isinstance(exc, (ValueError, TypeError, KeyError)) or "jinja2" in type(exc).__module__):
+            raise
+        raise LavError(
+            f"the chat template of {name} cannot be used ({type(exc).__name__}: {_first(exc)}); {fix}"
+        ) from exc
+    image_token = getattr(processor, "image_token", None)
+    if not isinstance(text, str) or (isinstance(image_token, str) and image_token not in text):
+        raise LavError(
+            f"the chat template of {name} does not place the image ({image_token!r} missing); {fix}"
+        )
+    tokenizer = getattr(processor, "tokenizer", None)
+    want = getattr(config, "image_token_id", None)
+    if not isinstance(image_token, str) or tokenizer is None or want is None:
+        return
+    ids = list(tokenizer(image_token, add_special_tokens=False)["input_ids"])
+    if ids != [want]:
+        raise LavError(
+            f"the tokenizer of {name} reads the image token {image_token!r} as {ids[:8]}, not as the "
+            f"model's image_token_id {want}; restore the folder's tokenizer.json (or pass the model's own processor)"
+        )
+
+
+def _load_weights(name: str, torch_dtype: torch.dtype, attn_implementation: str) -> nn.Module:
+    if not isinstance(attn_implementation, str):
+        raise InputError(f"attn_implementation must be a string such as 'sdpa', got {attn_implementation!r}")
+    try:
+        loaded, info = transformers.AutoModelForImageTextToText.from_pretrained(
+            name, dtype=torch_dtype, attn_implementation=attn_implementation, output_loading_info=True
+        )
+    except ImportError as exc:
+        raise LavError(
+            f"attention implementation {attn_implementation!r} is not installed: {_first(exc)}"
+        ) from exc
+    except MemoryError:
+        raise
+    except _LOADER_ERRORS as exc:
+        raise LavError(
+            f"could not load the weights of {name!r}: {type(exc).__name__}: {_first(exc)}"
+        ) from exc
+    missing = list(info.get("missing_keys") or ())
+    mismatched = list(info.get("mismatched_keys") or ())
+    if missing or mismatched:
+        first = (missing or [m[0] if isinstance(m, tuple) else m for m in mismatched])[0]
+        raise LavError(
+            f"the weights of {name!r} do not match its config.json ({len(missing)} missing, "
+            f"{len(mismatched)} of the wrong shape, e.g. {first}); the folder is incomplete or its files "
+            "come from different models"
+        )
+    return loaded
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
