@@ -101,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run with the adapter disabled and show the difference",
     )
+    run.add_argument(
+        "--maps",
+        metavar="NAME,...",
+        help="map methods to run (default: edge,focus); more: focus_sink_masked, focus_relative, focus_selected",
+    )
+    run.add_argument(
+        "--focus-heads",
+        metavar="SPEC",
+        help="decoder heads for the focus_selected map: layer:head pairs ('-1:3,-2:0') or top-K (with --head-ranking)",
+    )
+    run.add_argument(
+        "--head-ranking", metavar="FILE", help="lav eval's summary.json: its ranking of heads, for top-K"
+    )
     _add_model_args(run)
     _add_analysis_args(run)
 
@@ -111,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval.cli import add_parsers as add_eval_parsers
 
     add_eval_parsers(sub, _add_model_args)
+    from .integrations.cli import add_parser as add_evolve_parser
+
+    add_evolve_parser(sub, _add_model_args)
     return parser
 
 
@@ -154,6 +170,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     check_out(args.out)
+    maps = None if args.maps is None else [n.strip() for n in args.maps.split(",") if n.strip()]
+    focus_heads = None
+    if args.focus_heads is not None:
+        from .methods.heads import parse_heads
+
+        focus_heads = parse_heads(args.focus_heads, args.head_ranking)
     from .inputs import DEFAULT_MAX_PIXELS, load_image
 
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
@@ -191,6 +213,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         system=args.system,
         template=args.template,
         coords=args.coords,
+        maps=maps,
+        focus_heads=focus_heads,
     )
     _say(f"writing {args.out}")
     out = res.save(args.out)
@@ -222,12 +246,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from .integrations.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "demo": cmd_demo,
     "serve": cmd_serve,
     "eval": cmd_eval,
     "demo-data": cmd_demo_data,
+    "evolve": cmd_evolve,
 }
 
 

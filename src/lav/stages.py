@@ -241,7 +241,7 @@ def make_maps(
     image_token = viz.parts.image_token_id
     ids = prepared.inputs["input_ids"].cpu()
     # Methods that need more model work (another forward, a backward) do it here, under the lock.
-    extras = {m.name: m.extra_pass(viz, prepared, answers, selection) for m in methods}
+    extras = {m.name: m.extra_pass(viz, prepared, ran, answers, selection) for m in methods}
     out = []
     for b, answer in enumerate(answers):
         item = Item(

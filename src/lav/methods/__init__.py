@@ -1,7 +1,7 @@
 """Map methods on one template (`MapMethod`): edge, focus and indexer selection; more register here.
 
-`register` adds a method that `Visualizer.analyze` then runs by default where it `applies` to the
-model; its maps appear in ``result.json``, ``maps.npz``, the report and the notebook view without any change elsewhere.
+`register` adds a method that `Visualizer.analyze` then runs by default (unless its ``default`` is
+False: then only when named in ``maps``) where it `applies` to the model; its maps appear in ``result.json``, ``maps.npz``, the report and the notebook view without any change elsewhere.
 """
 
 from __future__ import annotations
@@ -20,14 +20,23 @@ from .base import (
 )
 from .edge import Edge
 from .focus import Focus, answer_rows
+from .heads import SelectedHeadsFocus, heads_from_ranking, resolve_heads
 from .indexer import IndexerSelection
+from .relative import GENERIC_INSTRUCTION, RelativeFocus
+from .sink import SinkMaskedFocus
 
 register(Edge())
 register(Focus())
 # Runs by default only on models with indexed-attention layers (Qwen4-Exp): `MapMethod.applies`.
 register(IndexerSelection())
+# Opt-in (``maps=[...]`` / ``lav run --maps``): the default set stays as cheap as edge + focus.
+register(SinkMaskedFocus())
+register(SelectedHeadsFocus())
+# Another generic instruction: unregister("focus_relative"); register(RelativeFocus("...")).
+register(RelativeFocus())
 
 __all__ = [
+    "GENERIC_INSTRUCTION",
     "AnswerRows",
     "Edge",
     "Focus",
@@ -35,11 +44,16 @@ __all__ = [
     "Item",
     "MapMethod",
     "Needs",
+    "RelativeFocus",
     "Selection",
+    "SelectedHeadsFocus",
+    "SinkMaskedFocus",
     "answer_rows",
     "chosen",
+    "heads_from_ranking",
     "minmax",
     "register",
     "registered",
+    "resolve_heads",
     "unregister",
 ]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ class Selection:
 
     vision_blocks: tuple[int, ...]
     decoder_layers: tuple[int, ...]
+    #: ``(decoder layer, head)`` pairs for ``focus_selected`` (None: every head of the focus layers).
+    heads: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Item:
     image_positions: torch.Tensor
     answer_start: int
     answer: AnswerRows
+    #: method name -> what its `MapMethod.extra_pass` gave for this item (methods that need one).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def grid(self) -> Grid:
@@ -97,6 +102,8 @@ class MapMethod(ABC):
 
     #: The name of the method's main map (and the prefix of its arrays in maps.npz).
     name: str = ""
+    #: Whether `Visualizer.analyze` runs it when ``maps`` is not given; costly methods are opt-in.
+    default: bool = True
 
     @abstractmethod
     def needs(self, selection: Selection) -> Needs:
@@ -109,6 +116,17 @@ class MapMethod(ABC):
     def applies(self, parts: ModelParts) -> bool:
         """Whether the method means anything for this model (run by default only where it does)."""
         return True
+
+    def extra_pass(
+        self, viz: Any, prepared: Any, ran: Any, answers: Sequence[Any], selection: Selection
+    ) -> list[Any] | None:
+        """More model work after the capture run, under the same model lock (None: none needed).
+
+        ``viz``: the `lav.Visualizer`; ``prepared``, ``ran``: the batch's `lav.stages.Prepared`
+        inputs and `lav.stages.Ran` (answer token ids); ``answers``: each item's `lav.stages.Answer`. One value per batch item, handed to `reduce`
+        as ``item.extra[self.name]``. Runs with the adapter as the pass it belongs to (on or off).
+        """
+        return None
 
 
 _REGISTRY: dict[str, MapMethod] = {}
@@ -139,15 +157,16 @@ def registered() -> tuple[str, ...]:
 
 
 def chosen(names: Sequence[str] | str | None, parts: ModelParts | None = None) -> list[MapMethod]:
-    """The methods called ``names`` (None: all registered), with a clear error for an unknown one.
+    """The methods called ``names`` (None: the registered ``default`` ones), with a clear error for an
+    unknown one.
 
-    With ``parts``, None means the registered methods that apply to that model, and a named method
+    With ``parts``, None means the default methods that apply to that model, and a named method
     that does not apply is an error.
     """
     with _REGISTRY_LOCK:
         available = dict(_REGISTRY)
     if names is None:
-        return [m for m in available.values() if parts is None or m.applies(parts)]
+        return [m for m in available.values() if m.default and (parts is None or m.applies(parts))]
     if isinstance(names, str):
         names = [names]
     if isinstance(names, (bytes, bytearray)) or not all(isinstance(n, str) for n in names):

@@ -1,0 +1,87 @@
+"""Float64 references for the methods beyond raw attention (issue #11), written without lav's code.
+
+Attention rows come from eager ``output_attentions`` of a float64 copy of the model (LoRA merged in
+for the adapter pass); everything after that is written out again from the definitions in the README
+("Methods beyond raw attention").
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from .reference64 import (
+    _softmax_in_input_dtype,
+    digit_rows,
+    float64_inputs,
+    forced_prompt,
+    load_float64_eager,
+    minmax,
+)
+
+
+def reference_model(model, folder):
+    """A float64 eager copy of ``model`` (a PeftModel is merged first), saved to and loaded from ``folder``."""
+    plain = copy.deepcopy(model)
+    if hasattr(plain, "merge_and_unload"):
+        plain = plain.merge_and_unload()
+    plain.save_pretrained(folder)
+    return load_float64_eager(folder)
+
+
+class Rows:
+    """Eager float64 attention of one forced prompt: ``attn[l]`` (H, L, L) per full-attention layer."""
+
+    def __init__(self, reference, processor, image, instruction, response):
+        prompt = forced_prompt(processor, image, instruction, response)
+        inputs = float64_inputs(prompt.inputs)
+        with torch.no_grad(), _softmax_in_input_dtype():
+            out = reference(**inputs, output_attentions=True)
+        self.attn = [a[0].double() for a in out.attentions if a is not None]
+        ids = inputs["input_ids"][0]
+        self.length = ids.shape[0]
+        self.image = (ids == reference.config.image_token_id).nonzero().flatten()
+        self.start = prompt.answer_start
+        self.digits = digit_rows(processor.tokenizer, inputs["input_ids"], prompt.answer_start)
+        _, h, w = prompt.inputs["image_grid_thw"][0].tolist()
+        merge = reference.config.vision_config.spatial_merge_size
+        self.shape = (h // merge, w // merge)
+
+    def to_image(self, layer: int, queries: list[int]) -> torch.Tensor:
+        """(H, n_queries, n_img) attention of absolute query positions to the image tokens."""
+        return self.attn[layer][:, queries][:, :, self.image]
+
+    def focus_tokens(self, layers) -> np.ndarray:
+        """(n_img,) raw focus: mean over layers, heads and the queries before the digits."""
+        queries = [self.start - 1 + i for i in self.digits]
+        return np.mean([self.to_image(layer, queries).mean(dim=(0, 1)).numpy() for layer in layers], axis=0)
+
+
+def sink_masked_reference(rows: Rows, layers, factor: float, fraction: float) -> dict:
+    """``focus_sink_masked`` and its masked cells by the README's rule."""
+    everything = list(range(rows.start - 1, rows.length))
+    score = np.mean([rows.to_image(layer, everything).mean(dim=(0, 1)).numpy() for layer in layers], axis=0)
+    n = score.shape[0]
+    ranked = sorted(range(n), key=lambda j: -score[j])
+    sinks = sorted(j for j in ranked[: max(1, int(fraction * n))] if score[j] >= factor * score.mean())
+    raw = rows.focus_tokens(layers)
+    others = [raw[j] for j in range(n) if j not in sinks]
+    masked = np.array([min(others) if j in sinks else raw[j] for j in range(n)])
+    width = rows.shape[1]
+    return {
+        "values": minmax(masked.reshape(rows.shape)),
+        "cells": [[j // width, j % width] for j in sinks],
+    }
+
+
+def selected_heads_reference(rows: Rows, heads) -> np.ndarray:
+    queries = [rows.start - 1 + i for i in rows.digits]
+    per_head = [rows.to_image(layer, queries)[head].mean(dim=0).numpy() for layer, head in heads]
+    return minmax(np.mean(per_head, axis=0).reshape(rows.shape))
+
+
+def relative_reference(task: Rows, generic: Rows, layers) -> np.ndarray:
+    ratio = task.focus_tokens(layers) / np.maximum(generic.focus_tokens(layers), 1e-12)
+    return minmax(ratio.reshape(task.shape))
