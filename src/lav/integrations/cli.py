@@ -1,0 +1,90 @@
+"""`lav evolve`: a thin shell over `lav.integrations.evolve.evolve`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_OUT = "lav-evolve"
+
+
+def add_parser(subparsers, add_model_args) -> None:
+    """Register ``evolve`` on the ``lav`` command's sub-parsers (``add_model_args``: as ``lav run``)."""
+    from ..eval.cli import positive_int
+
+    p = subparsers.add_parser(
+        "evolve",
+        help="the probe-set metrics and maps of every saved checkpoint of a LoRA run",
+        description=(
+            "Runs the probe set with the base model and with each checkpoint's adapter (sorted by step), "
+            "each into a lav eval folder of its own, then writes evolution.json, evolution.csv and "
+            "report.html (curves per layer, a filmstrip per sample). Rerun the same command to resume."
+        ),
+    )
+    p.add_argument("--model", required=True, help="the base model: Hugging Face id or local folder")
+    p.add_argument(
+        "--adapters",
+        "--checkpoints",
+        dest="adapters",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="adapter folders (e.g. out/checkpoint-*), or a run folder holding checkpoint-* folders",
+    )
+    p.add_argument(
+        "--data", "--probe", dest="data", required=True, help="probe set: any format lav eval reads"
+    )
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--no-compare-base", action="store_true", help="skip the base model's run (the reference line)"
+    )
+    p.add_argument("--limit", type=positive_int, help="the first N samples only")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="samples per generate call (default 8)")
+    p.add_argument(
+        "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
+    )
+    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="longest answer, in tokens")
+    p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--template", help="user text with {instruction} where the instruction goes")
+    add_model_args(p)
+
+
+def _say(msg: str) -> None:
+    print(f"lav: {msg}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .evolve import EVOLUTION_FILE, TABLE_FILE, evolve, find_checkpoints
+
+    find_checkpoints(args.adapters)  # a wrong folder is named before the model loads
+    hf_logging.disable_progress_bar()
+    evolution = evolve(
+        args.model,
+        args.adapters,
+        args.data,
+        args.out,
+        compare_base=not args.no_compare_base,
+        batch_size=args.batch_size,
+        focus_layers="all" if args.focus_layers is None else " ".join(args.focus_layers),
+        max_new_tokens=args.max_new_tokens,
+        coords=args.coords,
+        system=args.system,
+        template=args.template,
+        device=args.device,
+        dtype=args.dtype,
+        attn_implementation=args.attn_implementation,
+        max_image_pixels=args.max_pixels,
+        limit=args.limit,
+        say=_say,
+    )
+    rows = ([evolution["base"]] if evolution["base"] else []) + evolution["checkpoints"]
+    for r in rows:
+        acc = "–" if r["accuracy"] is None else f"{r['accuracy']:.1%}"
+        step = "" if r["step"] is None else f" (step {r['step']})"
+        print(f"{r['checkpoint']}{step}: {r['correct']}/{r['n']} = {acc}")
+    out = args.out
+    print(f"outputs: {out}/report.html  {out}/{EVOLUTION_FILE}  {out}/{TABLE_FILE}")
+    return 0
