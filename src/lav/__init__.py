@@ -16,13 +16,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .coords import Click
-from .errors import AdapterError, CaptureError, ImageError, InputError, LavError, UnsupportedModelError
-from .result import Map, Result
+from .errors import (
+    AdapterError,
+    AdapterWarning,
+    CaptureError,
+    ImageError,
+    InputError,
+    LavError,
+    LavWarning,
+    UnsupportedModelError,
+)
 
 __version__ = "0.2.0"
 
 # name -> module that defines it; imported when first asked for (PEP 562).
 _LAZY = {
+    # numpy and PIL too: the `lav` command installs its signal handlers before they load.
+    "Map": "lav.result",
+    "Result": "lav.result",
     "Visualizer": "lav.analysis",
     "load": "lav.loading",
     "SUPPORTED_MODEL_TYPES": "lav.models",
@@ -39,6 +50,7 @@ if TYPE_CHECKING:
     from .methods import MapMethod
     from .methods import register as register_method
     from .models import SUPPORTED_MODEL_TYPES, inspect_model
+    from .result import Map, Result
 
 
 def __getattr__(name: str) -> Any:
@@ -57,11 +69,13 @@ def __dir__() -> list[str]:
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "AdapterError",
+    "AdapterWarning",
     "CaptureError",
     "Click",
     "ImageError",
     "InputError",
     "LavError",
+    "LavWarning",
     "Map",
     "MapMethod",
     "Result",

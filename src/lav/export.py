@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import report
 from .outdir import write_output_folder
-from .report import write_pictures
 from .result import Result
 
 
@@ -22,6 +22,6 @@ def save(res: Result, directory: str | os.PathLike) -> Path:
 
     def write(folder: Path) -> None:
         res.write_record(folder)
-        write_pictures(res, folder)
+        report.write_pictures(res, folder)
 
     return write_output_folder(directory, write)

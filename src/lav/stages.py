@@ -124,7 +124,7 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
         full = text + (r.response or "")
         enc = dict(processor(text=[full], images=[r.image], return_tensors="pt"))
         ids = enc["input_ids"][0]
-        check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "the prompt")
+        check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
         if forced:
             prompt_lengths.append(_prompt_length(tok, text, ids, viz.parts.image_token_id))
         encoded.append({k: v for k, v in enc.items() if isinstance(v, torch.Tensor)})

@@ -141,13 +141,13 @@ def test_failed_write_leaves_no_partial_output(monkeypatch, bad_images, checkpoi
 
     def broken(res, folder):
         (folder / "overlay.png").write_bytes(b"partial")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(lav.report, "write_outputs", broken)
-    with pytest.raises(OSError):
-        _run_model(capsys, checkpoints, tmp_path, bad_images / "good.png")
+    monkeypatch.setattr(lav.report, "write_pictures", broken)
+    code, line = _run_model(capsys, checkpoints, tmp_path, bad_images / "good.png")
+    assert code == 2 and "No space left" in line
     assert not (tmp_path / "out").exists()
-    assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())  # no temporary folder left
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
 
 
 def test_output_folder_with_other_files_is_not_overwritten(bad_images, checkpoints, capsys, tmp_path):
@@ -155,15 +155,17 @@ def test_output_folder_with_other_files_is_not_overwritten(bad_images, checkpoin
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     code, line = _run_model(capsys, checkpoints, tmp_path, bad_images / "good.png")
-    assert code == 2 and "other files" in line
+    assert code == 2 and "thesis.tex" in line and "lav replaces only" in line
     assert (out / "thesis.tex").read_text() == "precious"
 
 
 def test_rerun_replaces_a_previous_output(bad_images, checkpoints, capsys, tmp_path):
     for _ in range(2):
-        code, _ = _run_model(capsys, checkpoints, tmp_path, bad_images / "good.png")
-        assert code == 0
+        code, line = _run_model(capsys, checkpoints, tmp_path, bad_images / "good.png")
+        assert code == 0, line
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".lav-manifest.json",
+        "image.png",
         "maps.npz",
         "overlay.png",
         "report.html",
