@@ -170,6 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     check_out(args.out)
+    from .outdir import check_output_folder
+
+    check_output_folder(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
     maps = None if args.maps is None else [n.strip() for n in args.maps.split(",") if n.strip()]
     focus_heads = None
     if args.focus_heads is not None:

@@ -93,7 +93,9 @@ def test_run_refuses_a_folder_holding_the_users_result_json(tmp_path, capsys):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "result.json").write_text('{"mine": true}')
     before = tree(tmp_path)
-    assert_refused(*lav_run(capsys, tmp_path / "o"), "result.json", "empty or new folder")
+    code, err = lav_run(capsys, tmp_path / "o")
+    assert_refused(code, err, "result.json", "empty or new folder")
+    assert not any("loading" in line for line in err), err  # refused before minutes of model work
     assert tree(tmp_path) == before
 
 
