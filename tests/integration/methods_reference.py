@@ -85,3 +85,27 @@ def selected_heads_reference(rows: Rows, heads) -> np.ndarray:
 def relative_reference(task: Rows, generic: Rows, layers) -> np.ndarray:
     ratio = task.focus_tokens(layers) / np.maximum(generic.focus_tokens(layers), 1e-12)
     return minmax(ratio.reshape(task.shape))
+
+
+def grad_reference(reference, processor, image, instruction, response, layers) -> np.ndarray:
+    """``focus_grad`` by autograd through the whole eager float64 model (every parameter live)."""
+    prompt = forced_prompt(processor, image, instruction, response)
+    inputs = float64_inputs(prompt.inputs)
+    with torch.enable_grad(), _softmax_in_input_dtype():
+        out = reference(**inputs, output_attentions=True)
+        attn = [a for a in out.attentions if a is not None]
+        chosen = [attn[layer] for layer in layers]
+        log_p = torch.log_softmax(out.logits[0].double(), dim=-1)
+        ids = inputs["input_ids"][0]
+        image_tokens = (ids == reference.config.image_token_id).nonzero().flatten()
+        start = prompt.answer_start
+        digits = digit_rows(processor.tokenizer, inputs["input_ids"], start)
+        maps = []
+        for i in digits:
+            r = start - 1 + i
+            grads = torch.autograd.grad(log_p[r, ids[start + i]], chosen, retain_graph=True)
+            for g, a in zip(grads, chosen, strict=True):
+                maps.append((g[0, :, r, image_tokens] * a[0, :, r, image_tokens]).clamp_min(0).mean(dim=0))
+    _, h, w = prompt.inputs["image_grid_thw"][0].tolist()
+    merge = reference.config.vision_config.spatial_merge_size
+    return minmax(torch.stack(maps).mean(dim=0).detach().numpy().reshape(h // merge, w // merge))

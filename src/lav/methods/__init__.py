@@ -20,6 +20,7 @@ from .base import (
 )
 from .edge import Edge
 from .focus import Focus, answer_rows
+from .grad import GradFocus
 from .heads import SelectedHeadsFocus, heads_from_ranking, resolve_heads
 from .indexer import IndexerSelection
 from .relative import GENERIC_INSTRUCTION, RelativeFocus
@@ -34,12 +35,14 @@ register(SinkMaskedFocus())
 register(SelectedHeadsFocus())
 # Another generic instruction: unregister("focus_relative"); register(RelativeFocus("...")).
 register(RelativeFocus())
+register(GradFocus())
 
 __all__ = [
     "GENERIC_INSTRUCTION",
     "AnswerRows",
     "Edge",
     "Focus",
+    "GradFocus",
     "IndexerSelection",
     "Item",
     "MapMethod",

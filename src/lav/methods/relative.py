@@ -6,15 +6,16 @@ focus under a generic one, with the *same* answer tokens forced. One extra forwa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import LavError
 from ..result import Map
 from .base import Item, MapMethod, Needs, Selection, minmax
 from .focus import answer_rows
+from .forcing import with_answers
 from .sink import merged_grid
 
 GENERIC_INSTRUCTION = "Write a general description of the image."
@@ -53,19 +54,14 @@ class RelativeFocus(MapMethod):
         from ..stages import Request, prepare, run  # the stages import lav.methods
 
         requests = [
-            Request(r.image, self.generic, a.text, r.system, r.template, r.coords)
-            for r, a in zip(prepared.requests, answers, strict=True)
+            Request(r.image, self.generic, None, r.system, r.template, r.coords) for r in prepared.requests
         ]
         generic = prepare(viz, requests, 0)
-        ids = generic.inputs["input_ids"].cpu()
-        for b, wanted in enumerate(ran.answers):
-            start = generic.answer_starts[b]
-            got = ids[b, start : start + len(wanted)].tolist()
-            if got != list(wanted):
-                raise LavError(
-                    "focus_relative: the answer tokenizes differently after the generic instruction, "
-                    "so the same answer tokens cannot be forced; leave focus_relative out for this answer"
-                )
+        tok = viz.processor.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        inputs, starts = with_answers(generic.inputs, ran.answers, pad)
+        generic = replace(generic, inputs=inputs, answer_starts=starts, forced=True)
+        ids = inputs["input_ids"].cpu()
         pass_ = run(viz, generic, Needs(decoder_layers=selection.decoder_layers), 0)
         image_token = viz.parts.image_token_id
         out = []
