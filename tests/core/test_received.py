@@ -57,3 +57,41 @@ def test_bfloat16_inputs_are_reduced_in_float32():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown method"):
         received(torch.zeros(1, 2, 8), torch.zeros(1, 2, 8), 1.0, method="magic")
+
+
+def _forward_lse(q, k, scale):
+    return torch.logsumexp(q.double() @ k.double().transpose(-1, -2) * scale, dim=-1).float()
+
+
+@pytest.mark.parametrize(("heads", "n_q", "n_k", "dim"), [(1, 1, 1, 8), (2, 257, 257, 72), (3, 100, 61, 16)])
+def test_received_with_the_forwards_lse_equals_full_softmax_column_sums(heads, n_q, n_k, dim):
+    gen = torch.Generator().manual_seed(n_q + dim)
+    q = torch.randn(heads, n_q, dim, generator=gen) * 2
+    k = torch.randn(heads, n_k, dim, generator=gen) * 2
+    scale = dim**-0.5
+    got, used = received(q, k, scale, lse=_forward_lse(q, k, scale))
+    assert "forward's lse" in used
+    ref = _full(q, k, scale)
+    assert ((got.double() - ref).abs() / ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("group_bytes", [1, 2**40], ids=["one-head-groups", "all-heads"])
+def test_head_groups_do_not_change_the_values(monkeypatch, group_bytes):
+    from lav.capture import colsums
+
+    gen = torch.Generator().manual_seed(5)
+    q = torch.randn(5, 130, 72, generator=gen)
+    k = torch.randn(5, 130, 72, generator=gen)
+    monkeypatch.setattr(colsums, "HEAD_GROUP_BYTES", group_bytes)
+    for lse in (None, _forward_lse(q, k, 0.2)):
+        got, _ = received(q, k, 0.2, lse=lse)
+        ref = _full(q, k, 0.2)
+        assert ((got.double() - ref).abs() / ref).max() < 1e-4
+
+
+def test_chunked_method_ignores_the_forwards_lse():
+    q = torch.randn(2, 40, 16)
+    k = torch.randn(2, 40, 16)
+    got, used = received(q, k, 0.25, method="chunked", lse=torch.zeros(2, 40))
+    assert used == "chunked"
+    assert ((got.double() - _full(q, k, 0.25)).abs() / _full(q, k, 0.25)).max() < 1e-5

@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import CaptureError, UnsupportedModelError
 from ..models import ModelParts, inspect_model, unwrap
 from . import compat
-from .colsums import received
+from .colsums import attention_with_lse, received
 
 _names = itertools.count(1)
 # The attention registries are process-wide dicts; registering and removing a name happen under
@@ -156,16 +156,49 @@ def _row_bias(
 
 
 def _vision_received(
-    rec: Recording, block: int, query: torch.Tensor, key: torch.Tensor, scaling: float, kwargs: dict
+    rec: Recording,
+    block: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    scaling: float,
+    kwargs: dict,
+    lse: torch.Tensor | None = None,
 ):
     cu = kwargs.get("cu_seq_lens_q")
     q, k = query[0], key[0]  # (H, S, D)
+    rows = None if lse is None else lse[0]  # (H, S): the forward's, for the one chunk of an sdpa call
     bounds = [0, q.shape[1]] if cu is None else [int(x) for x in cu.tolist()]
     for lo, hi in itertools.pairwise(bounds):
         if hi > lo:
-            values, method = received(q[:, lo:hi], k[:, lo:hi], scaling)
+            values, method = received(
+                q[:, lo:hi], k[:, lo:hi], scaling, lse=None if rows is None else rows[:, lo:hi]
+            )
             rec.vision[block].append(values)
             rec.methods.add(method)
+
+
+#: Keyword arguments transformers' vision attention passes that leave sdpa a plain attention call.
+_PLAIN_KWARGS = frozenset({"attention_mask", "dropout", "is_causal", "scaling", "output_router_logits"})
+
+
+def _plain_call(module: nn.Module, query, key, value, args: tuple, kwargs: dict) -> bool:
+    """Whether the sdpa backend would run this call as plain attention (no mask, not causal, no
+    dropout, no GQA, no gradient): the case `attention_with_lse` reproduces."""
+    is_causal = kwargs.get("is_causal")
+    if is_causal is None:
+        is_causal = getattr(module, "is_causal", True)
+    needs_grad = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    return (
+        not args
+        and kwargs.keys() <= _PLAIN_KWARGS
+        and kwargs.get("attention_mask") is None
+        and kwargs.get("scaling") is not None
+        and not kwargs.get("dropout")
+        and not is_causal
+        and query.dim() == 4
+        and query.shape[:2] == key.shape[:2] == value.shape[:2]
+        and not needs_grad
+    )
 
 
 def _delegate(backend: str, module: nn.Module) -> Callable:
@@ -182,19 +215,28 @@ def _make_recorder(rec: Recording, backend: str, roles: dict[int, tuple[str, int
         fn = delegates.get(type(module))
         if fn is None:
             fn = delegates[type(module)] = _delegate(backend, module)
-        out = fn(module, query, key, value, *args, **kwargs)
         role = roles.get(id(module))
-        if role is not None:
-            mask = args[0] if args else kwargs.get("attention_mask")
-            scaling = kwargs.get("scaling")
-            if scaling is None:
-                scaling = getattr(module, "scaling", None) or query.shape[-1] ** -0.5
-            with torch.no_grad():
-                kind, index = role
-                if kind == "vision":
-                    _vision_received(rec, index, query.detach(), key.detach(), scaling, kwargs)
-                else:
-                    _decoder_rows(rec, index, module, query.detach(), key.detach(), mask, scaling, kwargs)
+        if role is None:
+            return fn(module, query, key, value, *args, **kwargs)
+        mask = args[0] if args else kwargs.get("attention_mask")
+        scaling = kwargs.get("scaling")
+        if scaling is None:
+            scaling = getattr(module, "scaling", None) or query.shape[-1] ** -0.5
+        lse = None
+        if role[0] == "vision" and backend == "sdpa" and _plain_call(module, query, key, value, args, kwargs):
+            # The fused op the sdpa backend runs also yields each row's log-sum-exp: the edge map
+            # then needs only its folded pass (used where its output is the backend's, bit for bit).
+            out, lse = attention_with_lse(
+                query, key, value, scaling, lambda q, k, v: fn(module, q, k, v, *args, **kwargs)
+            )
+        else:
+            out = fn(module, query, key, value, *args, **kwargs)
+        with torch.no_grad():
+            kind, index = role
+            if kind == "vision":
+                _vision_received(rec, index, query.detach(), key.detach(), scaling, kwargs, lse)
+            else:
+                _decoder_rows(rec, index, module, query.detach(), key.detach(), mask, scaling, kwargs)
         return out
 
     return record
