@@ -221,3 +221,27 @@ def test_wandb_gets_scalars_and_images_in_the_open_run(tmp_path, model, probe, m
     assert [k for k in data if k.startswith("lav/overlay/")] == ["lav/overlay/probe-0"]
     assert isinstance(data["lav/overlay/probe-0"], fake.Image)
     assert (tmp_path / RECORDS_DIR / "step-5" / "summary.json").is_file()
+
+
+def test_a_probe_image_that_does_not_open_is_refused_before_training(tmp_path, probe):
+    bad = [*probe[:1], {"image": tmp_path / "missing.png", "instruction": "Click it", "bbox": (0, 0, 4, 4)}]
+    with pytest.raises(LavError, match="probe-1"):
+        LavCallback(processor(), bad)
+
+
+def test_a_failed_analysis_is_said_and_training_goes_on(tmp_path, model, probe, monkeypatch, capsys):
+    cb = LavCallback(processor(), probe[:1], every_n_steps=1, compare_base=False)
+    viz = cb._visualizer(model, SimpleNamespace(run_name="t"))
+
+    def fail(*args, **kwargs):
+        torch.rand(3)  # what it drew is given back too
+        raise LavError("the model answered nothing")
+
+    monkeypatch.setattr(viz, "analyze_many", fail)
+    rng = torch.get_rng_state()
+    assert cb.run(SimpleNamespace(output_dir=str(tmp_path), report_to=[]), _state(3), model) is None
+    assert (
+        "step 3: the probe analysis failed, training goes on: the model answered nothing"
+        in capsys.readouterr().err
+    )
+    assert torch.equal(torch.get_rng_state(), rng) and cb.history == []

@@ -127,6 +127,7 @@ class LavCallback(TrainerCallback):
             raise InputError(f"every_n_steps must be a positive integer, got {every_n_steps!r}")
         self.processor = processor
         self.samples = load_probe(probe)
+        _check_images(self.samples)
         self.every_n_steps = every_n_steps
         self.options = {
             "focus_layers": focus_layers,
@@ -183,11 +184,17 @@ class LavCallback(TrainerCallback):
         items = [{"image": s.image, "instruction": s.instruction} for s in self.samples]
         t0 = time.perf_counter()
         before = _state_of(model)
+        results = None
         with rng_kept():
             try:
                 results = viz.analyze_many(items, compare_base=compare, **self.options)
+            except LavError as exc:
+                # Hours of training are worth more than one probe: say why and go on.
+                _say(f"warning: step {step}: the probe analysis failed, training goes on: {exc}")
             finally:
                 check_untouched(before, model)
+        if results is None:
+            return None
         seconds = time.perf_counter() - t0
         if compare:
             self._base = [r.base for r in results]
@@ -259,6 +266,17 @@ class LavCallback(TrainerCallback):
         if msg not in self._warned:
             self._warned.add(msg)
             _say(f"warning: {msg}")
+
+
+def _check_images(samples) -> None:
+    """Every probe image opens (before training starts, not hours into it)."""
+    from ..inputs import load_image
+
+    for s in samples:
+        try:
+            load_image(s.image)
+        except LavError as exc:
+            raise InputError(f"probe sample {s.id!r}: {exc}") from exc
 
 
 def _check_whole_model(args) -> None:
