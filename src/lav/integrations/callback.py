@@ -251,6 +251,8 @@ class LavCallback(TrainerCallback):
 
     def _say_cost(self, seconds: float) -> None:
         n = len(self.samples)
+        if self._base is not None:
+            n = f"{n} (and, this once, with the adapter off: later calls reuse it)"
         steps = self._step_seconds
         if steps:
             mean = sum(steps) / len(steps)

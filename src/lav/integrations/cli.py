@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         attn_implementation=args.attn_implementation,
         max_image_pixels=args.max_pixels,
         limit=args.limit,
+        progress=None,
         say=_say,
     )
     rows = ([evolution["base"]] if evolution["base"] else []) + evolution["checkpoints"]

@@ -146,10 +146,14 @@ def evolve(
     attn_implementation: str = "sdpa",
     max_image_pixels: int | None = None,
     limit: int | None = None,
+    progress: bool | None = False,
     say: Callable[[str], None] = lambda msg: None,
 ) -> dict[str, Any]:
     """Evaluate ``probe`` (a path any ``lav eval`` format reads, or a list of ``{image, instruction,
-    bbox}``) with the base ``model`` and each adapter of ``checkpoints``; write ``out``. The evolution."""
+    bbox}``) with the base ``model`` and each adapter of ``checkpoints``; write ``out``. The evolution.
+
+    ``progress``: a progress line per run as `lav.evaluate` writes it (None: a bar on a terminal).
+    """
     from ..eval.datasets import Dataset, load_dataset
     from ..eval.engine import evaluate
     from ..loading import load, load_adapter
@@ -172,7 +176,7 @@ def evolve(
         "system": system,
         "template": template,
         "save_maps": True,
-        "progress": False,
+        "progress": progress,
     }
     say(f"loading {model}")
     extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
