@@ -109,3 +109,30 @@ def grad_reference(reference, processor, image, instruction, response, layers) -
     _, h, w = prompt.inputs["image_grid_thw"][0].tolist()
     merge = reference.config.vision_config.spatial_merge_size
     return minmax(torch.stack(maps).mean(dim=0).detach().numpy().reshape(h // merge, w // merge))
+
+
+def rollout_reference(reference, processor, image, instruction, response, last_block: int) -> np.ndarray:
+    """``edge_rollout``: column sums of the dense float64 product of ``(I + mean_h A_b) / 2``, b = 0..last."""
+    from .reference64 import block_major_to_raster, received, vision_qk, window_order  # noqa: F401
+
+    prompt = forced_prompt(processor, image, instruction, response)
+    inputs = float64_inputs(prompt.inputs)
+    vc = reference.config.vision_config
+    merge = vc.spatial_merge_size
+    with torch.no_grad(), vision_qk(reference) as calls:
+        reference(**inputs)
+    rollout = None
+    for block in range(last_block + 1):
+        dense = torch.block_diag(
+            *[
+                torch.softmax(q[0].double() @ k[0].double().transpose(-1, -2) * s, -1).mean(0)
+                for q, k, s in calls[block]
+            ]
+        )
+        step = 0.5 * torch.eye(dense.shape[0], dtype=torch.float64) + 0.5 * dense
+        rollout = step if rollout is None else step @ rollout
+    seq = rollout.sum(dim=0)
+    if getattr(vc, "fullatt_block_indexes", None) is not None:  # Qwen2.5-VL: window order throughout
+        seq = seq[torch.argsort(window_order(reference, inputs["image_grid_thw"], merge))]
+    _, h, w = inputs["image_grid_thw"][0].tolist()
+    return minmax(block_major_to_raster(seq.numpy(), h, w, merge))

@@ -20,6 +20,7 @@ from .methods_reference import (
     grad_reference,
     reference_model,
     relative_reference,
+    rollout_reference,
     selected_heads_reference,
     sink_masked_reference,
 )
@@ -34,7 +35,7 @@ HEADS = [(-1, 0), (-2, 3), (-1, 2)]
 
 def _adapter(model):
     torch.manual_seed(5)
-    cfg = peft.LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj"])
+    cfg = peft.LoraConfig(r=4, lora_alpha=16, target_modules=["qkv", "q_proj", "k_proj", "v_proj"])
     wrapped = peft.get_peft_model(model, cfg)
     with torch.no_grad():
         for name, p in wrapped.named_parameters():
@@ -206,3 +207,36 @@ def test_focus_grad_equals_autograd_through_the_float64_eager_model_adapter_on_a
         assert want.std() > 0.05
         np.testing.assert_allclose(got.values, want, atol=ATOL, rtol=0, err_msg=f"{family} {tag}")
     assert not np.allclose(res.maps["focus_grad"].values, res.base.maps["focus_grad"].values, atol=1e-3)
+
+
+@pytest.mark.parametrize("family", available_families())
+def test_edge_rollout_equals_the_dense_float64_product_adapter_on_and_off(
+    family, checkpoint, screenshot, tmp_path
+):
+    folder = checkpoint(family)
+    model, processor = load(folder)
+    viz = lav.Visualizer(_adapter(model), processor)
+    res = viz.analyze(screenshot, INSTRUCTION, response=RESPONSE, maps=["edge_rollout"], compare_base=True)
+    depth = len(viz.parts.vision_attention)
+    for result, reference, tag in (
+        (res, reference_model(viz.model, tmp_path / "merged"), "lora"),
+        (res.base, load_float64_eager(folder), "base"),
+    ):
+        want = rollout_reference(reference, processor, screenshot, INSTRUCTION, RESPONSE, depth - 1)
+        got = result.maps["edge_rollout"]
+        assert want.std() > 0.05 and got.info["blocks"] == depth
+        np.testing.assert_allclose(got.values, want, atol=ATOL, rtol=0, err_msg=f"{family} {tag}")
+    assert not np.allclose(res.maps["edge_rollout"].values, res.base.maps["edge_rollout"].values, atol=1e-3)
+
+
+def test_edge_rollout_of_a_batch_equals_one_by_one(checkpoint, screenshot):
+    model, processor = load(checkpoint("qwen2_5_vl"))
+    viz = lav.Visualizer(model, processor)
+    small = screenshot.resize((120, 90))
+    items = [(screenshot, INSTRUCTION), (small, "Click the long blue thing")]
+    batch = viz.analyze_many(items, maps=["edge_rollout"], max_new_tokens=4)
+    for res, (image, text) in zip(batch, items, strict=True):
+        one = viz.analyze(image, text, maps=["edge_rollout"], max_new_tokens=4)
+        np.testing.assert_allclose(
+            res.maps["edge_rollout"].values, one.maps["edge_rollout"].values, atol=1e-5
+        )

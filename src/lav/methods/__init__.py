@@ -24,6 +24,7 @@ from .grad import GradFocus
 from .heads import SelectedHeadsFocus, heads_from_ranking, resolve_heads
 from .indexer import IndexerSelection
 from .relative import GENERIC_INSTRUCTION, RelativeFocus
+from .rollout import EdgeRollout
 from .sink import SinkMaskedFocus
 
 register(Edge())
@@ -36,11 +37,13 @@ register(SelectedHeadsFocus())
 # Another generic instruction: unregister("focus_relative"); register(RelativeFocus("...")).
 register(RelativeFocus())
 register(GradFocus())
+register(EdgeRollout())
 
 __all__ = [
     "GENERIC_INSTRUCTION",
     "AnswerRows",
     "Edge",
+    "EdgeRollout",
     "Focus",
     "GradFocus",
     "IndexerSelection",
