@@ -245,3 +245,15 @@ def test_a_failed_analysis_is_said_and_training_goes_on(tmp_path, model, probe, 
         in capsys.readouterr().err
     )
     assert torch.equal(torch.get_rng_state(), rng) and cb.history == []
+
+
+def test_every_n_steps_and_each_evaluation_analyse_once_per_step(tmp_path, model, probe):
+    cb = LavCallback(
+        processor(), probe[:1], every_n_steps=2, max_new_tokens=8, compare_base=False, save=False
+    )
+    args = SimpleNamespace(output_dir=str(tmp_path), report_to=[])
+    for step in (1, 2):
+        cb.on_step_end(args, _state(step), None, model=model)
+    cb.on_evaluate(args, _state(2), None, model=model)  # already analysed at this step
+    cb.on_evaluate(args, _state(3), None, model=model)
+    assert [h["step"] for h in cb.history] == [2, 3]
