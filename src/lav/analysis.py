@@ -23,7 +23,8 @@ from .errors import InputError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
 from .methods import MapMethod, Needs, Selection, chosen, resolve_heads
 from .methods.heads import HeadSpec
-from .models import ModelParts, inspect_model, resolve_layers
+from .models import ModelParts, inspect_model, resolve_layers, unwrap
+from .placement import input_device
 from .result import Result
 from .stages import Request, make_maps, prepare, read_click, run
 
@@ -86,12 +87,14 @@ class Visualizer:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where inputs go: the input embeddings' (execution) device, also under a device map."""
+        return input_device(unwrap(self.model))
 
     def to_device(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Inputs on the model's device, floating ones in its dtype."""
+        """Inputs on the model's input device, floating ones in its dtype (a quantized base's
+        packed integer weights do not count)."""
         device = self.device
-        dtype = next(self.model.parameters()).dtype
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
         out = {}
         for key, value in inputs.items():
             value = value.to(device)

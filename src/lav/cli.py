@@ -58,6 +58,35 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="refuse images with more pixels than this (default 64M)",
     )
+    big = p.add_argument_group("big and quantized models")
+    big.add_argument(
+        "--device-map",
+        metavar="MAP",
+        help="spread the model over devices: auto, balanced, balanced_low_0, sequential, or a JSON file "
+        '{"module": "cpu" | "disk" | 0 | "cuda:1", ...}; the model stays where the map puts it',
+    )
+    big.add_argument("--offload-folder", metavar="DIR", help="where modules mapped to 'disk' are kept")
+    big.add_argument(
+        "--max-memory", metavar="DEV=SIZE,...", help="cap per device, e.g. 0=20GiB,1=20GiB,cpu=64GiB"
+    )
+    bits = big.add_mutually_exclusive_group()
+    bits.add_argument(
+        "--load-in-4bit", action="store_true", help="quantize the base to 4 bits (bitsandbytes NF4)"
+    )
+    bits.add_argument(
+        "--load-in-8bit", action="store_true", help="quantize the base to 8 bits (bitsandbytes)"
+    )
+
+
+def placement_options(args: argparse.Namespace) -> dict:
+    """`lav.load` keywords of `_add_model_args`' big-model options, as given (checked by `lav.load`)."""
+    return {
+        "device_map": args.device_map,
+        "offload_folder": args.offload_folder,
+        "max_memory": args.max_memory,
+        "load_in_4bit": args.load_in_4bit,
+        "load_in_8bit": args.load_in_8bit,
+    }
 
 
 def _add_analysis_args(p: argparse.ArgumentParser) -> None:
@@ -202,6 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         attn_implementation=args.attn_implementation,
         max_image_pixels=max_pixels,
+        **placement_options(args),
     )
     _say(f"loaded {viz.parts.family} on {viz.device} in {time.perf_counter() - t0:.1f}s")
     _say("running the forced response" if args.response else "generating")

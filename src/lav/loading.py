@@ -19,6 +19,7 @@ from .errors import AdapterError, AdapterWarning, InputError, LavError
 from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
 from .inputs import DEFAULT_MAX_PIXELS
 from .models import spec_for_config
+from .placement import placement_kwargs
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
@@ -220,6 +221,11 @@ def load(
     dtype: str | torch.dtype = "auto",
     attn_implementation: str = "sdpa",
     max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    device_map: str | os.PathLike | dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
+    max_memory: str | dict | None = None,
+    load_in_4bit: bool = False,
+    load_in_8bit: bool = False,
 ) -> Visualizer:
     """Load a Qwen-VL checkpoint (hub id or local folder) and optionally a LoRA adapter folder.
 
@@ -228,6 +234,12 @@ def load(
     value that differs from the model's raises `InputError` (move or cast it yourself first).
     ``attn_implementation`` is the backend the model runs (``sdpa``, ``eager``, ``flash_attention_2``);
     the maps are recorded beside it without changing its output.
+
+    A model larger than one device: ``device_map`` is one of `lav.placement.STRATEGIES` or a
+    ``{module name: device}`` dict or JSON file (``"disk"`` offloads into ``offload_folder``),
+    ``max_memory`` caps each device (``"0=20GiB,cpu=64GiB"``); the model then stays where the map put
+    it. ``load_in_4bit`` / ``load_in_8bit`` quantize the base with bitsandbytes (a base saved
+    quantized needs neither); a LoRA adapter goes on top as in QLoRA.
     """
     if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels <= 0:
         raise InputError(
@@ -237,6 +249,17 @@ def load(
     if isinstance(model, nn.Module):
         if processor is None:
             raise InputError("pass processor= with a model object (AutoProcessor.from_pretrained(...))")
+        if (
+            device_map is not None
+            or offload_folder is not None
+            or max_memory is not None
+            or load_in_4bit
+            or load_in_8bit
+        ):
+            raise InputError(
+                "device_map, offload_folder, max_memory and load_in_4bit/8bit apply when lav loads the model; "
+                "pass them to from_pretrained for a model object"
+            )
         _check_placement(model, device, dtype)
         check_processor(processor, getattr(model, "config", None), "the processor passed")
         spec_for_config(getattr(model, "config", None))
@@ -254,7 +277,12 @@ def load(
                 check_tokenizer_files(local)
             processor = _load_processor(name)
         check_processor(processor, config, name)
-        loaded = _load_weights(name, torch_dtype, attn_implementation).to(dev)
+        placement = placement_kwargs(
+            config, dev, device_map, offload_folder, max_memory, load_in_4bit, load_in_8bit
+        )
+        loaded = _load_weights(name, torch_dtype, attn_implementation, placement)
+        if not placement:
+            loaded = loaded.to(dev)
     else:
         raise InputError(
             f"model must be a Hugging Face model id, a checkpoint folder or a loaded model, got {type(model).__name__}"
@@ -352,12 +380,18 @@ def check_processor(processor, config, name: str) -> None:
         )
 
 
-def _load_weights(name: str, torch_dtype: torch.dtype, attn_implementation: str) -> nn.Module:
+def _load_weights(
+    name: str, torch_dtype: torch.dtype, attn_implementation: str, placement: dict | None = None
+) -> nn.Module:
     if not isinstance(attn_implementation, str):
         raise InputError(f"attn_implementation must be a string such as 'sdpa', got {attn_implementation!r}")
     try:
         loaded, info = transformers.AutoModelForImageTextToText.from_pretrained(
-            name, dtype=torch_dtype, attn_implementation=attn_implementation, output_loading_info=True
+            name,
+            dtype=torch_dtype,
+            attn_implementation=attn_implementation,
+            output_loading_info=True,
+            **(placement or {}),
         )
     except ImportError as exc:
         raise LavError(

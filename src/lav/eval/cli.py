@@ -116,6 +116,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from transformers.utils import logging as hf_logging
 
+    from ..cli import placement_options
     from ..inputs import DEFAULT_MAX_PIXELS
     from ..loading import load
 
@@ -132,6 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         attn_implementation=args.attn_implementation,
         max_image_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        **placement_options(args),
     )
     out = Path(args.out)
     ev = evaluate(

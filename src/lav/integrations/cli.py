@@ -57,6 +57,7 @@ def _say(msg: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
+    from ..cli import placement_options
     from .evolve import EVOLUTION_FILE, TABLE_FILE, evolve, find_checkpoints
 
     find_checkpoints(args.adapters)  # a wrong folder is named before the model loads
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         attn_implementation=args.attn_implementation,
         max_image_pixels=args.max_pixels,
+        placement=placement_options(args),
         limit=args.limit,
         progress=None,
         say=_say,

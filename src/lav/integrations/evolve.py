@@ -145,6 +145,7 @@ def evolve(
     dtype: str = "auto",
     attn_implementation: str = "sdpa",
     max_image_pixels: int | None = None,
+    placement: dict[str, Any] | None = None,
     limit: int | None = None,
     progress: bool | None = False,
     say: Callable[[str], None] = lambda msg: None,
@@ -180,6 +181,7 @@ def evolve(
     }
     say(f"loading {model}")
     extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+    extra.update(placement or {})  # lav.load's device_map, offload_folder, max_memory, load_in_4bit/8bit
     base = load(model, device=device, dtype=dtype, attn_implementation=attn_implementation, **extra)
     base_row = None
     if compare_base:

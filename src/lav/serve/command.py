@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args, model, adapter, demo: bool, edge_layers, focus_layers):
+    from ..cli import placement_options
     from ..files import check_adapter_folder, check_model_source
     from ..inputs import DEFAULT_MAX_PIXELS
     from .model import ModelWorker
@@ -155,6 +156,7 @@ def _load(args, model, adapter, demo: bool, edge_layers, focus_layers):
         "dtype": args.dtype,
         "attn_implementation": args.attn_implementation,
         "max_image_pixels": DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        **placement_options(args),
     }
     analysis = {
         "edge_layers": edge_layers,
