@@ -86,6 +86,14 @@ def test_evolve_over_saved_adapters_sorted_by_step(tmp_path, probe, capsys):
     assert page.count('<div class="strip">') == n
     assert page.count('<img src="data:image/png;base64,') == n * 4  # base + three checkpoints
 
+    # Run again: every checkpoint's folder is complete, so nothing runs and the outputs are the same.
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "checkpoint-400").iterdir()}
+    assert _evolve(out, given, probe) == 0
+    assert json.loads((out / "evolution.json").read_text()) == evolution
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "checkpoint-400").iterdir()}["samples.jsonl"] == (
+        before["samples.jsonl"]
+    )
+
 
 def test_a_folder_that_is_not_an_adapter_is_named(tmp_path, probe, capsys):
     (tmp_path / "nothing").mkdir()
