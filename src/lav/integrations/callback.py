@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -206,8 +207,13 @@ class LavCallback(TrainerCallback):
             {"step": step, "model": viz.model_name, "adapter": viz.adapter_name, "seconds": seconds}
         )
         values = scalars(summary)
-        folder = Path(args.output_dir) / RECORDS_DIR / f"step-{step}"
-        thumbs = self._save(folder, results, records, summary) if self.save else {}
+        with tempfile.TemporaryDirectory(prefix="lav-thumbs-") as tmp:
+            if self.save:
+                thumbs = self._save(
+                    Path(args.output_dir) / RECORDS_DIR / f"step-{step}", results, records, summary
+                )
+            else:
+                thumbs = self._thumbnails(Path(tmp), results[: self.images], records)
         self._report(args, values, thumbs, step)
         self.history.append({"step": step, **values})
         if len(self.history) == 1:
@@ -226,21 +232,28 @@ class LavCallback(TrainerCallback):
     def _save(self, folder: Path, results, records, summary) -> dict[str, Image.Image]:
         """The step as a ``lav eval`` folder; the thumbnails (adapter | base) of the first samples."""
         from ..eval.engine import write_outputs
-        from ..eval.report import write_thumbnail
 
         folder.mkdir(parents=True, exist_ok=True)
+        for res, rec in zip(results, records, strict=True):
+            res.save(folder / "samples" / safe_id(rec["id"]))
+        thumbs = self._thumbnails(folder, results, records)
+        log.write_atomic(folder / log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
+        summary = {"dataset": "probe", "format": "probe", "notes": [], **summary}
+        write_outputs(folder, records, summary)
+        return thumbs
+
+    def _thumbnails(self, folder: Path, results, records) -> dict[str, Image.Image]:
+        """``folder/thumbs/<id>.png`` for each result (adapter | base, target box, clicks); the first
+        ``images`` of them as images to log."""
+        from ..eval.report import write_thumbnail
+
         thumbs: dict[str, Image.Image] = {}
-        for n, (res, rec) in enumerate(zip(results, records, strict=True)):
-            sid = safe_id(rec["id"])
-            res.save(folder / "samples" / sid)
-            path = folder / "thumbs" / f"{sid}.png"
+        for n, (res, rec) in enumerate(zip(results, records, strict=False)):
+            path = folder / "thumbs" / f"{safe_id(rec['id'])}.png"
             write_thumbnail(res, rec, path)
             if n < self.images:
                 with Image.open(path) as img:
                     thumbs[f"lav/overlay/{rec['id']}"] = img.convert("RGB")
-        log.write_atomic(folder / log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
-        summary = {"dataset": "probe", "format": "probe", "notes": [], **summary}
-        write_outputs(folder, records, summary)
         return thumbs
 
     def _report(self, args, values, thumbs, step: int) -> None:
