@@ -278,7 +278,7 @@ def load(
             processor = _load_processor(name)
         check_processor(processor, config, name)
         placement = placement_kwargs(
-            config, dev, device_map, offload_folder, max_memory, load_in_4bit, load_in_8bit
+            config, dev, device_map, offload_folder, max_memory, load_in_4bit, load_in_8bit, torch_dtype
         )
         loaded = _load_weights(name, torch_dtype, attn_implementation, placement)
         if not placement:

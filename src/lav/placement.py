@@ -35,13 +35,14 @@ def placement_kwargs(
     max_memory: str | dict | None,
     load_in_4bit: bool,
     load_in_8bit: bool,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """``from_pretrained`` arguments that place the weights; empty: all on ``dev`` by ``.to(dev)``."""
     out: dict[str, Any] = {}
     dmap = read_device_map(device_map)
     if dmap is None and (offload_folder is not None or max_memory is not None):
         raise InputError("offload_folder and max_memory need a device map: pass --device-map too")
-    quant = quantization(bool(load_in_4bit), bool(load_in_8bit), config, dev)
+    quant = quantization(bool(load_in_4bit), bool(load_in_8bit), config, dev, dtype)
     saved_quantized = getattr(config, "quantization_config", None) is not None
     if dmap is None and (quant is not None or saved_quantized):
         dmap = {"": str(dev)}  # a quantized model cannot be moved by .to(); it is loaded in place
@@ -175,11 +176,17 @@ def read_max_memory(value: str | dict | None) -> dict[int | str, str] | None:
     return out
 
 
-def quantization(load_in_4bit: bool, load_in_8bit: bool, config: Any, device: torch.device):
+def quantization(
+    load_in_4bit: bool,
+    load_in_8bit: bool,
+    config: Any,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+):
     """The ``BitsAndBytesConfig`` asked for, or None; also checks a base saved already quantized.
 
-    4-bit is NF4 with double quantization and the compute dtype of the rest of the model, as QLoRA
-    trains it. Raises `LavError` when the installed bitsandbytes cannot run on ``device``.
+    4-bit is NF4 with double quantization and compute in ``dtype`` (the rest of the model's), as
+    QLoRA trains it. Raises `LavError` when the installed bitsandbytes cannot run on ``device``.
     """
     saved = getattr(config, "quantization_config", None)
     if load_in_4bit and load_in_8bit:
@@ -197,7 +204,12 @@ def quantization(load_in_4bit: bool, load_in_8bit: bool, config: Any, device: to
 
     if load_in_8bit:
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
 
 
 def _method(saved: Any) -> str:

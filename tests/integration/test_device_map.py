@@ -291,3 +291,30 @@ def test_bitsandbytes_without_a_backend_for_the_device_says_what_to_install(monk
     with pytest.raises(LavError, match=r"has no backend for cpu .*pip install 'lav\[quant\]'") as err:
         check_bitsandbytes(torch.device("cpu"))
     assert "\n" not in str(err.value)
+
+
+def test_lav_eval_refuses_a_device_map_under_torchrun(monkeypatch, folders, tmp_path, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    code, err = _cli(
+        capsys,
+        "eval",
+        "--model",
+        folders["qwen2_vl"],
+        "--data",
+        tmp_path / "none.jsonl",
+        "--device-map",
+        "auto",
+    )
+    assert code == 2
+    assert "--shard I/N" in err[-1], err
+
+
+@needs_bnb_cpu
+def test_4bit_computes_in_the_dtype_asked_for(folders):
+    viz = lav.load(folders["qwen2_vl"], device="cpu", dtype="bfloat16", load_in_4bit=True)
+    layers = [m for m in viz.model.modules() if type(m).__name__ == "Linear4bit"]
+    assert layers
+    assert {m.compute_dtype for m in layers} == {torch.bfloat16}
+    assert {m.weight.quant_type for m in layers} == {"nf4"}

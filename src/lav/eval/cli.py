@@ -108,6 +108,12 @@ def run_eval(args: argparse.Namespace) -> int:
     launch = distributed.launch_env()
     if launch is not None and shard is not None:
         raise InputError("--shard and torchrun both split the run; use one of them")
+    if launch is not None and args.device_map is not None:
+        # Every rank would spread its copy over all the GPUs it sees, on top of the others.
+        raise InputError(
+            "--device-map under torchrun: run one model per rank without it, or split with --shard I/N "
+            "jobs, each seeing its own GPUs (CUDA_VISIBLE_DEVICES) with --device-map auto"
+        )
     dataset = load_dataset(args.data, images=args.images, format=args.format, limit=args.limit)
     if not dataset.samples:
         raise InputError(f"{args.data} holds no samples; supported formats: {', '.join(FORMATS)}")
