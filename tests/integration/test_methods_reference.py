@@ -240,3 +240,13 @@ def test_edge_rollout_of_a_batch_equals_one_by_one(checkpoint, screenshot):
         np.testing.assert_allclose(
             res.maps["edge_rollout"].values, one.maps["edge_rollout"].values, atol=1e-5
         )
+
+
+def test_focus_grad_under_a_callers_inference_mode_is_the_same_map(checkpoint, screenshot):
+    model, processor = load(checkpoint("qwen2_vl"))
+    viz = lav.Visualizer(model, processor)
+    free = viz.analyze(screenshot, INSTRUCTION, response=RESPONSE, maps=["focus_grad"])
+    with torch.inference_mode():
+        inside = viz.analyze(screenshot, INSTRUCTION, response=RESPONSE, maps=["focus_grad"])
+    np.testing.assert_array_equal(free.maps["focus_grad"].values, inside.maps["focus_grad"].values)
+    assert all(p.requires_grad for p in model.parameters())

@@ -148,6 +148,7 @@ class GradFocus(MapMethod):
         layers = list(selection.decoder_layers)
         model = viz.model
         with (
+            torch.inference_mode(False),  # a caller's inference_mode would keep autograd off
             torch.enable_grad(),
             _frozen(model),
             _logits_at(model, rows),
