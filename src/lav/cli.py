@@ -156,7 +156,41 @@ def build_parser() -> argparse.ArgumentParser:
     from .integrations.cli import add_parser as add_evolve_parser
 
     add_evolve_parser(sub, _add_model_args)
+    _add_plan_parser(sub)
     return parser
+
+
+def _add_plan_parser(sub) -> None:
+    p = sub.add_parser("plan", help="memory per device for a device map and screenshot size, before loading")
+    p.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
+    p.add_argument("--adapter", help="PEFT LoRA adapter folder (its size is added)")
+    p.add_argument("--image-size", nargs=2, type=_positive_int, required=True, metavar=("W", "H"))
+    p.add_argument("--device", default="auto", help="decides the auto dtype: auto, cpu, cuda")
+    p.add_argument("--dtype", default="auto", choices=DTYPES)
+    p.add_argument("--device-map", default="auto", metavar="MAP", help="as for lav run (default: auto)")
+    p.add_argument("--max-memory", metavar="DEV=SIZE,...", help="cap per device, e.g. 0=20GiB,cpu=64GiB")
+    bits = p.add_mutually_exclusive_group()
+    bits.add_argument("--load-in-4bit", action="store_true")
+    bits.add_argument("--load-in-8bit", action="store_true")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import plan
+
+    check_model_source(args.model)
+    found = plan(
+        args.model,
+        tuple(args.image_size),
+        device_map=args.device_map,
+        max_memory=args.max_memory,
+        device=args.device,
+        dtype=args.dtype,
+        load_in_4bit=args.load_in_4bit,
+        load_in_8bit=args.load_in_8bit,
+        adapter=args.adapter,
+    )
+    print("\n".join(found.lines()))
+    return 0
 
 
 def _add_serve_parser(sub) -> None:
@@ -292,6 +326,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "demo-data": cmd_demo_data,
     "evolve": cmd_evolve,
+    "plan": cmd_plan,
 }
 
 

@@ -318,3 +318,38 @@ def test_4bit_computes_in_the_dtype_asked_for(folders):
     assert layers
     assert {m.compute_dtype for m in layers} == {torch.bfloat16}
     assert {m.weight.quant_type for m in layers} == {"nf4"}
+
+
+def test_plan_sizes_the_weights_as_loaded_without_loading_them(folders):
+    from lav.plan import plan
+
+    folder = folders["qwen3_vl"]
+    found = plan(folder, (1568, 2784), device="cpu")
+    model = transformers.AutoModelForImageTextToText.from_pretrained(folder)
+    loaded = sum(p.numel() * p.element_size() for p in model.parameters())
+    loaded += sum(b.numel() * b.element_size() for b in model.buffers())
+    assert sum(found.weights.values()) == pytest.approx(loaded, rel=0.02)
+    assert found.capture["cpu"] > 0 and found.grid[0] > found.grid[1]
+    small = plan(folder, (1568, 2784), device="cpu", load_in_4bit=True)
+    assert sum(small.weights.values()) < 0.7 * sum(found.weights.values())
+
+
+def test_plan_infers_the_map_transformers_loads_with(folders, tmp_path):
+    from lav.plan import plan
+
+    folder = folders["qwen2_vl"]
+    found = plan(folder, (300, 200), device="cpu", device_map="sequential", max_memory="cpu=1MiB")
+    viz = lav.load(
+        folder, device="cpu", device_map="sequential", max_memory="cpu=1MiB", offload_folder=tmp_path / "o"
+    )
+    assert found.device_map == viz.model.hf_device_map
+    assert "disk" in found.weights
+
+
+def test_lav_plan_prints_each_device(folders, capsys):
+    code = main(
+        ["plan", "--model", str(folders["qwen2_vl"]), "--image-size", "1920", "1080", "--device", "cpu"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "cpu: weights" in out and "capture" in out
