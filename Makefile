@@ -31,7 +31,8 @@ $(PY):
 # the Qwen3-VL processor needs torchvision.
 install: $(PY) chromium
 	$(PY) -m pip install "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -e ".[dev,serve]"
+	# Every extra: the tests cover the server (serve), the training callback (train) and 4/8-bit bases (quant).
+	$(PY) -m pip install -e ".[dev,serve,train,quant]"
 	# The oldest supported transformers, overlaid on the same venv via PYTHONPATH (with the hub client
 	# and tokenizers releases it pins, and requests, which that hub client needs).
 	$(PY) -m pip install --no-deps --upgrade --target $(OLDEST) "transformers==4.57.6" "huggingface-hub>=0.34,<1.0" \
@@ -72,9 +73,11 @@ format:
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
+# Ratios of alternated pairs on a quiet machine (min / median / max); see the README's Performance.
 bench:
 	$(PY) bench/received.py
 	$(PY) bench/run_overhead.py
+	$(PY) bench/real_size.py
 	$(PY) bench/demo_eval.py
 
 # The visualizer in the browser on http://127.0.0.1:8765/ (the shipped demo model; no download).
