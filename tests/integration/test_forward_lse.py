@@ -56,11 +56,12 @@ class _Vision(torch.nn.Module):
     is_causal = False
 
 
-def _vision_call(seq: int, heads: int = 4, dim: int = 72, dtype=torch.float32):
+def _vision_call(seq: int, heads: int = 4, dim: int = 72, dtype=torch.float32, device="cpu"):
     gen = torch.Generator().manual_seed(seq)
     # (S, H, D) as the model's qkv projection gives them, then transposed: non-contiguous views.
-    q, k, v = (torch.randn(seq, heads, dim, generator=gen).to(dtype).transpose(0, 1)[None] for _ in range(3))
-    return q, k, v
+    return tuple(
+        torch.randn(seq, heads, dim, generator=gen).to(device, dtype).transpose(0, 1)[None] for _ in range(3)
+    )
 
 
 def _backend(scale):
@@ -85,6 +86,25 @@ def test_fused_forward_is_the_backends_output_bit_for_bit(seq, dtype):
         assert lse is not None, "torch's CPU flash op should reproduce sdpa on this torch"
         ref = torch.logsumexp(q[0].double() @ k[0].double().transpose(-1, -2) * scale, dim=-1)
         assert (lse[0].double() - ref).abs().max() < 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_forward_is_the_backends_output_or_the_backend_itself(dtype):
+    # sdpa picks flash, efficient or cuDNN by dtype and hardware; whichever op is kept must match
+    # it bit for bit, and with none kept the backend's own output comes back.
+    scale = 72**-0.5
+    for seq in (1000, 1000, 4100):
+        q, k, v = _vision_call(seq, heads=16, dtype=dtype, device="cuda")
+        expected = _backend(scale)(q, k, v)[0]
+        (out, _), lse = colsums.attention_with_lse(q, k, v, scale, _backend(scale))
+        assert torch.equal(out, expected)
+        if lse is not None:
+            ref = torch.logsumexp(q[0].double() @ k[0].double().transpose(-1, -2) * scale, dim=-1)
+            assert (lse[0].double() - ref).abs().max() < 1e-3
+            values, used = colsums.received(q[0], k[0], scale, lse=lse[0])
+            exact = colsums.received_chunked(q[0], k[0], scale, dtype=torch.float64)
+            assert "forward's lse" in used and ((values.double() - exact).abs() / exact).max() < 1e-4
 
 
 @pytest.mark.parametrize("family", available_families())

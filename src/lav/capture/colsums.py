@@ -7,6 +7,10 @@ queries and keys swapped. Folding the bias into one extra head dimension
 log-sum-exp compute ``log r_j`` directly, in O(N) memory. Such kernels are private torch ops:
 each is feature-detected and checked against the exact chunked method before first use on a
 (device type, dtype); the chunked method is exact and portable, in O(chunk * N) memory.
+
+The row log-sum-exp comes from the forward itself where it can (`attention_with_lse`: the fused op
+sdpa dispatches to, run by the recorder, kept only where its output is the backend's bit for bit);
+elsewhere the fused method computes it in a pass of its own.
 """
 
 from __future__ import annotations
@@ -225,7 +229,7 @@ CPU_CHECK_LEN = 512
 def _shape_class(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple:
     # What sdpa's kernel choice depends on, besides the shapes every call of a block shares.
     flags = tuple(
-        getattr(torch.backends.cuda, f)()
+        getattr(torch.backends.cuda, f, lambda: None)()
         for f in ("flash_sdp_enabled", "mem_efficient_sdp_enabled", "math_sdp_enabled", "cudnn_sdp_enabled")
     )
     return (
