@@ -3,8 +3,10 @@
 A random model of the real `Qwen3VLForConditionalGeneration` class with Qwen3-VL-2B's vision tower
 (depth 24, width 1024, 16 heads, patch 16) and a smaller language model, on a 640x512 screenshot
 (40x32 = 1,280 patches). Both sides include the processor call and generate the same number of
-tokens. Each side runs in its own subprocess so its peak memory (ru_maxrss) is its own; the maps'
-extra memory is compared with the forward's peak (what generate alone adds over the loaded model).
+tokens. Times: the two sides alternate in one process, the order swapped from pair to pair, the
+ratio taken within each pair; min / median / max over the pairs are printed. Memory: each side in
+its own fresh subprocess so its peak (ru_maxrss) is its own, two of each; the maps' extra memory is
+compared with what generate alone adds over the loaded model.
 
     python bench/run_overhead.py
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import statistics
 import subprocess
@@ -73,29 +76,31 @@ def _timed(repeat: int) -> dict:
     import torch
 
     import lav
+    from lav import stages
 
     model, processor, image = _build()
     viz = lav.Visualizer(model, processor, model_name="random-qwen3-vl-2b-vision")
     instruction = "Click the Save button"
 
     def plain():
-        prompt = viz.prompt(image, instruction, None, None, None)
+        prepared = stages.prepare(viz, [stages.Request(image, instruction)], NEW_TOKENS)
         with torch.inference_mode():
-            out = model.generate(**viz._model_inputs(prompt), do_sample=False)
-        return out.shape[1] - prompt.answer_start
+            out = model.generate(**prepared.inputs, do_sample=False)
+        return out.shape[1] - prepared.answer_starts[0]
 
     def analysis():
         return len(viz.analyze(image, instruction, max_new_tokens=NEW_TOKENS).answer_tokens)
 
-    plain(), analysis()  # warm-up (and the fused-op check) off the clock
+    plain(), analysis()  # warm-up (and the fused-op checks) off the clock
     times: dict[str, list[float]] = {"generate": [], "analysis": []}
     tokens = {}
-    for _ in range(repeat):
-        for name, fn in (("generate", plain), ("analysis", analysis)):
+    for pair in range(repeat):
+        order = (("generate", plain), ("analysis", analysis))
+        for name, fn in order if pair % 2 == 0 else order[::-1]:
             t0 = time.perf_counter()
             tokens[name] = fn()
             times[name].append(time.perf_counter() - t0)
-    patches = int(viz.prompt(image, instruction, None, None, None).inputs["image_grid_thw"].prod())
+    patches = int(stages.prepare(viz, [stages.Request(image, instruction)]).inputs["image_grid_thw"].prod())
     return {"times": times, "tokens": tokens, "patches": patches}
 
 
@@ -104,15 +109,16 @@ def _cold(which: str) -> dict:
     import torch
 
     import lav
+    from lav import stages
 
     model, processor, image = _build()
     viz = lav.Visualizer(model, processor)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if which == "generate":
         # Both sides build the prompt (processor call) inside the measured window, as analyze does.
-        inputs = viz._model_inputs(viz.prompt(image, "Click the Save button", None, None, None))
+        prepared = stages.prepare(viz, [stages.Request(image, "Click the Save button")], NEW_TOKENS)
         with torch.inference_mode():
-            model.generate(**inputs, do_sample=False)
+            model.generate(**prepared.inputs, do_sample=False)
     else:
         viz.analyze(image, "Click the Save button", max_new_tokens=NEW_TOKENS)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -138,21 +144,29 @@ def main() -> None:
         return
     timed = _sub("--timed", "--repeat", str(args.repeat))
     assert timed["tokens"]["generate"] == timed["tokens"]["analysis"] == NEW_TOKENS, timed["tokens"]
-    g = statistics.median(timed["times"]["generate"])
-    a = statistics.median(timed["times"]["analysis"])
-    cold_gen = _sub("--cold", "generate")["added_mb"]
-    cold_ana = _sub("--cold", "analysis")["added_mb"]
-    extra = cold_ana - cold_gen
+    gen, ana = timed["times"]["generate"], timed["times"]["analysis"]
+    ratios = [a / g for g, a in zip(gen, ana, strict=True)]
+    cold_gen = [_sub("--cold", "generate")["added_mb"] for _ in range(2)]
+    cold_ana = [_sub("--cold", "analysis")["added_mb"] for _ in range(2)]
+    extra = [a - g for g, a in zip(cold_gen, cold_ana, strict=True)]
+    share = [100 * (a - g) / g for g, a in zip(cold_gen, cold_ana, strict=True)]
     print(
-        f"{timed['patches']} patches, {NEW_TOKENS} new tokens, sdpa, float32, CPU, median of {args.repeat} alternating runs"
+        f"{timed['patches']} patches, {NEW_TOKENS} new tokens, sdpa, float32, CPU "
+        f"({platform.processor() or platform.machine()}); {args.repeat} alternated pairs, median (min-max)"
     )
     print("| | plain generate | lav analyze (generate + edge + focus) | ratio |")
     print("|---|---|---|---|")
-    print(f"| time | {g:.2f} s | {a:.2f} s | {a / g:.3f}x |")
+    print(f"| time | {spread(gen)} s | {spread(ana)} s | **{spread(ratios, '{:.3f}')}x** |")
     print(
-        f"| peak memory added by the call | {cold_gen:.0f} MB | {cold_ana:.0f} MB "
-        f"| maps: {extra:+.0f} MB = {100 * extra / cold_gen:.1f}% of the forward's peak |"
+        f"| peak memory added by the call (fresh processes, 2 each) | {spread(cold_gen, '{:.0f}')} MB "
+        f"| {spread(cold_ana, '{:.0f}')} MB | maps: {spread(extra, '{:+.0f}')} MB = "
+        f"{spread(share, '{:.1f}')}% of generate's |"
     )
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """``median (min-max)`` of ``values``."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 if __name__ == "__main__":
