@@ -8,7 +8,10 @@ On ``n`` held-out synthetic screens per task (seeds disjoint from training):
 - decision focus, per decoder layer: pointing game (the centre of the map's maximum cell lies in the
   target's box, `lav.metrics.pointing_game`) against chance (box area / image area, and one cell);
 - edge map: share of its top 10% patches that touch a widget, against the share of all patches
-  that touch one.
+  that touch one;
+- with ``--methods focus_sink_masked,focus_relative,focus_grad,...`` (issue #11): the pointing game of
+  each method's map (mean over all decoder layers), and per layer where the method keeps per-layer
+  maps (``<name>_layers``), beside raw attention's.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def _patch_mask(boxes, shape: tuple[int, int], size: tuple[int, int]) -> np.ndar
     return mask
 
 
-def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapter=None) -> dict:
+def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapter=None, methods=()) -> dict:
     """Run the evaluation; returns plain numbers (see the module docstring)."""
     import torch
 
@@ -52,8 +55,20 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
     t0 = time.perf_counter()
     for task in S.TASKS:
         hits_adapter, hits_base, point_a, point_b, chance, edge_top, edge_area = [], [], [], [], [], [], []
+        per_method: dict = {
+            m: {"adapter": [], "base": [], "layers_adapter": [], "layers_base": []} for m in methods
+        }
+        maps = ["edge", "focus", *methods] if methods else None
+        focus_heads = [(-1, 0)] if "focus_selected" in methods else None
         for screen in S.held_out(n, task, start):
-            res = viz.analyze(screen.image, screen.instruction, compare_base=True, focus_layers="all")
+            res = viz.analyze(
+                screen.image,
+                screen.instruction,
+                compare_base=True,
+                focus_layers="all",
+                maps=maps,
+                focus_heads=focus_heads,
+            )
             box = screen.box
             hits_adapter.append(_inside(res.click, box))
             hits_base.append(_inside(res.base.click, box))
@@ -63,6 +78,15 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
                 [pointing_game(m, box, size) for m in res.base.map("focus").arrays["focus_layers"]]
             )
             chance.append(chance_level(box, size))
+            for name in methods:
+                for side, r in (("adapter", res), ("base", res.base)):
+                    m = r.map(name)
+                    per_method[name][side].append(pointing_game(m.values, box, size))
+                    layers = m.arrays.get(f"{name}_layers")
+                    if layers is not None:
+                        per_method[name][f"layers_{side}"].append(
+                            [pointing_game(x, box, size) for x in layers]
+                        )
             edge = res.base.edge  # the adapter is decoder-only: the vision tower is the base model's
             mask = _patch_mask(screen.widget_boxes, edge.shape, size)
             k = max(1, int(round(0.1 * edge.size)))
@@ -81,6 +105,14 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             "chance_cell": 1.0 / grid_cells,
             "edge_top10_on_widgets": float(np.mean(edge_top)),
             "widget_patch_share": float(np.mean(edge_area)),
+            "methods": {
+                name: {
+                    key: (np.mean(v, axis=0).tolist() if key.startswith("layers") else float(np.mean(v)))
+                    for key, v in d.items()
+                    if v
+                }
+                for name, d in per_method.items()
+            },
         }
     stats["seconds"] = round(time.perf_counter() - t0, 1)
     return stats
@@ -109,6 +141,18 @@ def table(stats: dict) -> str:
             f"| edge map: top-10% patches on widgets, {task} screens | {pct(s['edge_top10_on_widgets'])} | (same vision tower) | "
             f"widgets cover {pct(s['widget_patch_share'])} of patches |"
         )
+    for task, s in (("base", b), ("adapter", a)):
+        for name, m in s.get("methods", {}).items():
+            lines.append(
+                f"| `{name}` pointing game (all layers), {task} task | {pct(m['base'])} | {pct(m['adapter'])} | "
+                f"chance {pct(s['chance_area'])} |"
+            )
+            for i, (pb, pa) in enumerate(
+                zip(m.get("layers_base", []), m.get("layers_adapter", []), strict=True)
+            ):
+                lines.append(
+                    f"| `{name}` pointing game, decoder layer {i}, {task} task | {pct(pb)} | {pct(pa)} | |"
+                )
     return "\n".join(lines)
 
 
@@ -120,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the numbers to this file")
     parser.add_argument("--base", help="base model folder (default: the shipped one)")
     parser.add_argument("--adapter", help="adapter folder (default: the shipped one)")
+    parser.add_argument(
+        "--methods", default="", help="opt-in map methods to score too, comma-separated (e.g. focus_relative)"
+    )
     args = parser.parse_args(argv)
-    stats = evaluate(args.n, args.start, args.device, args.base, args.adapter)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    stats = evaluate(args.n, args.start, args.device, args.base, args.adapter, methods)
     print(table(stats))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
