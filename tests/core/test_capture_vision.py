@@ -40,9 +40,11 @@ def _reference(model, inputs, parts):
         model(**inputs)
     merge = parts.merge
     refs = []
-    for block, block_calls in enumerate(calls):
+    for block_calls in calls:
         seq = torch.cat([received_reference(q, k, s) for q, k, s in block_calls], dim=1)
-        if parts.is_windowed(block):
+        # Qwen2.5-VL permutes patches into windows before block 0 and keeps that order in every
+        # block, full-attention ones included (the model un-permutes only the merger's output).
+        if getattr(model.config.vision_config, "fullatt_block_indexes", None) is not None:
             win = _model_window_index(model, inputs["image_grid_thw"])
             perm = (win[:, None] * merge * merge + torch.arange(merge * merge)[None]).flatten()
             seq = seq[:, torch.argsort(perm)]

@@ -32,9 +32,10 @@ def edge_reference(model, inputs, blocks):
     with qk_probe(model, [vision[b] for b in blocks]) as calls:
         model(**inputs)
     maps = []
-    for block, block_calls in zip(blocks, calls, strict=True):
+    for block_calls in calls:
         seq = torch.cat([received_reference(q, k, s) for q, k, s in block_calls], dim=1)
-        if vc.model_type.startswith("qwen2_5") and block not in vc.fullatt_block_indexes:
+        # Qwen2.5-VL runs every block, full-attention ones too, on window-ordered patches.
+        if vc.model_type.startswith("qwen2_5"):
             tower = next(m for m in model.modules() if hasattr(m, "fullatt_block_indexes"))
             if hasattr(tower, "get_window_index"):
                 win = tower.get_window_index(inputs["image_grid_thw"])[0]

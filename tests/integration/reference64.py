@@ -124,12 +124,12 @@ def edge_reference(reference, inputs: dict[str, torch.Tensor], blocks: list[int]
     assert t == 1, "a still image"
     with torch.no_grad(), vision_qk(reference) as calls:
         reference(**inputs)
-    windowed = set(range(vc.depth)) - set(getattr(vc, "fullatt_block_indexes", None) or range(vc.depth))
     per_block = []
     for block in blocks:
         block_calls = calls[block]
         seq = torch.cat([received(q, k, s) for q, k, s in block_calls], dim=1).mean(dim=0)  # (n,)
-        if block % vc.depth in windowed:
+        # Qwen2.5-VL runs every block, full-attention ones too, on window-ordered patches.
+        if getattr(vc, "fullatt_block_indexes", None) is not None:
             seq = seq[torch.argsort(window_order(reference, inputs["image_grid_thw"], merge))]
         per_block.append(block_major_to_raster(seq.numpy(), h, w, merge))
     return minmax(np.mean(per_block, axis=0))

@@ -15,8 +15,10 @@ from .recorder import Recording
 def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[np.ndarray]:
     """Attention each patch received in ``block``: per image ``(H, t, h, w)`` float32, raster order.
 
-    Chunks are concatenated in call order (= the block's input order); for a windowed Qwen2.5-VL
-    block that order is the window permutation, which is undone here.
+    Chunks are concatenated in call order (= the block's input order). Qwen2.5-VL permutes the
+    patches into window order before block 0 and keeps that order through every block, windowed or
+    full-attention (transformers 4.57 and 5.24 un-permute only the merger's output), so for that
+    family the permutation is undone for every block.
     """
     cached = rec.views.get(("vision", block))
     if cached is not None and cached[0] == tuple(grids):
@@ -32,7 +34,7 @@ def vision_received(rec: Recording, block: int, grids: Sequence[Grid]) -> list[n
             "run one forward or one generate per capture (or call Recording.reset() between them)"
         )
     parts = rec.parts
-    if parts.is_windowed(block):
+    if parts.spec.windowed:
         perm = window_permutation(grids, parts.window_size, parts.patch)
         seq = seq[:, np.argsort(perm)]
     out = sequence_to_grids(seq, grids)
