@@ -211,6 +211,11 @@ class Visualizer:
         )
         if selection.heads is not None and maps is None:
             methods = [*methods, *chosen(["focus_selected"])]
+        elif selection.heads is not None and "focus_selected" not in [m.name for m in methods]:
+            raise InputError(
+                "focus_heads selects heads for the focus_selected map, which maps= leaves out; "
+                "add 'focus_selected' to maps or drop focus_heads"
+            )
         tok = self.processor.tokenizer
         requests = []
         for d in plain:

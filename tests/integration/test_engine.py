@@ -336,3 +336,8 @@ def test_a_model_that_raises_mid_forward_is_left_as_found(vizs):
     # The adapter is enabled again and the next analysis is the one it was before the failure.
     again = viz.analyze(_images()[0], INSTRUCTION, "(1, 2)", compare_base=True)
     assert again.adapter_enabled and again.base is not None
+
+
+def test_focus_heads_without_the_map_that_uses_them_is_refused(vizs):
+    with pytest.raises(lav.InputError, match="focus_selected"):
+        vizs["qwen3_vl"].analyze(_images()[0], INSTRUCTION, "(1, 2)", maps=["focus"], focus_heads=[(0, 0)])
