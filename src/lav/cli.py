@@ -20,7 +20,8 @@ EXIT_BAD_INPUT = 2
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (shared by every subcommand)."""
     try:
         value = int(text)
     except ValueError:
@@ -54,7 +55,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="refuse images with more pixels than this (default 64M)",
     )
@@ -104,7 +105,7 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
         "--coords", choices=CONVENTIONS, help="coordinate convention of the answer (default: by model family)"
     )
     p.add_argument(
-        "--max-new-tokens", type=_positive_int, default=64, help="longest answer to generate, in tokens"
+        "--max-new-tokens", type=positive_int, default=64, help="longest answer to generate, in tokens"
     )
     p.add_argument("--system", help="system prompt")
     p.add_argument(
@@ -164,7 +165,7 @@ def _add_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="memory per device for a device map and screenshot size, before loading")
     p.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
     p.add_argument("--adapter", help="PEFT LoRA adapter folder (its size is added)")
-    p.add_argument("--image-size", nargs=2, type=_positive_int, required=True, metavar=("W", "H"))
+    p.add_argument("--image-size", nargs=2, type=positive_int, required=True, metavar=("W", "H"))
     p.add_argument("--device", default="auto", help="decides the auto dtype: auto, cpu, cuda")
     p.add_argument("--dtype", default="auto", choices=DTYPES)
     p.add_argument("--device-map", default="auto", metavar="MAP", help="as for lav run (default: auto)")

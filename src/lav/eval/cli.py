@@ -10,19 +10,10 @@ from pathlib import Path
 DEFAULT_OUT = "lav-eval"
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_parsers(subparsers, add_model_args) -> None:
     """Register ``eval`` and ``demo-data`` on the ``lav`` command's sub-parsers; ``add_model_args``
     adds the model options of ``lav run`` (device, dtype, backend, max pixels)."""
+    from ..cli import positive_int
     from .datasets import FORMATS
 
     p = subparsers.add_parser(

@@ -10,7 +10,7 @@ DEFAULT_OUT = "lav-evolve"
 
 def add_parser(subparsers, add_model_args) -> None:
     """Register ``evolve`` on the ``lav`` command's sub-parsers (``add_model_args``: as ``lav run``)."""
-    from ..eval.cli import positive_int
+    from ..cli import positive_int
 
     p = subparsers.add_parser(
         "evolve",
