@@ -35,3 +35,34 @@ def _browser_parts():
             f"{CHROMIUM} is missing: install Debian's Chromium as root with "
             "'apt-get update && apt-get install -y chromium' (make install does it where it can)"
         )
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser(_browser_parts):
+    """One Chromium for the whole session: Playwright's sync API allows one running instance per
+    thread, so every browser test file shares this one."""
+    from playwright.sync_api import Error, sync_playwright
+
+    with sync_playwright() as pw:
+        try:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        except Error as err:
+            pytest.fail(
+                f"{CHROMIUM} did not start under Playwright ({err}); reinstall it with "
+                "'apt-get install -y --reinstall chromium'",
+                pytrace=False,
+            )
+        yield chromium
+        chromium.close()

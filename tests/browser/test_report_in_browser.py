@@ -17,21 +17,11 @@ from PIL import Image
 
 from lav.cli import main
 from lav.testing import tiny_checkpoint
-from tests.browser.conftest import CHROMIUM
 from tests.e2e.conftest import SIZE, _adapter
 
 pytestmark = pytest.mark.slow
 
 # No GPU, no sandbox (CI runs as root), and none of Chromium's own traffic (updates, sync, QUIC).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RESPONSE = "(500, 250)"
 CLICK_1000 = (500, 250)  # Qwen3-VL answers on a 0-1000 scale of the original image
 VIEWPORT = {"width": 1280, "height": 900}
@@ -61,23 +51,6 @@ def report(tmp_path_factory) -> Path:
     args += ["--instruction", "Click the red button", "--response", RESPONSE, "--compare-base"]
     assert main([str(a) for a in [*args, "--out", out]]) == 0
     return out / "report.html"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import Error, sync_playwright
-
-    with sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        except Error as err:
-            pytest.fail(
-                f"{CHROMIUM} did not start under Playwright ({err}); reinstall it with "
-                "'apt-get install -y --reinstall chromium'",
-                pytrace=False,
-            )
-        yield chromium
-        chromium.close()
 
 
 class Opened:
