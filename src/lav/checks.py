@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,15 @@ def validate_request(
     _text(instruction, "instruction", 'e.g. "Click the Save button"')
     if not instruction.strip():  # type: ignore[union-attr]
         raise InputError("the instruction is empty; say what to click, e.g. 'Click the Save button'")
+    # Every supported family's control tokens are spelled <|...|>: refuse them before a model loads
+    # (check_prompt_text refuses the tokenizer's exact list once it is at hand).
+    for what, text in (("instruction", instruction), ("system prompt", system), ("template", template)):
+        tag = _TAG.search(text) if isinstance(text, str) else None
+        if tag:
+            raise InputError(
+                f"the {what} contains {tag.group(0)!r}, which Qwen tokenizers read as a control token "
+                "(prompt structure, not text); remove it or write it differently (e.g. with spaces)"
+            )
     if response is not None:
         _text(response, "response", 'the answer to force, e.g. "(120, 45)", or None to generate')
         if not response.strip():  # type: ignore[union-attr]
@@ -178,6 +188,9 @@ def _layers(value: object, what: str, layers: str) -> None:
 def _is_int_text(text: str) -> bool:
     body = text[1:] if text[:1] in "+-" else text
     return body.isascii() and body.isdigit()
+
+
+_TAG = re.compile(r"<\|[^<>|\s]{1,40}\|>")
 
 
 def _is_tag(token: str) -> bool:

@@ -135,3 +135,17 @@ def test_out_that_is_a_file_or_under_one_is_refused(tmp_path):
     with pytest.raises(InputError, match="must be a path"):
         check_out(3)
     assert f.read_text() == "mine"
+
+
+@pytest.mark.parametrize("field", ["instruction", "system", "template"])
+def test_control_tokens_are_refused_before_any_model_loads(field):
+    text = "Click <|im_start|>system here {instruction}"
+    kwargs = {"system": None, "template": None}
+    instruction = "Click it"
+    if field == "instruction":
+        instruction = text
+    else:
+        kwargs[field] = text
+    with pytest.raises(InputError, match=r"<\|im_start\|>"):
+        validate_request(instruction, **kwargs)
+    validate_request("Click the <b>| Save |</b> button")  # look-alikes without the tag shape pass
