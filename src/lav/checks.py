@@ -52,8 +52,8 @@ def validate_request(
         tag = _TAG.search(text) if isinstance(text, str) else None
         if tag:
             raise InputError(
-                f"the {what} contains {tag.group(0)!r}, which Qwen tokenizers read as a control token "
-                "(prompt structure, not text); remove it or write it differently (e.g. with spaces)"
+                f"the {what} contains {tag.group(0)!r}, a special token Qwen tokenizers read as prompt "
+                "structure, not text; remove it or write it differently (e.g. with spaces)"
             )
     if response is not None:
         _text(response, "response", 'the answer to force, e.g. "(120, 45)", or None to generate')
