@@ -51,6 +51,9 @@ def _build(depth: int, size: tuple[int, int]):
             "deepstack_visual_indexes": sorted({depth // 4, depth // 2, 3 * depth // 4}),
         },
         text={
+            # 17,052 patches are 4,263 image tokens: the context of a real Qwen3-VL (262,144), not
+            # the tiny config's 4,096, which lav's length check would refuse.
+            "max_position_embeddings": 32768,
             "hidden_size": 512,
             "intermediate_size": 1024,
             "num_hidden_layers": 4,
