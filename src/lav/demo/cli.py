@@ -87,7 +87,7 @@ def _print(res, out: Path, image, instruction: str) -> None:
         inside = res.click is not None and box[0] <= res.click.x < box[2] and box[1] <= res.click.y < box[3]
         print(f"target box {box}: the click is {'inside' if inside else 'OUTSIDE'} it")
     print(
-        f"outputs in {out}/: report.html, overlay.png, overlay_base.png, overlay_diff.png, result.json, maps.npz"
+        f"outputs in {out}/: report.html, overlay.png, overlay_base.png, overlay_diff.png, result.json, maps.npz, image.png"
     )
 
 
