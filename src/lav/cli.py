@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -411,5 +413,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split("\n")).strip()
 
 
+def entry() -> None:
+    """The ``lav`` program: `main`, then an exit that a late Ctrl-C or SIGTERM cannot turn into a traceback.
+
+    A signal that lands after `main` returned (while the interpreter joins threads and runs its exit
+    handlers) ends the process at once with the status `main` chose, or 128 + the signal when `main`
+    itself finished normally.
+    """
+    code = main()
+
+    def _exit_now(signum: int, frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code if code in (130, 128 + signal.SIGTERM) else 128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_now)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -71,3 +71,25 @@ def test_second_ctrl_c_does_not_interrupt_the_cleanup(tmp_path):
     # A signal that lands after `main` returned, while the interpreter shuts down, ends it by the
     # signal itself: the shell reports that as 130 too.
     assert proc.returncode in (130, -signal.SIGINT)
+
+
+def test_a_signal_while_the_interpreter_shuts_down_ends_quietly(tmp_path):
+    # Deterministic form of the race above: `main` has returned, the interpreter waits for a
+    # thread at exit, and Ctrl-C lands then.
+    script = (
+        "import os, signal, threading, time\n"
+        "import lav.cli as cli\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(2)\n"
+        "def main(argv=None):\n"
+        "    threading.Thread(target=late).start()\n"
+        "    return 0\n"
+        "cli.main = main\n"
+        "cli.entry()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.returncode == 128 + signal.SIGINT
