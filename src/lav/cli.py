@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--maps",
         metavar="NAME,...",
-        help="map methods to run (default: edge,focus); more: focus_sink_masked, focus_relative, focus_selected",
+        help=MAPS_HELP,
     )
     run.add_argument(
         "--focus-heads",
@@ -239,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .outdir import check_output_folder
 
     check_output_folder(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
-    maps = None if args.maps is None else [n.strip() for n in args.maps.split(",") if n.strip()]
+    maps = _map_names(args.maps)
     focus_heads = None
     if args.focus_heads is not None:
         from .methods.heads import parse_heads
@@ -331,6 +331,23 @@ COMMANDS = {
     "evolve": cmd_evolve,
     "plan": cmd_plan,
 }
+
+
+MAPS_HELP = (
+    "map methods to run (default: edge,focus); more: focus_sink_masked, focus_relative, "
+    "focus_selected, focus_grad, edge_rollout"
+)
+
+
+def _map_names(text: str | None) -> list[str] | None:
+    """``--maps a,b``: the names, refused here (before any model loads) when one is unknown."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    from .methods import chosen  # imports torch: only when --maps is given
+
+    chosen(names)  # unknown or empty: one line naming what is available
+    return names
 
 
 class Terminated(KeyboardInterrupt):

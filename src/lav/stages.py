@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -128,8 +128,7 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
         if forced:
             prompt_lengths.append(_prompt_length(tok, text, ids, viz.parts.image_token_id))
         encoded.append({k: v for k, v in enc.items() if isinstance(v, torch.Tensor)})
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    inputs = _pad_left(encoded, pad)
+    inputs = _pad_left(encoded, pad_id(viz))
     length = inputs["input_ids"].shape[1]
     if forced:
         starts = [
@@ -166,7 +165,6 @@ def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) 
 def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) -> Ran:
     """One generate (or forward) over the batch with capture on; each item's answer token ids."""
     inputs = prepared.inputs
-    tok = viz.processor.tokenizer
     rows_from = min(prepared.answer_starts) - 1
     t0 = time.perf_counter()
     with (
@@ -176,6 +174,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
             vision_blocks=needs.vision_blocks,
             decoder_layers=needs.decoder_layers,
             rows_from=rows_from,
+            hidden_layers=needs.hidden_layers,
         ) as rec,
     ):
         if prepared.forced:
@@ -189,7 +188,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
                 temperature=None,
                 top_p=None,
                 top_k=None,
-                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                pad_token_id=pad_id(viz),
             )
     seconds = time.perf_counter() - t0
     ends = viz.end_ids()
@@ -229,6 +228,43 @@ def read_click(viz: Visualizer, request: Request, grid: Grid, ids: list[int]) ->
     return Answer(text, offsets, click, None, convention, rows)
 
 
+def pad_id(viz: Visualizer) -> int:
+    """The token that pads a batch: the tokenizer's pad token, else its end-of-sequence token."""
+    tok = viz.processor.tokenizer
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def items(
+    viz: Visualizer,
+    prepared: Prepared,
+    ran: Ran,
+    answers: Sequence[Answer],
+    extras: dict[str, list[Any] | None] | None = None,
+) -> list[Item]:
+    """Each batch item's view (`lav.methods.Item`) of ``ran``'s recording, with its geometry."""
+    image_token = viz.parts.image_token_id
+    ids = prepared.inputs["input_ids"].cpu()
+    mask = prepared.inputs.get("attention_mask")
+    out = []
+    for b, answer in enumerate(answers):
+        start = 0 if mask is None else int(mask[b].nonzero()[0].item())
+        out.append(
+            Item(
+                rec=ran.rec,
+                parts=viz.parts,
+                row=b,
+                grids=prepared.grids,
+                image=b,
+                image_positions=(ids[b] == image_token).nonzero().flatten(),
+                answer_start=prepared.answer_starts[b],
+                answer=answer.rows,
+                start=start,
+                extra={name: values[b] for name, values in (extras or {}).items() if values is not None},
+            )
+        )
+    return out
+
+
 def make_maps(
     viz: Visualizer,
     prepared: Prepared,
@@ -238,23 +274,10 @@ def make_maps(
     selection: Selection,
 ) -> list[dict[str, Map]]:
     """Each item's maps by name, from one recording."""
-    image_token = viz.parts.image_token_id
-    ids = prepared.inputs["input_ids"].cpu()
     # Methods that need more model work (another forward, a backward) do it here, under the lock.
     extras = {m.name: m.extra_pass(viz, prepared, ran, answers, selection) for m in methods}
     out = []
-    for b, answer in enumerate(answers):
-        item = Item(
-            rec=ran.rec,
-            parts=viz.parts,
-            row=b,
-            grids=prepared.grids,
-            image=b,
-            image_positions=(ids[b] == image_token).nonzero().flatten(),
-            answer_start=prepared.answer_starts[b],
-            answer=answer.rows,
-            extra={name: values[b] for name, values in extras.items() if values is not None},
-        )
+    for item in items(viz, prepared, ran, answers, extras):
         maps: dict[str, Map] = {}
         for method in methods:
             for m in method.reduce(item, selection):

@@ -52,3 +52,17 @@ def test_lav_run_refuses_an_unknown_map_and_top_k_without_a_ranking(tmp_path, ca
     assert "needs --head-ranking" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "b"), "--maps", "focus,nope"]) == 2
     assert "unknown map method 'nope'" in capsys.readouterr().err
+
+
+def test_an_unknown_map_name_is_refused_before_any_model_loads(tmp_path, capsys):
+    img = tmp_path / "s.png"
+    Image.new("RGB", (64, 48), "white").save(img)
+    missing = tmp_path / "no-such-model"  # loading it would fail with another message
+    for command in (
+        ["run", "--image", str(img), "--instruction", "Click OK", "--out", str(tmp_path / "o")],
+        ["eval", "--data", str(tmp_path / "no-data.json"), "--out", str(tmp_path / "e")],
+    ):
+        assert main([*command, "--model", str(missing), "--maps", "focus,nope"]) == 2
+        err = capsys.readouterr().err
+        assert "unknown map method 'nope'" in err and "no-such-model" not in err, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()

@@ -37,9 +37,22 @@ class Rows:
     def __init__(self, reference, processor, image, instruction, response):
         prompt = forced_prompt(processor, image, instruction, response)
         inputs = float64_inputs(prompt.inputs)
-        with torch.no_grad(), _softmax_in_input_dtype():
-            out = reference(**inputs, output_attentions=True)
+        # What each full-attention layer's attention reads (after the layer's input norm), all dims.
+        self.hidden: list[torch.Tensor] = []
+
+        def keep(module, args, kwargs):
+            self.hidden.append(kwargs.get("hidden_states", args[0] if args else None)[0].double())
+
+        layers = [m for m in reference.modules() if hasattr(m, "self_attn")]
+        handles = [layer.self_attn.register_forward_pre_hook(keep, with_kwargs=True) for layer in layers]
+        try:
+            with torch.no_grad(), _softmax_in_input_dtype():
+                out = reference(**inputs, output_attentions=True)
+        finally:
+            for h in handles:
+                h.remove()
         self.attn = [a[0].double() for a in out.attentions if a is not None]
+        assert len(self.hidden) == len(self.attn), "one attention input per full-attention layer"
         ids = inputs["input_ids"][0]
         self.length = ids.shape[0]
         self.image = (ids == reference.config.image_token_id).nonzero().flatten()
@@ -59,20 +72,24 @@ class Rows:
         return np.mean([self.to_image(layer, queries).mean(dim=(0, 1)).numpy() for layer in layers], axis=0)
 
 
-def sink_masked_reference(rows: Rows, layers, factor: float, fraction: float) -> dict:
-    """``focus_sink_masked`` and its masked cells by the README's rule."""
-    everything = list(range(rows.start - 1, rows.length))
-    score = np.mean([rows.to_image(layer, everything).mean(dim=(0, 1)).numpy() for layer in layers], axis=0)
-    n = score.shape[0]
-    ranked = sorted(range(n), key=lambda j: -score[j])
-    sinks = sorted(j for j in ranked[: max(1, int(fraction * n))] if score[j] >= factor * score.mean())
+def sink_masked_reference(rows: Rows, layers, tau: float) -> dict:
+    """``focus_sink_masked`` and its masked cells by the README's rule (Kang et al.'s hidden-state
+    criterion), over every dimension of the attention input."""
+    sinks: set[int] = set()
+    for layer in layers:
+        x = rows.hidden[layer].abs()  # (L, hidden)
+        dims = (x[0] >= tau).nonzero().flatten()
+        if len(dims):
+            phi = x[rows.image][:, dims].amax(dim=-1)
+            sinks |= set((phi >= tau).nonzero().flatten().tolist())
     raw = rows.focus_tokens(layers)
+    n = raw.shape[0]
     others = [raw[j] for j in range(n) if j not in sinks]
     masked = np.array([min(others) if j in sinks else raw[j] for j in range(n)])
     width = rows.shape[1]
     return {
         "values": minmax(masked.reshape(rows.shape)),
-        "cells": [[j // width, j % width] for j in sinks],
+        "cells": [[j // width, j % width] for j in sorted(sinks)],
     }
 
 

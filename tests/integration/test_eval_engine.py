@@ -23,7 +23,7 @@ from PIL import Image
 import lav
 from lav import metrics
 from lav.eval import merge, shard_of
-from lav.eval.records import record
+from lav.eval.records import record, safe_id
 from lav.eval.samples import Dataset, Sample
 from lav.testing import tiny_checkpoint
 
@@ -191,6 +191,49 @@ def test_save_maps_keeps_result_folders_that_the_gallery_links(viz, tmp_path):
     page = (tmp_path / "out" / "report.html").read_text()
     if failures:
         assert 'href="samples/' in page and "data:image/png;base64," in page
+
+
+def test_extra_map_methods_are_scored_per_sample_and_in_the_summary(viz, tmp_path):
+    ds = _dataset(tmp_path / "img", 4)
+    ev = lav.evaluate(
+        viz,
+        ds,
+        tmp_path / "out",
+        batch_size=2,
+        compare_base=True,
+        max_new_tokens=6,
+        maps=["focus_sink_masked", "focus_relative"],
+        save_maps=True,
+        progress=False,
+    )
+    boxed = [s for s in ds.samples if s.box is not None]
+    for sample, rec in zip(ds.samples, ev.records, strict=True):
+        res = lav.Result.load(tmp_path / "out" / "samples" / safe_id(rec["id"]))
+        assert list(res.maps) == ["edge", "focus", "focus_sink_masked", "focus_relative"]
+        for name in ("focus_sink_masked", "focus_relative"):
+            got = rec["maps"][name]
+            if sample.box is None:
+                assert got["pointing"] is None
+                continue
+            values = res.maps[name].values
+            assert got["pointing"] == [metrics.pointing_game(values, sample.box, res.image_size)]
+            assert got["mass"] == [pytest.approx(metrics.mass_in_box(values, sample.box, res.image_size))]
+    methods = ev.summary["methods"]
+    assert set(methods) == {"focus_sink_masked", "focus_relative"}
+    hits = [
+        r["maps"]["focus_relative"]["pointing"][0]
+        for r in ev.records
+        if r["maps"]["focus_relative"]["pointing"]
+    ]
+    assert methods["focus_relative"]["n"] == len(boxed)
+    assert methods["focus_relative"]["pointing"] == pytest.approx(sum(hits) / len(boxed))
+    assert set(ev.summary["base"]["methods"]) == set(methods)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Map methods" in page and "focus_relative" in page
+    with pytest.raises(lav.InputError, match="unknown map method 'nope'"):
+        lav.evaluate(viz, ds, maps=["nope"], progress=False)
+    with pytest.raises(lav.InputError, match="focus_selected"):
+        lav.evaluate(viz, ds, maps=["focus_selected"], progress=False)
 
 
 def _approx_equal(a, b, path="summary"):

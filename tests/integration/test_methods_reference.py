@@ -11,7 +11,7 @@ import torch
 
 import lav
 from lav.methods import GENERIC_INSTRUCTION
-from lav.methods.sink import MAX_SINK_FRACTION, SINK_FACTOR
+from lav.methods.sink import SINK_TAU
 from lav.testing import available_families
 
 from .conftest import load
@@ -49,7 +49,7 @@ def _check(res: lav.Result, reference, processor, screenshot, tag: str) -> None:
     task = Rows(reference, processor, screenshot, INSTRUCTION, RESPONSE)
     generic = Rows(reference, processor, screenshot, GENERIC_INSTRUCTION, RESPONSE)
     count = len(task.attn)
-    sink = sink_masked_reference(task, layers, SINK_FACTOR, MAX_SINK_FRACTION)
+    sink = sink_masked_reference(task, layers, SINK_TAU)
     got = res.maps["focus_sink_masked"]
     np.testing.assert_allclose(got.values, sink["values"], atol=ATOL, rtol=0, err_msg=f"{tag} sink")
     assert got.info["masked_cells"] == sink["cells"], tag
@@ -119,13 +119,26 @@ def test_new_methods_are_opt_in_and_focus_heads_adds_its_map(checkpoint, screens
 #: over the tiny prompt), so it takes most of each row's attention whatever the query asks.
 QUERY, KEY = 6.0, 6.0
 SINK_TOKEN = 5  # among the image tokens (raster over the merged grid)
+#: The massive activation real sinks carry (Kang et al.): this value in dimension `DIM` of the last
+#: layer's attention input, at the first token and at the sink, well above the rule's threshold.
+MASSIVE, DIM = 3 * SINK_TAU, 7
 
 
 def plant_sink(model, sink_position: int, head_dim: int):
-    """Hooks on the last decoder layer's q_proj / k_proj that make one position a sink; their handles."""
-    layers = [m for m in model.modules() if type(m).__name__.endswith("Attention") and hasattr(m, "q_proj")]
-    attention = layers[-1]
+    """Hooks on the last decoder layer that make one position a sink; their handles.
+
+    Its attention input gets a massive activation at the first token and at the sink (what the
+    hidden-state rule reads), and q_proj / k_proj outputs make every query match the sink's key
+    (what makes it take most of the attention).
+    """
+    layers = [m for m in model.modules() if hasattr(m, "self_attn") and hasattr(m, "input_layernorm")]
+    attention = layers[-1].self_attn
     low = head_dim // 2 - 1
+
+    def massive(module, args, out):
+        out = out.clone()
+        out[:, [0, sink_position], DIM] = MASSIVE
+        return out
 
     def queries(module, args, out):
         out = out.clone()
@@ -138,6 +151,7 @@ def plant_sink(model, sink_position: int, head_dim: int):
         return out
 
     return [
+        layers[-1].input_layernorm.register_forward_hook(massive),
         attention.q_proj.register_forward_hook(queries),
         attention.k_proj.register_forward_hook(keys),
     ]
@@ -168,6 +182,7 @@ def test_a_planted_sink_dominates_raw_focus_but_not_sink_aware_or_relative_focus
     assert np.sort(res.focus.ravel())[-2] < 0.1
     masked = res.maps["focus_sink_masked"]
     assert masked.info["masked_cells"] == [list(cell)]
+    assert DIM in masked.info["sink_dims"][str(model.config.text_config.num_hidden_layers - 1)]
     assert masked.arrays["focus_sink_masked_cells"][cell] == 1
     assert masked.values[cell] == 0 and masked.values.max() == 1 and masked.values.std() > 0.1
     assert res.maps["focus_sink_masked"].arrays["focus_sink_share"].min() > 0.5

@@ -9,7 +9,10 @@ it, the recorder computes only the statistics asked for from the real post-RoPE 
   prefill the prompt's last position (it produces the first answer token), in each decode step the
   single new query against the whole KV cache;
 - beside each decoder row, which keys the mask let through (for Qwen4-Exp's indexed attention that
-  is the QSA indexer's selection, which transformers folds into the mask before the call).
+  is the QSA indexer's selection, which transformers folds into the mask before the call);
+- on request, the largest activations of each prompt position's hidden state as the decoder layer's
+  attention reads it (after the layer's input RMSNorm), for the hidden-state sink rule
+  (`lav.methods.sink`): a forward pre-hook, O(positions) memory.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from . import compat
 from .colsums import attention_with_lse, received
 
 _names = itertools.count(1)
+#: How many of a position's largest |hidden| dimensions a recording keeps (`Recording.massive`).
+MASSIVE_TOPK = 4
 # The attention registries are process-wide dicts; registering and removing a name happen under
 # this lock so two captures never interleave a half-done registration.
 _REGISTRY_LOCK = threading.Lock()
@@ -68,6 +73,9 @@ class Recording:
     rows: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
     #: layer -> absolute query position -> keys the mask allowed (B, 1|H, K) bool, beside each row.
     allowed: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
+    #: layer -> (values, dims), each (B, S, MASSIVE_TOPK): the largest |x_d| of every prompt position's
+    #: attention input x (the layer's input RMSNorm output) and their dimensions; prefill only.
+    massive: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     methods: set[str] = field(default_factory=set)
     #: Views computed from the recording (`lav.capture.views`), kept for the other batch items.
     views: dict[Any, Any] = field(default_factory=dict)
@@ -78,9 +86,26 @@ class Recording:
         self.vision = {b: [] for b in self.vision_blocks}
         self.rows = {layer: {} for layer in self.decoder_layers}
         self.allowed = {layer: {} for layer in self.decoder_layers}
+        self.massive = {}
         self._seen = {}
         self.methods = set()
         self.views = {}
+
+
+def _massive_hook(rec: Recording, layer: int) -> Callable:
+    """Forward pre-hook on a decoder attention module: keep the prefill's largest |hidden| dims."""
+
+    def hook(module, args, kwargs):
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        if not isinstance(hidden, torch.Tensor) or hidden.dim() != 3 or hidden.shape[1] < 2:
+            return None  # a decode step (one new position): the prompt's positions are recorded
+        with torch.no_grad():
+            k = min(MASSIVE_TOPK, hidden.shape[-1])
+            values, dims = hidden.detach().abs().float().topk(k, dim=-1)
+            rec.massive[layer] = (values, dims)
+        return None
+
+    return hook
 
 
 def _decoder_rows(
@@ -251,12 +276,14 @@ def capture(
     vision_blocks: Sequence[int] = (),
     decoder_layers: Sequence[int] = (),
     rows_from: int | None = None,
+    hidden_layers: Sequence[int] = (),
 ) -> Iterator[Recording]:
     """Record attention statistics while the model runs inside the ``with`` block.
 
     ``vision_blocks`` index the vision tower's blocks; ``decoder_layers`` index its full-attention
     decoder layers (for Qwen3.5 the n-th full-attention layer, not the n-th layer). Rows are recorded
-    for queries at absolute positions ``>= rows_from`` (None: none). On exit every registration and
+    for queries at absolute positions ``>= rows_from`` (None: none). ``hidden_layers`` (decoder layer
+    indices as ``decoder_layers``) get `Recording.massive`. On exit every registration, hook and
     config change is undone, also when the block raises.
     """
     with model_lock(model):
@@ -281,7 +308,14 @@ def capture(
         # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
         name = f"lav{next(_names)}_{backend}"
         saved = {key: compat.saved_attn_implementation(cfg) for key, cfg in configs.items()}
+        hooks = []
         try:
+            for layer in hidden_layers:
+                hooks.append(
+                    parts.decoder_attention[layer].register_forward_pre_hook(
+                        _massive_hook(rec, layer), with_kwargs=True
+                    )
+                )
             with _REGISTRY_LOCK:
                 compat.register_attention(
                     name, _make_recorder(rec, backend, roles), compat.ALL_MASK_ATTENTION_FUNCTIONS[backend]
@@ -290,6 +324,8 @@ def capture(
                 compat.set_attn_implementation(cfg, name)
             yield rec
         finally:
+            for handle in hooks:
+                handle.remove()
             for key, cfg in configs.items():
                 compat.set_attn_implementation(cfg, saved[key])
             with _REGISTRY_LOCK:

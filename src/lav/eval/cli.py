@@ -49,6 +49,11 @@ def add_parsers(subparsers, add_model_args) -> None:
     p.add_argument(
         "--save-maps", action="store_true", help="keep every sample's result folder under samples/"
     )
+    p.add_argument(
+        "--maps",
+        metavar="NAME,...",
+        help="more map methods to score beside edge and focus (focus_sink_masked, focus_relative, focus_grad, ...)",
+    )
     p.add_argument("--shard", metavar="I/N", help="run part I of N (0-based); the last part to finish merges")
     add_model_args(p)
 
@@ -96,6 +101,9 @@ def run_eval(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
+    from ..cli import _map_names
+
+    maps = _map_names(args.maps)  # an unknown name is refused before the data and the model load
     launch = distributed.launch_env()
     if launch is not None and shard is not None:
         raise InputError("--shard and torchrun both split the run; use one of them")
@@ -147,6 +155,7 @@ def run_eval(args: argparse.Namespace) -> int:
         template=args.template,
         save_maps=args.save_maps,
         shard=shard,
+        maps=maps,
     )
     if launch is not None:
         distributed.barrier()

@@ -82,7 +82,9 @@ def _fingerprint(samples: Sequence[Sample]) -> str:
 
 
 def _layer_text(value: Any) -> Any:
-    return value if isinstance(value, (str, int)) or value is None else [int(v) for v in value]
+    if isinstance(value, (str, int)) or value is None:
+        return value
+    return [v if isinstance(v, str) else int(v) for v in value]
 
 
 def settings(viz: Visualizer, dataset: Dataset, options: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +126,7 @@ def evaluate(
     save_maps: bool = False,
     shard: tuple[int, int] | str | None = None,
     progress: bool | None = None,
+    maps: Sequence[str] | None = None,
 ) -> Evaluation:
     """Run ``dataset`` through ``viz`` and score it; with ``out``, resumably into that folder.
 
@@ -133,9 +136,12 @@ def evaluate(
     interrupted run, it runs only the samples not yet recorded and ends with the same summary.
     ``focus_layers`` defaults to every full-attention decoder layer (the per-layer curves);
     ``coords``: read answers in this convention (default: the model family's).
+    ``maps``: more map methods (`lav.methods`) to score beside ``edge`` and ``focus`` (always run):
+    each gets pointing game and mass in box per sample and in the summary's ``methods``.
     ``progress``: a bar on stderr (None: when stderr is a terminal, else a line every few samples).
     """
     shard = parse_shard(shard)
+    names = eval_maps(maps)
     samples = list(dataset.samples)
     _check_ids(samples)
     if shard is not None:
@@ -148,6 +154,7 @@ def evaluate(
         "coords": coords,
         "system": system,
         "template": template,
+        "maps": names,
         "shard": None if shard is None else list(shard),
     }
     folder = None if out is None else Path(out)
@@ -160,6 +167,7 @@ def evaluate(
         focus_layers=focus_layers,
         compare_base=compare_base,
         max_new_tokens=max_new_tokens,
+        maps=names,
     )
     extra = {"coords": coords, "system": system, "template": template}
     sink = _Sink(folder, save_maps)
@@ -184,6 +192,19 @@ def evaluate(
     if folder is not None:
         write_outputs(folder, records, summary)
     return Evaluation(records, summary, folder)
+
+
+def eval_maps(maps: Sequence[str] | str | None) -> list[str]:
+    """The map methods an evaluation runs: ``edge``, ``focus`` and the named extra ones (checked)."""
+    from ..methods import chosen
+
+    extra = [] if maps is None else [m.name for m in chosen(maps)]
+    if "focus_selected" in extra:
+        raise InputError(
+            "lav eval does not take focus_selected (it needs --focus-heads); the summary ranks every "
+            "head by pointing game instead (summary.json 'heads', and lav run --head-ranking)"
+        )
+    return ["edge", "focus", *[n for n in extra if n not in ("edge", "focus")]]
 
 
 def _run_batch(viz: Visualizer, batch: Sequence[Sample], analyze, extra) -> dict[str, dict[str, Any]]:
@@ -340,6 +361,7 @@ def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = Tru
 
 
 _OPTION_KEYS = (
+    "maps",
     "edge_layers",
     "focus_layers",
     "compare_base",

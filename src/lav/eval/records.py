@@ -111,6 +111,9 @@ def outcome(sample: Sample, res: Result) -> dict[str, Any]:
         )
     if "edge" in res.maps:
         maps["edge"] = _map_metrics(sample, res.maps["edge"].arrays["edge_layers"], size)
+    for name, m in res.maps.items():  # the extra methods (--maps): one map each
+        if name not in ("focus", "edge"):
+            maps[name] = _map_metrics(sample, np.asarray(m.values)[None], size)
     return {
         "response": res.response,
         "click": None if click is None else {"x": float(x), "y": float(y)},

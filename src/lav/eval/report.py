@@ -202,6 +202,31 @@ def _layers(summary: Mapping[str, Any]) -> str:
     return note + "".join(parts)
 
 
+def _methods(summary: Mapping[str, Any]) -> str:
+    """The extra map methods (``--maps``) beside raw focus: pointing game and mass in box."""
+    methods = summary.get("methods") or {}
+    if not methods:
+        return ""
+    base = (summary.get("base") or {}).get("methods") or {}
+    last = (summary.get("layers", {}).get("focus") or [None])[-1]
+    head = ["map", "pointing game", "mass in box", "n"] + (["base pointing", "base mass"] if base else [])
+    rows = []
+    if last is not None:
+        b = ((summary.get("base") or {}).get("layers", {}).get("focus") or [None])[-1]
+        row = [f"focus (layer {last['layer']} only)", _pct(last["pointing"]), _pct(last["mass"]), last["n"]]
+        rows.append(row + ([_pct(b["pointing"]), _pct(b["mass"])] if base and b else []))
+    for name, m in methods.items():
+        row = [name, _pct(m["pointing"]), _pct(m["mass"]), m["n"]]
+        if base:
+            bm = base.get(name) or {}
+            row += [_pct(bm.get("pointing")), _pct(bm.get("mass"))]
+        rows.append(row)
+    return (
+        "<h2>Map methods</h2><p>Each extra map (<code>--maps</code>) over the chosen focus layers, "
+        f"beside the raw focus; chance level {_pct(summary.get('chance'))}.</p>" + _table(head, rows)
+    )
+
+
 def _heads(summary: Mapping[str, Any]) -> str:
     rows = [[h["layer"], h["head"], _pct(h["pointing"]), h["n"]] for h in summary.get("heads", [])]
     out = _table(["layer", "head", "pointing game", "n"], rows) if rows else "<p>No per-head data.</p>"
@@ -313,6 +338,7 @@ def build_report(
         + f"<h2>By group</h2>{_groups(summary)}"
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"
+        + _methods(summary)
         + f"<h2>Localization heads</h2>{_heads(summary)}"
         + f"<h2>Flips and failures</h2>{_gallery(records, folder)}"
         + f"<h2>Errors</h2>{err_html}</main></body></html>\n"

@@ -103,6 +103,25 @@ def _per_layer(outcomes: Sequence[Record], records: Sequence[Record], kind: str)
     return rows
 
 
+def _methods(outcomes: Sequence[Record]) -> dict[str, dict[str, Any]]:
+    """Pointing game and mass in box of each extra map method (``--maps``), by name."""
+    names = sorted({n for o in outcomes for n in (o.get("maps") or {}) if n not in ("focus", "edge")})
+    out = {}
+    for name in names:
+        point, mass = [], []
+        for o in outcomes:
+            m = (o.get("maps") or {}).get(name)
+            if m and m.get("pointing") is not None:
+                point.append(bool(m["pointing"][0]))
+                mass.append(m["mass"][0])
+        out[name] = {
+            "n": len(point),
+            "pointing": sum(point) / len(point) if point else None,
+            "mass": _mean(mass),
+        }
+    return out
+
+
 def _heads(outcomes: Sequence[Record], records: Sequence[Record]) -> list[dict[str, Any]]:
     """The heads whose maximum most often falls on the target, best first (ties: lower layer, head)."""
     hits: Counter[tuple[int, int]] = Counter()
@@ -162,6 +181,7 @@ def _run_summary(
         "focus": _per_layer(outcomes, records, "focus"),
         "edge": _per_layer(outcomes, records, "edge"),
     }
+    out["methods"] = _methods(outcomes)
     out["heads"] = _heads(outcomes, records)
     out["conventions"] = _conventions(outcomes)
     return out

@@ -46,15 +46,18 @@ class Selection:
 
 @dataclass(frozen=True)
 class Needs:
-    """What a method needs recorded: vision blocks (received attention) and decoder layers (rows)."""
+    """What a method needs recorded: vision blocks (received attention), decoder layers (rows), and
+    decoder layers whose attention input is scanned for massive activations (`Recording.massive`)."""
 
     vision_blocks: tuple[int, ...] = ()
     decoder_layers: tuple[int, ...] = ()
+    hidden_layers: tuple[int, ...] = ()
 
     def __or__(self, other: Needs) -> Needs:
         return Needs(
             tuple(sorted({*self.vision_blocks, *other.vision_blocks})),
             tuple(sorted({*self.decoder_layers, *other.decoder_layers})),
+            tuple(sorted({*self.hidden_layers, *other.hidden_layers})),
         )
 
 
@@ -78,7 +81,8 @@ class Item:
     ``row``: the item's row in the batch; ``grids``: every image of the batch (the vision sequence
     runs over all of them) and ``image`` the index of this item's image among them;
     ``image_positions``: positions of the item's image tokens in its (padded) sequence, raster over
-    (h/m, w/m); ``answer_start``: position of its first answer token.
+    (h/m, w/m); ``answer_start``: position of its first answer token; ``start``: position of its
+    first real token (after the batch's left padding).
     """
 
     rec: Recording
@@ -89,6 +93,7 @@ class Item:
     image_positions: torch.Tensor
     answer_start: int
     answer: AnswerRows
+    start: int = 0
     #: method name -> what its `MapMethod.extra_pass` gave for this item (methods that need one).
     extra: dict[str, Any] = field(default_factory=dict)
 

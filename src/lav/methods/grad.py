@@ -136,9 +136,9 @@ class GradFocus(MapMethod):
         ids = prepared.inputs["input_ids"]
         inputs, starts = prepared.inputs, prepared.answer_starts
         if not prepared.forced:  # a generated answer: the same tokens forced after the prompt
-            tok = viz.processor.tokenizer
-            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-            inputs, starts = with_answers(prepared.inputs, ran.answers, pad)
+            from ..stages import pad_id  # the stages import lav.methods
+
+            inputs, starts = with_answers(prepared.inputs, ran.answers, pad_id(viz))
         ids = inputs["input_ids"]
         wanted = []  # per item: (row position, digit token id)
         for b, answer in enumerate(answers):

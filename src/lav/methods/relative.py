@@ -51,33 +51,19 @@ class RelativeFocus(MapMethod):
     def extra_pass(
         self, viz: Any, prepared: Any, ran: Any, answers: Sequence[Any], selection: Selection
     ) -> list[Any]:
-        from ..stages import Request, prepare, run  # the stages import lav.methods
+        from ..stages import Request, items, pad_id, prepare, run  # the stages import lav.methods
 
         requests = [
             Request(r.image, self.generic, None, r.system, r.template, r.coords) for r in prepared.requests
         ]
         generic = prepare(viz, requests, 0)
-        tok = viz.processor.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        inputs, starts = with_answers(generic.inputs, ran.answers, pad)
+        inputs, starts = with_answers(generic.inputs, ran.answers, pad_id(viz))
         generic = replace(generic, inputs=inputs, answer_starts=starts, forced=True)
-        ids = inputs["input_ids"].cpu()
         pass_ = run(viz, generic, Needs(decoder_layers=selection.decoder_layers), 0)
-        image_token = viz.parts.image_token_id
-        out = []
-        for b, answer in enumerate(answers):
-            item = Item(
-                rec=pass_.rec,
-                parts=viz.parts,
-                row=b,
-                grids=generic.grids,
-                image=b,
-                image_positions=(ids[b] == image_token).nonzero().flatten(),
-                answer_start=generic.answer_starts[b],
-                answer=answer.rows,
-            )
-            out.append(raw_focus_tokens(item, selection.decoder_layers).numpy())
-        return out
+        return [
+            raw_focus_tokens(item, selection.decoder_layers).numpy()
+            for item in items(viz, generic, pass_, answers)
+        ]
 
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         task = raw_focus_tokens(item, selection.decoder_layers).numpy()

@@ -2,12 +2,19 @@
 
 Raw decoder attention of real Qwen-VL checkpoints piles up on a few image tokens that every query
 attends to whatever it asks (QwenLM/Qwen3-VL#1551, #2047): after min-max one such cell turns the
-rest of the map dark. The rule (README, "Methods beyond raw attention"): score each image token by
-its attention from *every* recorded answer row (not only the coordinate digits: a sink does not
-depend on the query), mean over the chosen layers and heads; a token is a sink when its score is at
-least `SINK_FACTOR` times the mean score over the image's tokens, keeping at most the
-`MAX_SINK_FRACTION` highest (at least one). Nothing is hidden silently: the masked cells are listed in
-``info["masked_cells"]`` and drawn in ``focus_sink_masked_cells``.
+rest of the map dark. Attention alone cannot tell such a sink from a target every row looks at, so
+the rule reads the hidden states instead, as Kang et al. (ICLR 2025, "See What You Are Told: Visual
+Attention Sink in Large Multimodal Models") do: sink tokens carry *massive activations* in a few
+fixed "sink dimensions", the same ones as the language model's own sink, the sequence's first token.
+
+Rule, per chosen decoder layer, on x = the layer's attention input (its input RMSNorm output):
+the sink dimensions are those where the item's first token has |x_d| >= `SINK_TAU`; an image token
+is a sink when |x_d| >= `SINK_TAU` in one of them. A token that is a sink in any chosen layer is
+masked. A model whose first token shows no massive activation has no sink by this rule, and the map
+equals ``focus`` (``info["sink_dims"]`` says so). The recording keeps each position's
+`lav.capture.recorder.MASSIVE_TOPK` largest dimensions: a sink dimension that is not among a
+token's largest four is not seen (massive activations sit in one to three dimensions). Nothing is hidden silently: the masked cells are
+listed in ``info["masked_cells"]`` and drawn in ``focus_sink_masked_cells``.
 """
 
 from __future__ import annotations
@@ -15,16 +22,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..capture import decoder_rows
+from ..errors import LavError
 from ..geometry import split_merged_tokens
 from ..result import Map
 from .base import Item, MapMethod, Needs, Selection, minmax
 from .focus import answer_rows
 
-#: A sink takes at least this many times its uniform share of the image's attention.
-SINK_FACTOR = 10.0
-#: At most this fraction of the image's tokens (and at least one) is masked, highest score first.
-MAX_SINK_FRACTION = 0.02
+#: Kang et al.'s threshold on |x_d| (x after the layer's input RMSNorm) for a massive activation.
+SINK_TAU = 20.0
 
 
 def merged_grid(item: Item, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -32,23 +37,20 @@ def merged_grid(item: Item, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
     return split_merged_tokens(tokens, [item.grid])[0][..., 0, :, :].astype(np.float64)
 
 
-def all_answer_rows(item: Item, layer: int) -> torch.Tensor:
-    """(R_all, H, n_img): every recorded row of this item from the query before its first answer token."""
-    positions, rows = decoder_rows(item.rec, layer)  # (R, B, H, K)
-    keep = [n for n, p in enumerate(positions) if p >= item.answer_start - 1]
-    return rows[keep, item.row][:, :, item.image_positions]
+def sink_dimensions(values: torch.Tensor, dims: torch.Tensor, first: int) -> list[int]:
+    """Dimensions where the first token's attention input is massive (|x_d| >= SINK_TAU).
+
+    ``values``, ``dims``: one item's `Recording.massive` entry, (S, MASSIVE_TOPK) each.
+    """
+    return sorted(int(d) for v, d in zip(values[first], dims[first], strict=True) if v >= SINK_TAU)
 
 
-def sink_tokens(scores: np.ndarray) -> np.ndarray:
-    """Indices of the sink tokens among ``scores`` (n_img,), by the rule in the module docstring."""
-    n = scores.shape[0]
-    mean = float(scores.mean())
-    if not mean > 0:
-        return np.zeros(0, dtype=np.int64)
-    candidates = np.flatnonzero(scores >= SINK_FACTOR * mean)
-    limit = max(1, int(MAX_SINK_FRACTION * n))
-    order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    return np.sort(order[:limit])
+def sink_scores(values: torch.Tensor, dims: torch.Tensor, positions: torch.Tensor, sink_dims: list[int]):
+    """(n,) phi = max |x_d| over the sink dimensions, for the tokens at ``positions`` (0 where none
+    of the token's largest dimensions is a sink dimension)."""
+    v, d = values[positions].double(), dims[positions]
+    hit = torch.isin(d, torch.tensor(sink_dims, dtype=d.dtype))
+    return torch.where(hit, v, torch.zeros_like(v)).amax(dim=-1).numpy()
 
 
 class SinkMaskedFocus(MapMethod):
@@ -57,24 +59,32 @@ class SinkMaskedFocus(MapMethod):
 
     Arrays: ``focus_sink_masked_raw`` (raw focus, sinks set to 0), ``focus_sink_masked_cells``
     (h/m, w/m) 1 on masked cells, ``focus_sink_share`` (L, R): per chosen layer and coordinate-digit
-    row, the share of the row's whole attention (mean over heads) that falls on the masked tokens.
-    Info: ``masked_cells`` ([row, col] in the merged grid), ``rule``, ``tokens``, ``rows``.
+    row, the share of the row's whole attention (mean over heads) that falls on the masked tokens;
+    ``focus_sink_phi`` (h/m, w/m): each token's largest |x_d| in a sink dimension over the layers.
+    Info: ``masked_cells`` ([row, col] in the merged grid), ``sink_dims`` (decoder layer id -> the
+    first token's massive dimensions), ``rule``, ``tokens``, ``rows``.
     """
 
     name = "focus_sink_masked"
     default = False
 
     def needs(self, selection: Selection) -> Needs:
-        return Needs(decoder_layers=selection.decoder_layers)
+        return Needs(decoder_layers=selection.decoder_layers, hidden_layers=selection.decoder_layers)
 
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         rows = list(item.answer.rows)
-        focus, score = [], []
-        for layer in selection.decoder_layers:
-            focus.append(answer_rows(item, layer, rows).mean(dim=(0, 1)))  # (n_img,)
-            score.append(all_answer_rows(item, layer).mean(dim=(0, 1)))
+        focus = [answer_rows(item, layer, rows).mean(dim=(0, 1)) for layer in selection.decoder_layers]
         raw_tokens = torch.stack(focus).double().mean(dim=0).numpy()
-        sinks = sink_tokens(torch.stack(score).double().mean(dim=0).numpy())
+        phi = np.zeros(raw_tokens.shape[0])
+        found = {}
+        for layer in selection.decoder_layers:
+            if layer not in item.rec.massive:
+                raise LavError("the sink rule needs the prompt's hidden states; none were recorded")
+            values, dims = (t[item.row] for t in item.rec.massive[layer])
+            sink_dims = sink_dimensions(values, dims, item.start)
+            found[item.parts.decoder_layer_ids[layer]] = sink_dims
+            phi = np.maximum(phi, sink_scores(values, dims, item.image_positions, sink_dims))
+        sinks = np.flatnonzero(phi >= SINK_TAU)
         shares = []
         for layer in selection.decoder_layers:
             picked = answer_rows(item, layer, rows)[:, :, list(sinks)]  # (R, H, n_sinks)
@@ -100,13 +110,16 @@ class SinkMaskedFocus(MapMethod):
                 arrays={
                     "focus_sink_masked_raw": merged_grid(item, raw_zeroed).astype(np.float32),
                     "focus_sink_masked_cells": merged_grid(item, cells).astype(np.float32),
+                    "focus_sink_phi": merged_grid(item, phi).astype(np.float32),
                     "focus_sink_share": torch.stack(shares).double().numpy().astype(np.float32),
                 },
                 info={
                     "masked_cells": [[int(s) // width, int(s) % width] for s in sinks],
+                    "sink_dims": {str(k): v for k, v in found.items()},
                     "rule": (
-                        f"image tokens whose attention from all answer rows (mean over layers and heads) "
-                        f"is >= {SINK_FACTOR:g}x the image mean, at most {MAX_SINK_FRACTION:.0%} of them"
+                        f"image tokens with a massive activation (|x_d| >= {SINK_TAU:g}, x = the decoder "
+                        "layer's attention input after its RMSNorm) in a dimension where the first "
+                        "token has one too (Kang et al., ICLR 2025), in any chosen layer"
                     ),
                     "tokens": item.answer.tokens,
                     "rows": rows,
