@@ -363,3 +363,145 @@ def test_page_talks_only_to_its_server_and_looks_right(analysed, server, tmp_pat
     page.page.screenshot(path=str(path))
     shot = np.asarray(Image.open(path).convert("RGB"))
     assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 500 and shot.std() > 10
+
+
+# --- more maps: ticked in the form, picked in the view ------------------------------------------------
+EXTRA_ALPHA = {"edge": 0.55, "focus": 0.6}
+
+
+def _colour(style: str, v: float) -> tuple[np.ndarray, float]:
+    """The overlay colour of lav.render.overlay / view.js: RGB and alpha of value v in [0,1]."""
+
+    def q8(x: float) -> float:
+        return float(np.floor(min(255.0, max(0.0, x)) + 0.5))
+
+    rgb = [0, q8(200 + 55 * v), 255] if style == "edge" else [255, q8(180 * v), 0]
+    return np.array(rgb, dtype=float), q8(255 * v * EXTRA_ALPHA[style]) / 255
+
+
+def _pixel(page, record, rows, cols, row, col) -> np.ndarray:
+    """The canvas's RGB at the centre of cell (row, col) of a grid over the image (at fit)."""
+    w, h = record["image_size"]
+    box = page.page.locator("#canvas").bounding_box()
+    scale = float(page.page.eval_on_selector("#canvas", "c => c.dataset.scale"))
+    x = (box["width"] - w * scale) / 2 + (col + 0.5) * w / cols * scale
+    y = (box["height"] - h * scale) / 2 + (row + 0.5) * h / rows * scale
+    rgba = page.page.eval_on_selector(
+        "#canvas",
+        "(c, [x, y]) => { const d = window.devicePixelRatio || 1;"
+        " return Array.from(c.getContext('2d').getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data); }",
+        [x, y],
+    )
+    return np.array(rgba[:3], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def more_maps(chromium, server):
+    """An analysis with two ticked extra maps: edge_rollout (cyan, patch grid) and focus_relative."""
+    from lav.demo import assets
+
+    page = Page(chromium, server)
+    p = page.page
+    p.goto(server.url + "/#/analyse")
+    p.wait_for_selector("#more-maps input[value=edge_rollout]")
+    offered = p.eval_on_selector_all("#more-maps input[name=maps]", "els => els.map(e => e.value)")
+    p.set_input_files("#file", str(assets.SCREEN))
+    p.fill("#instruction", "Click the purple triangle")
+    p.check("#compare-base")
+    p.check("#more-maps input[value=edge_rollout]")
+    p.check("#more-maps input[value=focus_relative]")
+    p.click("#submit")
+    p.wait_for_function("() => location.hash.startsWith('#/result/')", timeout=120_000)
+    p.wait_for_selector("#canvas[data-ready=true]", timeout=60_000)
+    rid = p.evaluate("() => decodeURIComponent(location.hash.slice('#/result/'.length))")
+    yield page, rid, offered
+    page.context.close()
+
+
+def test_form_offers_the_servers_optional_maps(more_maps):
+    _, _, offered = more_maps
+    assert {"focus_sink_masked", "focus_relative", "focus_grad", "edge_rollout"} <= set(offered)
+    assert "focus_selected" not in offered and "edge" not in offered and "focus" not in offered
+
+
+def test_ticked_maps_are_offered_by_title_and_drawn_in_their_style(more_maps, server):
+    page, rid, _ = more_maps
+    p = page.page
+    record = httpx.get(f"{server.url}/api/results/{rid}").json()
+    extras = list(record["maps"])[2:]
+    assert list(record["maps"])[:2] == ["edge", "focus"] and set(extras) == {"edge_rollout", "focus_relative"}
+    assert p.is_visible("#extra-map")
+    options = p.eval_on_selector_all("#extra-map option", "os => os.map(o => [o.value, o.textContent])")
+    assert options == [["", "none"], *([n, record["maps"][n]["title"]] for n in extras)]
+    with_edge_focus = page.canvas()
+    p.select_option("#extra-map", "edge_rollout")
+    page.settle()
+    assert p.eval_on_selector("#canvas", "c => c.dataset.drawn").split(",") == [
+        "edge",
+        "focus",
+        "edge_rollout",
+        "click",
+    ]
+    assert page.canvas() != with_edge_focus
+    # Alone on the screenshot: cyan on the patch grid, the value the server serves.
+    for name in ("edge", "focus", "click"):
+        p.locator(f"input[data-layer={name}]").set_checked(False)
+    rollout = _npy(server, rid, "edge_rollout")
+    assert rollout.shape == tuple(_npy(server, rid, "edge").shape)
+    row, col = np.unravel_index(int(np.argmax(rollout)), rollout.shape)
+    p.select_option("#extra-map", "")
+    page.settle()
+    bare = _pixel(page, record, *rollout.shape, row, col)
+    p.select_option("#extra-map", "edge_rollout")
+    page.settle()
+    drawn = _pixel(page, record, *rollout.shape, row, col)
+    rgb, alpha = _colour("edge", float(rollout[row, col]))
+    assert drawn == pytest.approx(rgb * alpha + bare * (1 - alpha), abs=4)
+    _move_to_patch(page, record, *rollout.shape, row, col)
+    got = page.readout()
+    assert list(got) == ["edge_rollout"] and (got["edge_rollout"]["row"], got["edge_rollout"]["col"]) == (
+        row,
+        col,
+    )
+    assert got["edge_rollout"]["value"] == pytest.approx(float(rollout[row, col]), abs=1e-7)
+    assert p.eval_on_selector("#readout .ro-map", "e => e.dataset.style") == "edge"
+    # focus_relative: red/yellow on the merged grid.
+    relative = _npy(server, rid, "focus_relative")
+    assert relative.shape == tuple(_npy(server, rid, "focus").shape)
+    assert not np.array_equal(relative, _npy(server, rid, "focus"))
+    p.select_option("#extra-map", "focus_relative")
+    page.settle()
+    row, col = np.unravel_index(int(np.argmax(relative)), relative.shape)
+    drawn = _pixel(page, record, *relative.shape, row, col)
+    p.select_option("#extra-map", "")
+    page.settle()
+    bare = _pixel(page, record, *relative.shape, row, col)
+    rgb, alpha = _colour("focus", float(relative[row, col]))
+    assert drawn == pytest.approx(rgb * alpha + bare * (1 - alpha), abs=4)
+    p.select_option("#extra-map", "focus_relative")
+    page.settle()
+    _move_to_patch(page, record, *relative.shape, 1, 2)
+    got = page.readout()["focus_relative"]
+    assert (got["row"], got["col"]) == (1, 2) and got["value"] == pytest.approx(
+        float(relative[1, 2]), abs=1e-7
+    )
+    assert not page.errors
+
+
+def test_extra_map_shows_base_and_difference(more_maps, server):
+    page, rid, _ = more_maps
+    p = page.page
+    record = httpx.get(f"{server.url}/api/results/{rid}").json()
+    p.select_option("#extra-map", "focus_relative")
+    base, diff = _npy(server, rid, "base_focus_relative"), _npy(server, rid, "focus_relative_diff")
+    p.check("input[name=source][value=base]")
+    page.settle()
+    _move_to_patch(page, record, *base.shape, 2, 5)
+    assert page.readout()["focus_relative"]["value"] == pytest.approx(float(base[2, 5]), abs=1e-7)
+    p.check("input[name=source][value=diff]")
+    page.settle()
+    _move_to_patch(page, record, *diff.shape, 2, 5)
+    assert page.readout()["focus_relative"]["value"] == pytest.approx(float(diff[2, 5]), abs=1e-6)
+    p.check("input[name=source][value=adapter]")
+    page.settle()
+    assert not page.errors

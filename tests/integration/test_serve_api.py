@@ -59,11 +59,15 @@ def client(worker):
         yield c
 
 
-def _submit(client, instruction="Click the Save button", response=RESPONSE, compare_base=True, image=None):
+def _submit(
+    client, instruction="Click the Save button", response=RESPONSE, compare_base=True, image=None, maps=None
+):
     files = {"image": ("screen.png", _png() if image is None else image, "image/png")}
     data = {"instruction": instruction, "compare_base": "true" if compare_base else "false"}
     if response is not None:
         data["response"] = response
+    if maps is not None:
+        data["maps"] = maps  # a list: one field per name; a string: as it is
     return client.post("/api/analyze", files=files, data=data)
 
 
@@ -191,6 +195,73 @@ def test_xss_instruction_is_stored_and_returned_as_data(client):
     assert rec.json()["instruction"] == XSS
 
 
+# --- map methods beyond edge and focus ---------------------------------------------------------------
+def _done(client, **kwargs) -> tuple[str, lav.Result]:
+    r = _submit(client, **kwargs)
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    snap = _wait(client, job)
+    assert snap["state"] == "done", snap
+    return job, client.app.state.queue.get(job).output
+
+
+def test_health_lists_the_maps_a_request_may_add(client):
+    maps = client.get("/api/health").json()["model"]["maps"]
+    assert maps["always"] == ["edge", "focus"] and maps["default"] == ["edge", "focus"]
+    assert {"focus_sink_masked", "focus_relative", "focus_grad", "edge_rollout"} <= set(maps["optional"])
+    # Needs focus heads, which lav serve does not take: not offered.
+    assert "focus_selected" not in maps["optional"] and "edge" not in maps["optional"]
+
+
+def test_requested_map_is_in_the_result_and_served_with_its_base_and_difference(client):
+    job, res = _done(client, maps=["focus_sink_masked"])
+    record = client.get(f"/api/results/{job}").json()
+    assert list(record["maps"]) == ["edge", "focus", "focus_sink_masked"]
+    assert record["maps"]["focus_sink_masked"]["grid"] == "merged"
+    assert list(record["base"]["maps"]) == ["edge", "focus", "focus_sink_masked"]
+    arrays = res.arrays()
+    for name in ("focus_sink_masked", "base_focus_sink_masked", "focus_sink_masked_diff"):
+        served = np.load(io.BytesIO(client.get(f"/api/results/{job}/maps/{name}").content))
+        assert served.dtype == arrays[name].dtype and np.array_equal(served, arrays[name])
+    assert np.array_equal(arrays["focus_sink_masked"], res.maps["focus_sink_masked"].values)
+
+
+def test_maps_may_come_as_one_comma_separated_field(client):
+    _, res = _done(client, maps="edge_rollout , focus_relative", compare_base=False)
+    assert list(res.maps) == ["edge", "focus", "edge_rollout", "focus_relative"]
+    assert res.maps["edge_rollout"].values.shape == res.edge.shape
+
+
+def test_unknown_map_is_400_with_the_available_ones_before_queueing(client):
+    before = client.app.state.queue.version
+    for maps in (["focus_sink_masked", "nope"], "focus_relative,nope"):
+        message = _is_error(_submit(client, maps=maps), 400)
+        assert message.startswith("unknown map method 'nope'; available: edge, focus")
+        assert "focus_sink_masked" in message and "\n" not in message
+    message = _is_error(_submit(client, maps=["focus_selected"]), 400)
+    assert "focus_selected" in message and "focus heads" in message
+    assert client.app.state.queue.version == before, "a refused request was queued"
+
+
+def test_request_maps_replace_the_server_default_and_edge_focus_always_come(worker):
+    served = ModelWorker(worker.viz, {**worker.analysis, "maps": ["edge_rollout"]})
+    with TestClient(create_app(served)) as c:
+        assert c.get("/api/health").json()["model"]["maps"]["default"] == ["edge", "focus", "edge_rollout"]
+        _, res = _done(c, compare_base=False)
+        assert list(res.maps) == ["edge", "focus", "edge_rollout"]
+        _, res = _done(c, compare_base=False, maps=["focus_sink_masked"])
+        assert list(res.maps) == ["edge", "focus", "focus_sink_masked"]
+        _, res = _done(c, compare_base=False, maps="focus")
+        assert list(res.maps) == ["edge", "focus"]
+
+
+def test_worker_refuses_a_server_default_it_cannot_run(worker):
+    with pytest.raises(lav.InputError, match="unknown map method 'nope'"):
+        ModelWorker(worker.viz, {"maps": ["nope"]})
+    with pytest.raises(lav.InputError, match="focus heads"):
+        ModelWorker(worker.viz, {"maps": ["focus_selected"]})
+
+
 # --- errors ------------------------------------------------------------------------------------------
 def test_upload_over_20_mb_is_413(client):
     big = b"\x89PNG\r\n\x1a\n" + b"\0" * MAX_UPLOAD
@@ -283,7 +354,7 @@ class Gated:
     def describe(self):
         return {"model": "gated", "adapter": None, "has_adapter": True, "family": "test"}
 
-    def check(self, instruction, response, compare_base):
+    def check(self, instruction, response, compare_base, maps=None):
         validate_request(instruction, response)
 
     def __call__(self, req, report):
@@ -532,6 +603,23 @@ def test_results_only_server_starts_fast_on_loopback_and_says_so(results_tree):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
+
+
+@pytest.mark.parametrize(
+    ("maps", "words"),
+    [("nope", "unknown map method 'nope'; available: edge, focus"), ("focus_selected", "focus heads")],
+)
+def test_serve_maps_are_refused_before_the_model_loads(maps, words):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lav.cli", "serve", "--port", "0", "--maps", maps, "--model", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    # The model folder does not exist either: the map names were refused first.
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and "nonexistent" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_host_0000_prints_a_warning(results_tree):

@@ -269,7 +269,8 @@ def create_app(
                 "this server has no model (it was started with --results only); start lav serve with --model to analyse",
             )
         try:
-            form = await request.form(max_files=2, max_fields=8, max_part_size=64 * 1024)
+            # Fields: instruction, response, compare_base and maps (one per name, or one comma-separated).
+            form = await request.form(max_files=2, max_fields=16, max_part_size=64 * 1024)
         except HTTPException:
             raise
         except Exception as exc:  # the multipart parser's own errors: a malformed body
@@ -293,16 +294,17 @@ def create_app(
                 raise ApiError(400, "the response must be a text field")
             response = response if response and response.strip() else None
             compare_base = _flag(form.get("compare_base"))
+            maps = _map_names(form.getlist("maps"))
         finally:
             await form.close()
         try:
-            worker.check(instruction, response, compare_base)
+            worker.check(instruction, response, compare_base, maps=maps)
             image = await run_in_threadpool(decode_upload, data, worker.max_pixels)
         except LavError as exc:
             raise ApiError(400, _one_line(exc)) from None
         del data
         try:
-            job = queue.submit(AnalysisRequest(image, instruction, response, compare_base))
+            job = queue.submit(AnalysisRequest(image, instruction, response, compare_base, maps))
         except QueueFull as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
         return {"id": job.id}
@@ -480,6 +482,14 @@ def _flag(value: object) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("", "0", "false", "off", "no"):
         return False
     raise ApiError(400, f"compare_base must be true or false, got {str(value)[:40]!r}")
+
+
+def _map_names(values: list[Any]) -> tuple[str, ...] | None:
+    """``maps`` fields: each a method name or comma-separated names; None when none is given."""
+    if not all(isinstance(v, str) for v in values):
+        raise ApiError(400, "maps must be text fields naming map methods, e.g. focus_sink_masked")
+    names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+    return names or None
 
 
 def _one_line(exc: BaseException) -> str:

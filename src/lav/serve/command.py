@@ -57,6 +57,14 @@ def add_parser(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers recorded (default: -1; the demo: all)"
     )
     p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer to generate, in tokens")
+    from ..cli import MAPS_HELP  # here, not at import: lav.cli imports this module
+
+    p.add_argument(
+        "--maps",
+        metavar="NAME,...",
+        help=MAPS_HELP
+        + "; what a request naming none gets (edge, focus always come; focus_selected: lav run only)",
+    )
     add_model_args(p)
     return p
 
@@ -120,18 +128,33 @@ def run(args: argparse.Namespace) -> int:
     validate_request(
         "x", max_new_tokens=args.max_new_tokens, edge_layers=edge_layers, focus_layers=focus_layers
     )
+    if args.maps is not None and not (demo or model is not None):
+        raise InputError(
+            "--maps chooses what analyses compute, and --results alone loads no model: add --model"
+        )
+    maps = _maps(args.maps)
     sock = _bind(args.host, args.port)
     try:
         worker = None
         if demo or model is not None:
-            worker = _load(args, model, adapter, demo, edge_layers, focus_layers)
+            worker = _load(args, model, adapter, demo, edge_layers, focus_layers, maps)
         app = create_app(worker, args.results, max_queue=args.max_queue)
         return _serve(app, sock, args.host)
     finally:
         sock.close()
 
 
-def _load(args, model, adapter, demo: bool, edge_layers, focus_layers):
+def _maps(text: str | None) -> list[str] | None:
+    """``--maps``: the names, refused before the model loads when unknown or not servable."""
+    from ..cli import _map_names
+    from .model import check_servable
+
+    names = _map_names(text)
+    check_servable(names or ())
+    return names
+
+
+def _load(args, model, adapter, demo: bool, edge_layers, focus_layers, maps):
     from ..cli import placement_options
     from ..files import check_adapter_folder, check_model_source
     from ..inputs import DEFAULT_MAX_PIXELS
@@ -162,6 +185,7 @@ def _load(args, model, adapter, demo: bool, edge_layers, focus_layers):
         "edge_layers": edge_layers,
         "focus_layers": focus_layers,
         "max_new_tokens": args.max_new_tokens,
+        "maps": maps,
     }
     worker = ModelWorker.load(model, adapter, load_options, analysis)
     _say(f"loaded {worker.viz.parts.family} on {worker.viz.device}")

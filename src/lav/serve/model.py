@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ class Request:
     instruction: str
     response: str | None
     compare_base: bool
+    #: Map methods asked for (None: the server's ``--maps``, else the default ones).
+    maps: tuple[str, ...] | None = None
 
 
 def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -55,12 +57,34 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
         return load_image(image, max_pixels=max_pixels)
 
 
+#: Map methods `lav serve` cannot run: ``focus_selected`` needs focus heads, which it does not take.
+UNSERVED_MAPS = ("focus_selected",)
+
+
+def check_servable(maps: Sequence[str]) -> None:
+    """Refuse (`InputError`) a map method that `lav serve` cannot run."""
+    unserved = [n for n in maps if n in UNSERVED_MAPS]
+    if unserved:
+        raise InputError(
+            f"lav serve cannot run the {unserved[0]} map: it needs focus heads, which lav serve does not "
+            "take; run lav run --maps focus_selected --focus-heads ... --out DIR and browse DIR"
+        )
+
+
 class ModelWorker:
-    """A loaded `Visualizer` and the analysis options of this server (layers, answer length)."""
+    """A loaded `Visualizer` and the analysis options of this server (layers, answer length, maps).
+
+    ``analysis["maps"]``: the server's map methods for requests that name none (None: the default
+    ones); a request's own ``maps`` replace them. Either way the default maps (edge, focus) are run
+    too, so the page's own view always has them.
+    """
 
     def __init__(self, viz: Any, analysis: dict[str, Any] | None = None) -> None:
         self.viz = viz
         self.analysis = dict(analysis or {})
+        if self.analysis.get("maps") is not None:
+            self.analysis["maps"] = tuple(self.analysis["maps"])
+            self._check_maps(self.analysis["maps"])
 
     @classmethod
     def load(
@@ -79,14 +103,35 @@ class ModelWorker:
         return int(getattr(self.viz, "max_image_pixels", DEFAULT_MAX_PIXELS))
 
     def describe(self) -> dict[str, Any]:
+        from ..methods import chosen, registered
+
+        parts = self.viz.parts
+        always = [m.name for m in chosen(None, parts)]
         return {
             "model": self.viz.model_name,
             "adapter": self.viz.adapter_name,
             "has_adapter": bool(self.viz.has_adapter),
-            "family": self.viz.parts.family,
+            "family": parts.family,
+            # Run for every request (``always``), what a request may add (``optional``), and what a
+            # request that names no maps gets (``default``).
+            "maps": {
+                "always": always,
+                "optional": [
+                    m.name
+                    for m in chosen(list(registered()))
+                    if m.applies(parts) and m.name not in always and m.name not in UNSERVED_MAPS
+                ],
+                "default": self.maps_for(None),
+            },
         }
 
-    def check(self, instruction: str, response: str | None, compare_base: bool) -> None:
+    def check(
+        self,
+        instruction: str,
+        response: str | None,
+        compare_base: bool,
+        maps: Sequence[str] | None = None,
+    ) -> None:
         """Refuse, before queueing, what the model would refuse (`InputError` -> 400)."""
         from ..checks import check_prompt_text
 
@@ -95,6 +140,22 @@ class ModelWorker:
         check_prompt_text(instruction, "instruction", tok)
         if compare_base and not self.viz.has_adapter:
             raise InputError("compare_base needs a LoRA adapter, and this server's model has none")
+        if maps is not None:
+            self._check_maps(maps)
+
+    def maps_for(self, maps: Sequence[str] | None) -> list[str]:
+        """The map methods a request runs: the default ones, then its ``maps`` (None: the server's)."""
+        from ..methods import chosen
+
+        wanted = self.analysis.get("maps") if maps is None else maps
+        defaults = [m.name for m in chosen(None, self.viz.parts)]
+        return list(dict.fromkeys([*defaults, *(wanted or ())]))
+
+    def _check_maps(self, maps: Sequence[str]) -> None:
+        from ..methods import chosen
+
+        chosen(list(maps), self.viz.parts)  # unknown, empty, not for this model: one line naming the choice
+        check_servable(maps)
 
     def __call__(self, req: Request, report: Callable[[str], None]) -> Result:
         # Stages as the engine reaches them: preparing, generating (forward), maps; "base: ..." for
@@ -105,7 +166,7 @@ class ModelWorker:
             response=req.response,
             compare_base=req.compare_base,
             progress=report,
-            **self.analysis,
+            **{**self.analysis, "maps": self.maps_for(req.maps)},
         )
         res.arrays()  # fails here, in the job, rather than on the first map request
         return res

@@ -31,6 +31,7 @@ class App {
     this.job = null;
     this.events = null;
     this.evalData = null;
+    this.maps = null; // the server's map choices: {always, optional, default}
     this.bindAnalyse();
     this.bindEval();
     window.addEventListener("hashchange", () => this.route());
@@ -49,6 +50,7 @@ class App {
     document.getElementById("no-model").hidden = !!m;
     document.getElementById("submit").disabled = !m;
     document.getElementById("compare-base").disabled = !(m && m.has_adapter);
+    this.showMapChoices(m && m.maps);
     if (!location.hash) location.hash = m ? "#/analyse" : "#/browse";
     else this.route();
   }
@@ -116,6 +118,26 @@ class App {
     });
   }
 
+  /** A tick box per map method a request may add; the server's --maps are ticked to begin with. */
+  showMapChoices(maps) {
+    const field = document.getElementById("more-maps");
+    for (const label of field.querySelectorAll("label")) label.remove();
+    this.maps = maps && Array.isArray(maps.optional) ? maps : null;
+    field.hidden = !(this.maps && this.maps.optional.length);
+    if (!this.maps) return;
+    const ticked = new Set(this.maps.default || []);
+    for (const name of this.maps.optional) {
+      const label = el("label", null, "check");
+      const box = el("input");
+      box.type = "checkbox";
+      box.name = "maps";
+      box.value = name;
+      box.checked = ticked.has(name);
+      label.append(box, ` ${name}`);
+      field.append(label);
+    }
+  }
+
   setFile(file) {
     this.file = file;
     document.getElementById("file-name").textContent = `${file.name || "pasted image"} (${Math.round(file.size / 1024)} KB)`;
@@ -144,6 +166,11 @@ class App {
     const response = document.getElementById("response").value;
     if (response.trim()) form.append("response", response);
     form.append("compare_base", document.getElementById("compare-base").checked ? "true" : "false");
+    if (this.maps) {
+      // Always named, so that unticking the server's --maps takes them away.
+      const ticked = [...document.querySelectorAll("#more-maps input[name=maps]:checked")].map((b) => b.value);
+      form.append("maps", [...(this.maps.always || []), ...ticked].join(","));
+    }
     this.busy(true, "uploading");
     try {
       const { id } = await postForm("/api/analyze", form);

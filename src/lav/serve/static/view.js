@@ -4,6 +4,8 @@
 //   focus (red/yellow) rgba(255, 180 v, 0, v * 0.6)
 //   difference        red (230, 40, 40) above zero, blue (40, 100, 230) below, |d| * 0.7
 //   click             a green crosshair with a #1e3a5f ring and centre dot
+// Any other map of the result (focus_sink_masked, edge_rollout, ...) is drawn in its own style, on
+// its own grid (the array's shape: patch or merged), over the whole image as edge and focus are.
 // Every piece of text from the server goes in with textContent, never as HTML.
 
 import { enc, getBuffer, getJson } from "./api.js";
@@ -13,6 +15,8 @@ const ALPHA = { edge: 0.55, focus: 0.6, diff: 0.7 };
 const CLICK_GREEN = "rgb(0, 220, 0)";
 const MARKER = "#1e3a5f";
 const MAP_LAYERS = ["edge", "focus", "focus_x", "focus_y"];
+/** Maps with their own controls; every other map of a result is offered in the "More maps" select. */
+const OWN_CONTROLS = ["edge", "focus"];
 const MIN_SCALE = 0.02;
 const MAX_SCALE = 40;
 
@@ -66,6 +70,7 @@ export class ResultView {
     this.edgeSelect = root.querySelector("#edge-layer");
     this.focusSelect = root.querySelector("#focus-layer");
     this.headSelect = root.querySelector("#focus-head");
+    this.extraSelect = root.querySelector("#extra-map");
     this.opacity = root.querySelector("#opacity");
     this.arrays = new Map();
     this.layers = {}; // name -> {rows, cols, data, style, canvas}
@@ -84,7 +89,7 @@ export class ResultView {
     for (const radio of this.root.querySelectorAll("input[name=source]")) {
       radio.addEventListener("change", () => this.refresh());
     }
-    for (const select of [this.edgeSelect, this.focusSelect, this.headSelect]) {
+    for (const select of [this.edgeSelect, this.focusSelect, this.headSelect, this.extraSelect]) {
       select.addEventListener("change", () => this.refresh());
     }
     this.opacity.addEventListener("input", () => {
@@ -201,6 +206,17 @@ export class ResultView {
       box.disabled = !(focus && focus.arrays.includes(name));
     }
     this.root.querySelector("#box-toggle").hidden = !this.box;
+    const extras = Object.entries(rec.maps).filter(([name]) => !OWN_CONTROLS.includes(name));
+    this.extraSelect.replaceChildren(el("option", "none"));
+    this.extraSelect.firstChild.value = "";
+    for (const [name, m] of extras) {
+      const option = el("option", m.title || name);
+      option.value = name;
+      option.dataset.style = m.style;
+      this.extraSelect.append(option);
+    }
+    this.extraSelect.value = "";
+    this.root.querySelector("#extra-map-field").hidden = !extras.length;
   }
 
   showMeta() {
@@ -220,6 +236,7 @@ export class ResultView {
     rows.push(["Image", `${rec.image_size[0]} x ${rec.image_size[1]} px, grid ${rec.grid.h} x ${rec.grid.w} patches of ${rec.grid.patch}`]);
     if (rec.maps.edge) rows.push(["Edge blocks", rec.maps.edge.layers.join(", ")]);
     if (rec.maps.focus) rows.push(["Focus layers", `${rec.maps.focus.layers.join(", ")} (${rec.maps.focus.info.tokens})`]);
+    rows.push(["Maps", Object.entries(rec.maps).map(([name, m]) => `${name} (${m.title})`).join(", ")]);
     const t = rec.timings || {};
     rows.push(["Timings", Object.entries(t).map(([k, v]) => `${k} ${Number(v).toFixed(2)} s`).join(", ")]);
     this.meta.replaceChildren();
@@ -235,6 +252,20 @@ export class ResultView {
   checked(name) {
     const box = this.root.querySelector(`input[data-layer=${name}]`);
     return !!box && box.checked && !box.disabled;
+  }
+
+  /** The maps to draw, bottom first: the checked layers, then the map picked under "More maps". */
+  shown() {
+    const names = MAP_LAYERS.filter((name) => this.checked(name));
+    const extra = this.extraSelect.value;
+    if (extra && this.rec.maps[extra] && !names.includes(extra)) names.push(extra);
+    return names;
+  }
+
+  /** "edge" (cyan) or "focus" (red/yellow): as the result's map says, focus for focus x / y. */
+  style(name) {
+    const m = this.rec.maps[name];
+    return m && m.style === "edge" ? "edge" : "focus";
   }
 
   source() {
@@ -270,6 +301,7 @@ export class ResultView {
       }
       return { rows, cols, data: minmax(sum) };
     }
+    if (side.maps[name]) return this.plain(await this.array(`${prefix}${name}`));
     if (!side.maps.focus || !side.maps.focus.arrays.includes(name)) return null;
     return this.plain(await this.array(`${prefix}${name}`));
   }
@@ -289,8 +321,7 @@ export class ResultView {
     const source = this.source();
     const layers = {};
     try {
-      for (const name of MAP_LAYERS) {
-        if (!this.checked(name)) continue;
+      for (const name of this.shown()) {
         let shown;
         if (source === "diff") {
           const [a, b] = await Promise.all([this.grid(name, ""), this.grid(name, "base_")]);
@@ -301,7 +332,7 @@ export class ResultView {
         } else {
           const g = await this.grid(name, source === "base" ? "base_" : "");
           if (!g) continue;
-          shown = { ...g, style: name === "edge" ? "edge" : "focus" };
+          shown = { ...g, style: this.style(name) };
         }
         shown.canvas = this.layerCanvas(shown);
         layers[name] = shown;
@@ -389,9 +420,7 @@ export class ResultView {
     ctx.imageSmoothingEnabled = false;
     ctx.globalAlpha = Number(this.opacity.value) / 100;
     const drawn = [];
-    for (const name of MAP_LAYERS) {
-      const layer = this.layers[name];
-      if (!layer) continue;
+    for (const [name, layer] of Object.entries(this.layers)) {
       ctx.drawImage(layer.canvas, 0, 0, layer.cols, layer.rows, 0, 0, W, H);
       drawn.push(name);
     }
@@ -462,9 +491,7 @@ export class ResultView {
     pixel.dataset.y = String(py);
     this.readout.append(pixel);
     const source = this.source();
-    for (const name of MAP_LAYERS) {
-      const layer = this.layers[name];
-      if (!layer) continue;
+    for (const [name, layer] of Object.entries(this.layers)) {
       // The patch holding the pixel's centre, as lav.render.overlay maps pixels to patches.
       const col = Math.floor(((2 * px + 1) * layer.cols) / (2 * W));
       const row = Math.floor(((2 * py + 1) * layer.rows) / (2 * H));
@@ -475,6 +502,7 @@ export class ResultView {
       line.dataset.row = String(row);
       line.dataset.col = String(col);
       line.dataset.value = String(value);
+      line.dataset.style = layer.style;
       this.readout.append(line);
     }
   }
