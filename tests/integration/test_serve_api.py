@@ -186,6 +186,18 @@ def test_progress_stream_reports_stages_and_ends(client, done):
     assert events[-1]["state"] == "done" and "event: end" in text
 
 
+def test_progress_stream_of_a_running_job_is_woken_by_each_change_and_stops_listening(client):
+    queue = client.app.state.queue
+    job = _submit(client).json()["id"]  # streamed from submission on: each stage change wakes it
+    with client.stream("GET", f"/api/jobs/{job}/events") as r:
+        text = "".join(r.iter_text())
+    events = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+    assert events[-1]["state"] == "done" and "event: end" in text
+    states = [e["stage"] for e in events]
+    assert states == sorted(set(states), key=states.index)  # each snapshot once, in order
+    assert not queue._listeners  # the stream's listener went with it
+
+
 def test_xss_instruction_is_stored_and_returned_as_data(client):
     r = _submit(client, instruction=XSS, compare_base=False)
     job = r.json()["id"]

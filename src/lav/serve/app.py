@@ -10,6 +10,7 @@ logged here and answered with one line, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -53,7 +54,8 @@ CSP = (
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
-_SSE_POLL_S = 0.1
+#: Longest wait between two looks at a job when no change woke the stream (heartbeat, shutdown).
+_SSE_POLL_S = 1.0
 _SSE_HEARTBEAT_S = 15.0
 
 
@@ -332,9 +334,20 @@ def create_app(
         async def stream() -> AsyncIterator[str]:
             last: dict[str, Any] | None = None
             beat = time.monotonic()
+            # Woken by the queue on every change (no polling delay); the timeout keeps the
+            # heartbeat and the shutdown check going while nothing changes.
+            loop = asyncio.get_running_loop()
+            changed = asyncio.Event()
+
+            def wake() -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(changed.set)
+
+            unlisten = queue.listen(wake)
             try:
                 yield "retry: 2000\n\n"
                 while True:
+                    changed.clear()
                     snap = queue.snapshot(job)
                     if snap != last:
                         last = snap
@@ -347,8 +360,10 @@ def create_app(
                     if time.monotonic() - beat > _SSE_HEARTBEAT_S:
                         beat = time.monotonic()
                         yield ": still here\n\n"
-                    await asyncio.sleep(_SSE_POLL_S)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(changed.wait(), _SSE_POLL_S)
             finally:
+                unlisten()
                 # The watcher went away (closed tab, dropped connection): its waiting job goes too.
                 if job.state == "queued":
                     queue.cancel_if_queued(job.id)

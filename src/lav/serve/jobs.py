@@ -69,6 +69,7 @@ class JobQueue:
         self._seconds: deque[float] = deque(maxlen=20)
         #: Bumped on every change of any job: watchers compare it to see whether to look again.
         self.version = 0
+        self._listeners: set[Callable[[], None]] = set()
         self._thread = threading.Thread(target=self._loop, name=f"lav-serve-{name}", daemon=True)
         self._thread.start()
 
@@ -142,6 +143,18 @@ class JobQueue:
                 "max": self.max_queue,
             }
 
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` on every change of any job (under the queue's lock: it must only
+        signal, e.g. ``loop.call_soon_threadsafe(event.set)``); returns the function that stops it."""
+        with self._cond:
+            self._listeners.add(callback)
+
+        def stop() -> None:
+            with self._cond:
+                self._listeners.discard(callback)
+
+        return stop
+
     def wait_version(self, seen: int, timeout: float) -> int:
         """Block until `version` differs from ``seen`` (or ``timeout`` s pass); returns it."""
         with self._cond:
@@ -208,6 +221,8 @@ class JobQueue:
     def _changed(self) -> None:
         self.version += 1
         self._cond.notify_all()
+        for callback in tuple(self._listeners):
+            callback()
 
     def _retry_after(self) -> int:
         # A place frees when the running job ends: about one job's time (the median of the last ones).
