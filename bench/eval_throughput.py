@@ -166,6 +166,7 @@ def memory_curve(args) -> None:
         proc.wait()
         stop.set()
         t.join()
+    curve = [(n, m) for n, m in curve if m == m]  # the last look may find the process gone (NaN)
     after = [m for n, m in curve if n >= 50]
     if after:
         print(
