@@ -418,6 +418,21 @@ def more_maps(chromium, server):
     page.context.close()
 
 
+def _drawn_over_bare(page, record, name: str, values: np.ndarray, style: str) -> tuple[int, int]:
+    """The extra map ``name`` drawn at its top cell: its colour over the bare pixel; the cell."""
+    p = page.page
+    row, col = np.unravel_index(int(np.argmax(values)), values.shape)
+    p.select_option("#extra-map", "")
+    page.settle()
+    bare = _pixel(page, record, *values.shape, row, col)
+    p.select_option("#extra-map", name)
+    page.settle()
+    drawn = _pixel(page, record, *values.shape, row, col)
+    rgb, alpha = _colour(style, float(values[row, col]))
+    assert drawn == pytest.approx(rgb * alpha + bare * (1 - alpha), abs=4)
+    return int(row), int(col)
+
+
 def test_form_offers_the_servers_optional_maps(more_maps):
     _, _, offered = more_maps
     assert {"focus_sink_masked", "focus_relative", "focus_grad", "edge_rollout"} <= set(offered)
@@ -448,15 +463,7 @@ def test_ticked_maps_are_offered_by_title_and_drawn_in_their_style(more_maps, se
         p.locator(f"input[data-layer={name}]").set_checked(False)
     rollout = _npy(server, rid, "edge_rollout")
     assert rollout.shape == tuple(_npy(server, rid, "edge").shape)
-    row, col = np.unravel_index(int(np.argmax(rollout)), rollout.shape)
-    p.select_option("#extra-map", "")
-    page.settle()
-    bare = _pixel(page, record, *rollout.shape, row, col)
-    p.select_option("#extra-map", "edge_rollout")
-    page.settle()
-    drawn = _pixel(page, record, *rollout.shape, row, col)
-    rgb, alpha = _colour("edge", float(rollout[row, col]))
-    assert drawn == pytest.approx(rgb * alpha + bare * (1 - alpha), abs=4)
+    row, col = _drawn_over_bare(page, record, "edge_rollout", rollout, "edge")
     _move_to_patch(page, record, *rollout.shape, row, col)
     got = page.readout()
     assert list(got) == ["edge_rollout"] and (got["edge_rollout"]["row"], got["edge_rollout"]["col"]) == (
@@ -469,15 +476,7 @@ def test_ticked_maps_are_offered_by_title_and_drawn_in_their_style(more_maps, se
     relative = _npy(server, rid, "focus_relative")
     assert relative.shape == tuple(_npy(server, rid, "focus").shape)
     assert not np.array_equal(relative, _npy(server, rid, "focus"))
-    p.select_option("#extra-map", "focus_relative")
-    page.settle()
-    row, col = np.unravel_index(int(np.argmax(relative)), relative.shape)
-    drawn = _pixel(page, record, *relative.shape, row, col)
-    p.select_option("#extra-map", "")
-    page.settle()
-    bare = _pixel(page, record, *relative.shape, row, col)
-    rgb, alpha = _colour("focus", float(relative[row, col]))
-    assert drawn == pytest.approx(rgb * alpha + bare * (1 - alpha), abs=4)
+    _drawn_over_bare(page, record, "focus_relative", relative, "focus")
     p.select_option("#extra-map", "focus_relative")
     page.settle()
     _move_to_patch(page, record, *relative.shape, 1, 2)
