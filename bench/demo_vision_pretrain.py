@@ -1,0 +1,155 @@
+"""Issue #16's first experiment: does pretraining the demo's vision tower by masked-patch
+reconstruction put its received attention (the edge map) on the widgets?
+
+SimMIM-style (Xie et al., CVPR 2022), no loss on attention: a share of each screen's patches is
+replaced by a learned mask token after the patch embedding (the position table still says where
+it is), and a linear head on the last vision block's output predicts the masked patches' pixels
+(the processor's normalised patch rows), L1 loss on the masked patches only. The tower is the demo
+model's (`lav.demo.model.build_model`: 2 blocks x 96 wide, sine/cosine position table), trained
+from scratch on the training seeds of the synthetic screens.
+
+Measured for each tower, per vision block, on held-out screens with lav's own edge map (the
+analysis of the shipped demo model with only its vision tower swapped): the share of the edge
+map's top-10% patches that touch a widget, against the share of all patches that do (chance).
+
+    python bench/demo_vision_pretrain.py [--steps 1500] [--mask 0.5] [--n 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import lav  # noqa: E402
+from demo_eval import _patch_mask  # noqa: E402
+from lav.demo import assets  # noqa: E402
+from lav.demo import screens as S  # noqa: E402
+from lav.demo.batches import processor  # noqa: E402
+from lav.demo.model import build_model  # noqa: E402
+
+
+def pretrain(steps: int, batch: int, mask_ratio: float, lr: float, seed: int = 0) -> tuple[dict, list]:
+    """A fresh demo vision tower trained by masked-patch reconstruction; its state dict, the log."""
+    torch.manual_seed(seed)
+    model = build_model(seed)
+    tower = model.model.visual
+    proc = processor()
+    width = tower.patch_embed.proj.out_channels
+    probe = proc.image_processor(images=[S.make_screen(0).image], return_tensors="pt")
+    head = torch.nn.Linear(width, probe["pixel_values"].shape[1])
+    mask_token = torch.nn.Parameter(torch.zeros(width))
+    params = [*tower.parameters(), *head.parameters(), mask_token]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * s / steps)))
+    )
+    state: dict = {}
+
+    def masked_embed(module, args, out):
+        return torch.where(state["mask"][:, None], mask_token.to(out.dtype), out)
+
+    def last_block(module, args, out):
+        state["hidden"] = out[0] if isinstance(out, tuple) else out
+
+    hooks = [
+        tower.patch_embed.register_forward_hook(masked_embed),
+        tower.blocks[-1].register_forward_hook(last_block),
+    ]
+    log = []
+    gen = torch.Generator().manual_seed(seed)
+    tower.train()
+    t0 = time.perf_counter()
+    try:
+        for step in range(steps):
+            screens = [S.make_screen(step * batch + i, "base" if i % 2 else "adapter") for i in range(batch)]
+            enc = proc.image_processor(images=[s.image for s in screens], return_tensors="pt")
+            pixels, thw = enc["pixel_values"], enc["image_grid_thw"]
+            state["mask"] = torch.rand(pixels.shape[0], generator=gen) < mask_ratio
+            tower(pixels, grid_thw=thw)
+            pred = head(state["hidden"])
+            m = state["mask"]
+            loss = (pred[m] - pixels[m]).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            if step % 100 == 0 or step == steps - 1:
+                log.append({"step": step, "loss": loss.item(), "s": round(time.perf_counter() - t0, 1)})
+                print(json.dumps(log[-1]), file=sys.stderr, flush=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: v.detach().clone() for k, v in tower.state_dict().items()}, log
+
+
+def edge_on_widgets(tower_state: dict | None, n: int) -> dict:
+    """Per vision block: mean share of the edge map's top-10% patches on widgets, and chance."""
+    viz = lav.load(assets.BASE, device="cpu")
+    if tower_state is not None:
+        viz.model.model.visual.load_state_dict(tower_state)
+    out = {}
+    blocks = len(viz.model.model.visual.blocks)
+    for block in range(blocks):
+        top, area = [], []
+        for screen in S.held_out(n, "base"):
+            res = viz.analyze(
+                screen.image, screen.instruction, response=screen.answer, edge_layers=[block], maps=["edge"]
+            )
+            edge = res.edge
+            mask = _patch_mask(screen.widget_boxes, edge.shape, screen.image.size)
+            k = max(1, int(round(0.1 * edge.size)))
+            order = np.argsort(edge.flatten())[::-1][:k]
+            top.append(float(mask.flatten()[order].mean()))
+            area.append(float(mask.mean()))
+        out[f"block {block}"] = {
+            "top10_on_widgets": float(np.mean(top)),
+            "widget_share": float(np.mean(area)),
+        }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--mask", type=float, default=0.5, help="share of patches masked (default 0.5)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--n", type=int, default=100, help="held-out screens measured (default 100)")
+    ap.add_argument("--json", help="also write the numbers to this file")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    state, log = pretrain(args.steps, args.batch, args.mask, args.lr)
+    minutes = (time.perf_counter() - t0) / 60
+    stats = {
+        "settings": vars(args),
+        "pretrain_minutes": round(minutes, 1),
+        "loss": log,
+        "shipped tower": edge_on_widgets(None, args.n),
+        "random tower (untrained)": edge_on_widgets(
+            {k: v for k, v in build_model(0).model.visual.state_dict().items()}, args.n
+        ),
+        "masked-patch pretrained tower": edge_on_widgets(state, args.n),
+    }
+    print(f"pretraining: {args.steps} steps x {args.batch} screens, {minutes:.1f} min")
+    print("| tower | block | edge top-10% on widgets | widgets' share of patches (chance) |")
+    print("|---|---|---|---|")
+    for name in ("shipped tower", "random tower (untrained)", "masked-patch pretrained tower"):
+        for block, s in stats[name].items():
+            print(f"| {name} | {block} | {s['top10_on_widgets']:.1%} | {s['widget_share']:.1%} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(stats, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
