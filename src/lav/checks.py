@@ -195,3 +195,8 @@ _TAG = re.compile(r"<\|[^<>|\s]{1,40}\|>")
 
 def _is_tag(token: str) -> bool:
     return token.startswith("<|") and token.endswith("|>") and len(token) > 4
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the names of a comma-separated list (``--maps``)."""
+    return [n.strip() for n in text.split(",") if n.strip()]

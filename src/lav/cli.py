@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .checks import check_out, validate_request
+from .checks import check_out, split_names, validate_request
 from .coords import CONVENTIONS
 from .errors import LavError, LavWarning
 from .files import check_adapter_folder, check_model_source
@@ -239,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .outdir import check_output_folder
 
     check_output_folder(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
-    maps = _map_names(args.maps)
+    maps = map_names(args.maps)
     focus_heads = None
     if args.focus_heads is not None:
         from .methods.heads import parse_heads
@@ -339,11 +339,11 @@ MAPS_HELP = (
 )
 
 
-def _map_names(text: str | None) -> list[str] | None:
+def map_names(text: str | None) -> list[str] | None:
     """``--maps a,b``: the names, refused here (before any model loads) when one is unknown."""
     if text is None:
         return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = split_names(text)
     from .methods import chosen  # imports torch: only when --maps is given
 
     chosen(names)  # unknown or empty: one line naming what is available

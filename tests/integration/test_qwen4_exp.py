@@ -18,6 +18,7 @@ import lav
 from lav import methods
 from lav.capture import capture, decoder_allowed, decoder_rows, vision_received
 from lav.errors import InputError
+from lav.eval import Dataset, Sample
 from lav.geometry import grids_from_thw
 from lav.models import inspect_model
 from lav.testing import PAD_TOKEN_ID, available_families, tiny_checkpoint, tiny_model
@@ -214,3 +215,33 @@ def test_indexer_selection_runs_only_where_the_model_has_an_indexer(folder, scre
     with pytest.raises(InputError, match="does not apply"):
         other.analyze(screenshot, "Click it", response=RESPONSE, maps=["indexer_selection"])
     assert "indexer_selection" in methods.registered()
+
+
+def test_commands_that_always_draw_edge_and_focus_keep_the_indexer_selection(folder, screenshot, tmp_path):
+    # lav eval / lav serve run the model's default maps plus the named ones: asking for one more
+    # map must not drop Qwen4-Exp's indexer_selection, and lav eval scores only what was asked for.
+    viz = lav.load(folder, device="cpu")
+    assert methods.with_defaults(["focus_relative"], viz.parts) == [
+        "edge",
+        "focus",
+        "indexer_selection",
+        "focus_relative",
+    ]
+    assert methods.with_defaults(None, viz.parts) == ["edge", "focus", "indexer_selection"]
+    path = tmp_path / "s.png"
+    screenshot.save(path)
+    sample = Sample("a", path, "Click it", "box", (0.0, 0.0, 40.0, 40.0))
+    dataset = Dataset("toy", "jsonl", (sample,), (), ())
+    ev = lav.evaluate(
+        viz,
+        dataset,
+        tmp_path / "out",
+        max_new_tokens=4,
+        maps=["focus_relative"],
+        save_maps=True,
+        progress=False,
+    )
+    assert set(ev.records[0]["maps"]) == {"focus", "edge", "focus_relative"}
+    assert list(ev.summary["methods"]) == ["focus_relative"]
+    (saved,) = (tmp_path / "out" / "samples").iterdir()
+    assert "indexer_selection" in lav.Result.load(saved).maps

@@ -101,8 +101,9 @@ def _massive_hook(rec: Recording, layer: int) -> Callable:
             return None  # a decode step (one new position): the prompt's positions are recorded
         with torch.no_grad():
             k = min(MASSIVE_TOPK, hidden.shape[-1])
-            values, dims = hidden.detach().abs().float().topk(k, dim=-1)
-            rec.massive[layer] = (values, dims)
+            # |x| in the model's dtype (exact), then only the kept values in float32.
+            values, dims = hidden.detach().abs().topk(k, dim=-1)
+            rec.massive[layer] = (values.float(), dims)
         return None
 
     return hook

@@ -101,9 +101,9 @@ def run_eval(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
-    from ..cli import _map_names
+    from ..cli import map_names
 
-    maps = _map_names(args.maps)  # an unknown name is refused before the data and the model load
+    maps = map_names(args.maps)  # an unknown name is refused before the data and the model load
     launch = distributed.launch_env()
     if launch is not None and shard is not None:
         raise InputError("--shard and torchrun both split the run; use one of them")

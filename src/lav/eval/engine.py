@@ -141,7 +141,7 @@ def evaluate(
     ``progress``: a bar on stderr (None: when stderr is a terminal, else a line every few samples).
     """
     shard = parse_shard(shard)
-    names = eval_maps(maps)
+    names, extra_maps = eval_maps(viz, maps)
     samples = list(dataset.samples)
     _check_ids(samples)
     if shard is not None:
@@ -154,7 +154,7 @@ def evaluate(
         "coords": coords,
         "system": system,
         "template": template,
-        "maps": names,
+        "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
     folder = None if out is None else Path(out)
@@ -179,7 +179,7 @@ def evaluate(
             batch = [s for s in samples[start : start + batch_size] if s.id not in sink.done]
             if not batch:
                 continue
-            by_id = _run_batch(viz, batch, analyze, extra)
+            by_id = _run_batch(viz, batch, analyze, extra, extra_maps)
             done = [by_id[s.id] for s in batch]
             sink.add(done)
             bar.update(done)
@@ -194,22 +194,26 @@ def evaluate(
     return Evaluation(records, summary, folder)
 
 
-def eval_maps(maps: Sequence[str] | str | None) -> list[str]:
-    """The map methods an evaluation runs: ``edge``, ``focus`` and the named extra ones (checked)."""
-    from ..methods import chosen
+def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
+    """What an evaluation runs and what it scores as extra methods: the model's default maps (edge,
+    focus, ...) plus the named ones (checked), and the named ones that are not defaults."""
+    from ..methods import chosen, with_defaults
 
-    extra = [] if maps is None else [m.name for m in chosen(maps)]
-    if "focus_selected" in extra:
+    run = with_defaults(maps, viz.parts)
+    if "focus_selected" in run:
         raise InputError(
             "lav eval does not take focus_selected (it needs --focus-heads); the summary ranks every "
             "head by pointing game instead (summary.json 'heads', and lav run --head-ranking)"
         )
-    return ["edge", "focus", *[n for n in extra if n not in ("edge", "focus")]]
+    defaults = {m.name for m in chosen(None, viz.parts)}
+    return run, [n for n in run if n not in defaults]
 
 
-def _run_batch(viz: Visualizer, batch: Sequence[Sample], analyze, extra) -> dict[str, dict[str, Any]]:
+def _run_batch(
+    viz: Visualizer, batch: Sequence[Sample], analyze, extra, extra_maps: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """Records of one batch by id: errors for unreadable images, else the analysis, retried item by
-    item when the batch as a whole raises a `LavError`."""
+    item when the batch as a whole raises a `LavError`; ``extra_maps`` scored beside edge and focus."""
     out: dict[str, dict[str, Any]] = {}
     ready: list[tuple[Sample, Any]] = []
     for s in batch:
@@ -231,7 +235,7 @@ def _run_batch(viz: Visualizer, batch: Sequence[Sample], analyze, extra) -> dict
             except LavError as exc:
                 out[s.id] = error_record(s, _one_line(exc))
     for (s, _), res in pairs:
-        out[s.id] = record(s, res)
+        out[s.id] = record(s, res, extra_maps)
         out[s.id]["_result"] = res
     return out
 

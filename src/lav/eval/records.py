@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -96,8 +97,9 @@ def _conventions(sample: Sample, res: Result) -> dict[str, bool]:
     return out
 
 
-def outcome(sample: Sample, res: Result) -> dict[str, Any]:
-    """The run-dependent part of a record: the answer, its scoring and the maps' metrics."""
+def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[str, Any]:
+    """The run-dependent part of a record: the answer, its scoring and the maps' metrics
+    (``extra_maps``: the methods asked for with ``--maps``, one map each)."""
     click = res.click
     x, y = (None, None) if click is None else (click.x, click.y)
     maps: dict[str, Any] = {}
@@ -111,9 +113,8 @@ def outcome(sample: Sample, res: Result) -> dict[str, Any]:
         )
     if "edge" in res.maps:
         maps["edge"] = _map_metrics(sample, res.maps["edge"].arrays["edge_layers"], size)
-    for name, m in res.maps.items():  # the extra methods (--maps): one map each
-        if name not in ("focus", "edge"):
-            maps[name] = _map_metrics(sample, np.asarray(m.values)[None], size)
+    for name in extra_maps:
+        maps[name] = _map_metrics(sample, np.asarray(res.maps[name].values)[None], size)
     return {
         "response": res.response,
         "click": None if click is None else {"x": float(x), "y": float(y)},
@@ -137,8 +138,9 @@ def _head(sample: Sample) -> dict[str, Any]:
     }
 
 
-def record(sample: Sample, res: Result) -> dict[str, Any]:
-    """The ``samples.jsonl`` line of a sample that ran (with ``res.base`` when compared)."""
+def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``samples.jsonl`` line of a sample that ran (with ``res.base`` when compared), scoring
+    ``extra_maps`` beside edge and focus."""
     size = res.image_size
     out = _head(sample)
     out["image_size"] = [int(size[0]), int(size[1])]
@@ -147,8 +149,8 @@ def record(sample: Sample, res: Result) -> dict[str, Any]:
     out["layers"] = {
         name: [int(i) for i in res.maps[name].layers] for name in ("focus", "edge") if name in res.maps
     }
-    out.update(outcome(sample, res))
-    out["base"] = None if res.base is None else outcome(sample, res.base)
+    out.update(outcome(sample, res, extra_maps))
+    out["base"] = None if res.base is None else outcome(sample, res.base, extra_maps)
     return out
 
 

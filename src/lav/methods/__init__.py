@@ -17,6 +17,7 @@ from .base import (
     register,
     registered,
     unregister,
+    with_defaults,
 )
 from .edge import Edge
 from .focus import Focus, answer_rows
@@ -56,6 +57,7 @@ __all__ = [
     "SinkMaskedFocus",
     "answer_rows",
     "chosen",
+    "with_defaults",
     "heads_from_ranking",
     "minmax",
     "register",

@@ -189,3 +189,12 @@ def chosen(names: Sequence[str] | str | None, parts: ModelParts | None = None) -
                 "leave it out of maps"
             )
     return [available[n] for n in dict.fromkeys(names)]
+
+
+def with_defaults(names: Sequence[str] | str | None, parts: ModelParts) -> list[str]:
+    """The default methods that apply to this model, then ``names`` (checked as `chosen` checks
+    them against the model), in that order without repeats: what a command runs when the maps it
+    draws itself (edge, focus, ...) must come whatever else is asked for."""
+    defaults = [m.name for m in chosen(None, parts)]
+    extra = [] if names is None else [m.name for m in chosen(names, parts)]
+    return list(dict.fromkeys([*defaults, *extra]))

@@ -13,8 +13,9 @@ is a sink when |x_d| >= `SINK_TAU` in one of them. A token that is a sink in any
 masked. A model whose first token shows no massive activation has no sink by this rule, and the map
 equals ``focus`` (``info["sink_dims"]`` says so). The recording keeps each position's
 `lav.capture.recorder.MASSIVE_TOPK` largest dimensions: a sink dimension that is not among a
-token's largest four is not seen (massive activations sit in one to three dimensions). Nothing is hidden silently: the masked cells are
-listed in ``info["masked_cells"]`` and drawn in ``focus_sink_masked_cells``.
+token's largest four is not seen (massive activations sit in one to three dimensions). Nothing is
+hidden silently: the masked cells are listed in ``info["masked_cells"]`` and drawn in
+``focus_sink_masked_cells``.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class SinkMaskedFocus(MapMethod):
 
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         rows = list(item.answer.rows)
-        focus = [answer_rows(item, layer, rows).mean(dim=(0, 1)) for layer in selection.decoder_layers]
-        raw_tokens = torch.stack(focus).double().mean(dim=0).numpy()
+        # (R, H, n_img) per chosen layer: the digit rows' attention to the image tokens.
+        digit_rows = [answer_rows(item, layer, rows) for layer in selection.decoder_layers]
+        raw_tokens = torch.stack([a.mean(dim=(0, 1)) for a in digit_rows]).double().mean(dim=0).numpy()
         phi = np.zeros(raw_tokens.shape[0])
         found = {}
         for layer in selection.decoder_layers:
@@ -85,10 +87,8 @@ class SinkMaskedFocus(MapMethod):
             found[item.parts.decoder_layer_ids[layer]] = sink_dims
             phi = np.maximum(phi, sink_scores(values, dims, item.image_positions, sink_dims))
         sinks = np.flatnonzero(phi >= SINK_TAU)
-        shares = []
-        for layer in selection.decoder_layers:
-            picked = answer_rows(item, layer, rows)[:, :, list(sinks)]  # (R, H, n_sinks)
-            shares.append(picked.sum(dim=-1).mean(dim=1))  # (R,)
+        # Per layer and digit row: the share of the row's attention on the sinks, mean over heads.
+        shares = [a[:, :, list(sinks)].sum(dim=-1).mean(dim=1) for a in digit_rows]
         masked = raw_tokens.copy()
         keep = np.ones(masked.shape[0], dtype=bool)
         keep[sinks] = False

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from ..checks import split_names
 from ..errors import LavError
 from ..result import Result
 from .jobs import TERMINAL, JobQueue, QueueFull
@@ -503,7 +504,7 @@ def _map_names(values: list[Any]) -> tuple[str, ...] | None:
     """``maps`` fields: each a method name or comma-separated names; None when none is given."""
     if not all(isinstance(v, str) for v in values):
         raise ApiError(400, "maps must be text fields naming map methods, e.g. focus_sink_masked")
-    names = tuple(n.strip() for v in values for n in v.split(",") if n.strip())
+    names = tuple(n for v in values for n in split_names(v))
     return names or None
 
 

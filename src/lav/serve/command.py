@@ -146,10 +146,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _maps(text: str | None) -> list[str] | None:
     """``--maps``: the names, refused before the model loads when unknown or not servable."""
-    from ..cli import _map_names
+    from ..cli import map_names
     from .model import check_servable
 
-    names = _map_names(text)
+    names = map_names(text)
     check_servable(names or ())
     return names
 

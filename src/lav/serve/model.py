@@ -145,11 +145,9 @@ class ModelWorker:
 
     def maps_for(self, maps: Sequence[str] | None) -> list[str]:
         """The map methods a request runs: the default ones, then its ``maps`` (None: the server's)."""
-        from ..methods import chosen
+        from ..methods import with_defaults
 
-        wanted = self.analysis.get("maps") if maps is None else maps
-        defaults = [m.name for m in chosen(None, self.viz.parts)]
-        return list(dict.fromkeys([*defaults, *(wanted or ())]))
+        return with_defaults(self.analysis.get("maps") if maps is None else maps, self.viz.parts)
 
     def _check_maps(self, maps: Sequence[str]) -> None:
         from ..methods import chosen
