@@ -74,7 +74,7 @@ class Recording:
     #: layer -> absolute query position -> keys the mask allowed (B, 1|H, K) bool, beside each row.
     allowed: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
     #: layer -> (values, dims), each (B, S, MASSIVE_TOPK): the largest |x_d| of every prompt position's
-    #: attention input x (the layer's input RMSNorm output) and their dimensions; prefill only.
+    #: attention input x (the layer's input RMSNorm output) and their dimensions; prefill only, CPU.
     massive: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     methods: set[str] = field(default_factory=set)
     #: Views computed from the recording (`lav.capture.views`), kept for the other batch items.
@@ -101,9 +101,10 @@ def _massive_hook(rec: Recording, layer: int) -> Callable:
             return None  # a decode step (one new position): the prompt's positions are recorded
         with torch.no_grad():
             k = min(MASSIVE_TOPK, hidden.shape[-1])
-            # |x| in the model's dtype (exact), then only the kept values in float32.
+            # |x| in the model's dtype (exact), then only the kept values, in float32 on the CPU
+            # (B x S x 4 numbers; the sink rule indexes them with CPU positions, whatever the device).
             values, dims = hidden.detach().abs().topk(k, dim=-1)
-            rec.massive[layer] = (values.float(), dims)
+            rec.massive[layer] = (values.float().cpu(), dims.cpu())
         return None
 
     return hook
