@@ -12,7 +12,21 @@ Memory: one `lav eval` over ``--memory-samples`` samples (the benchmark repeated
 process, its resident memory sampled every half second against the samples done; the growth after
 the first 50 samples should stay under 50 MB.
 
+Model: the shipped demo model with its adapter (2 vision blocks, 4 decoder layers, ~0.03 s a
+sample on a CPU, so lav's fixed per-sample work weighs far more than on a real checkpoint), a
+checkpoint (``--model``), or ``--random NAME``: a randomly initialised
+`Qwen3VLForConditionalGeneration` with the widths of a real checkpoint (``qwen3-vl-2b``,
+``qwen3-vl-8b``: hidden and MLP sizes, heads, KV heads, head_dim 128 with M-RoPE section
+[24, 20, 20], vision width, patch 16) and ``--depth`` decoder layers / ``--vision-depth`` vision
+blocks (2 or more: the edge map reads blocks -2 and -1), saved once into a temporary folder by
+`lav.testing.save_checkpoint` and loaded by `lav.load` like a user's checkpoint (no adapter unless
+``--adapter``). Its tokenizer is the character-level one of `lav.testing`, so its vocabulary has a
+few hundred tokens, not 151,936: the embedding and LM head of a real vocabulary (for 2B about as
+many multiply-adds per token as 6 decoder layers) are left out, which lowers the plain loop's time
+and so overstates lav's ratio. The screens are the demo's (256x192) on every model.
+
     python bench/eval_throughput.py                       # the shipped demo model, CPU
+    python bench/eval_throughput.py --random qwen3-vl-2b --depth 4 --vision-depth 4 --samples 16
     python bench/eval_throughput.py --model Qwen/Qwen3-VL-2B-Instruct --device cuda --samples 64
 """
 
@@ -29,6 +43,37 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+
+#: Widths of real Qwen3-VL checkpoints (their ``config.json``), and their depths for the header;
+#: ``deepstack`` are the vision blocks whose features DeepStack feeds to the first decoder layers.
+REAL: dict[str, dict] = {
+    "qwen3-vl-2b": {
+        "text": {
+            "hidden_size": 2048,
+            "intermediate_size": 6144,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+        },
+        "vision": {"hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16},
+        "layers": 28,
+        "blocks": 24,
+        "deepstack": (5, 11, 17),
+    },
+    "qwen3-vl-8b": {
+        "text": {
+            "hidden_size": 4096,
+            "intermediate_size": 12288,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+        },
+        "vision": {"hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16},
+        "layers": 36,
+        "blocks": 27,
+        "deepstack": (8, 16, 24),
+    },
+}
 
 
 def _dataset(n: int, seed: int = 0):
@@ -73,7 +118,7 @@ def _lav(viz, dataset, batch_size: int, max_new_tokens: int) -> float:
 
     with tempfile.TemporaryDirectory(prefix="lav-bench-out-") as out:
         t0 = time.perf_counter()
-        lav.evaluate(
+        run = lav.evaluate(
             viz,
             dataset,
             Path(out) / "run",
@@ -81,7 +126,69 @@ def _lav(viz, dataset, batch_size: int, max_new_tokens: int) -> float:
             max_new_tokens=max_new_tokens,
             progress=False,
         )
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+    # A sample that fails is recorded and skipped in milliseconds: timing such a run would report
+    # lav faster than the plain loop.
+    failed = [r for r in run.records if r.get("error")]
+    if failed:
+        raise SystemExit(
+            f"lav eval failed on {len(failed)} of {len(run.records)} samples: {failed[0]['error']}"
+        )
+    return seconds
+
+
+def _random_config(name: str, depth: int, vision_depth: int):
+    """The config of a random ``name`` (a key of `REAL`) with ``depth`` decoder layers and
+    ``vision_depth`` vision blocks."""
+    from lav.testing import tiny_config
+
+    real = REAL[name]
+    # Real Qwen3-VL: interleaved M-RoPE over head_dim 128 = 64 rotary pairs split 24 (t) / 20 (h) /
+    # 20 (w), theta 5e6.
+    rope = {"rope_type": "default", "mrope_section": [24, 20, 20], "mrope_interleaved": True}
+    # DeepStack blocks at the real model's relative depths (floored, so each is a block that exists).
+    deepstack = sorted({i * vision_depth // real["blocks"] for i in real["deepstack"]})
+    return tiny_config(
+        "qwen3_vl",
+        vision={
+            **real["vision"],
+            "depth": vision_depth,
+            "patch_size": 16,
+            "out_hidden_size": real["text"]["hidden_size"],
+            "num_position_embeddings": 2304,
+            "deepstack_visual_indexes": deepstack,
+        },
+        text={
+            **real["text"],
+            "num_hidden_layers": depth,
+            "max_position_embeddings": 262144,
+            "rope_parameters": {**rope, "rope_theta": 5000000.0},
+            "rope_scaling": rope,
+            "rope_theta": 5000000.0,
+        },
+    )
+
+
+def _random_checkpoint(args, folder: Path) -> str:
+    """Save the random model of ``args.random`` into ``folder``; returns the header's description."""
+    import torch
+    import transformers
+
+    from lav.testing import build_processor, save_checkpoint
+
+    cfg = _random_config(args.random, args.depth, args.vision_depth)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForImageTextToText.from_config(cfg).eval()
+    save_checkpoint(model, build_processor("qwen3_vl"), folder)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    real, t, v = REAL[args.random], cfg.text_config, cfg.vision_config
+    return (
+        f"random {args.random} widths ({params:.0f}M parameters): decoder {t.num_hidden_layers} of "
+        f"{real['layers']} layers, hidden {t.hidden_size}, MLP {t.intermediate_size}, "
+        f"{t.num_attention_heads} heads / {t.num_key_value_heads} KV of {t.head_dim}; vision "
+        f"{v.depth} of {real['blocks']} blocks, hidden {v.hidden_size}, MLP {v.intermediate_size}, "
+        f"{v.num_heads} heads, patch {v.patch_size}, DeepStack {list(v.deepstack_visual_indexes)}"
+    )
 
 
 def _load(args):
@@ -98,6 +205,8 @@ def time_sides(args) -> None:
     dataset = _dataset(args.samples)
     samples = list(dataset.samples)
     print(f"{len(samples)} samples, {args.max_new_tokens} new tokens, {viz!r} on {viz.device}")
+    if args.describe:
+        print(args.describe)
     _plain(viz, samples[: args.batch_sizes[0]], args.batch_sizes[0], args.max_new_tokens)  # warm-up
     for bs in args.batch_sizes:
         ratios, plain_t, lav_t = [], [], []
@@ -190,6 +299,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="default: the shipped demo model with its adapter")
     p.add_argument("--adapter")
+    p.add_argument("--random", choices=sorted(REAL), help="a random model of this checkpoint's widths")
+    p.add_argument("--depth", type=int, default=4, help="decoder layers of --random")
+    p.add_argument("--vision-depth", type=int, default=4, help="vision blocks of --random")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--samples", type=int, default=32)
@@ -205,10 +317,21 @@ def main() -> None:
     if args.memory_child:
         memory_child(args)
         return
-    if not args.skip_time:
-        time_sides(args)
-    if args.memory_samples:
-        memory_curve(args)
+    if args.random and args.model:
+        p.error("--random builds its own model; leave out --model")
+    if args.random and (args.depth < 1 or args.vision_depth < 2):
+        # lav eval's edge map reads vision blocks -2 and -1.
+        p.error("--random needs --depth 1 or more and --vision-depth 2 or more")
+    with tempfile.TemporaryDirectory(prefix="lav-bench-model-") as tmp:
+        args.describe = None
+        if args.random:
+            args.describe = _random_checkpoint(args, Path(tmp))
+            # From here on the folder is the model, as a user's checkpoint is (the memory child too).
+            args.model = tmp
+        if not args.skip_time:
+            time_sides(args)
+        if args.memory_samples:
+            memory_curve(args)
 
 
 if __name__ == "__main__":
