@@ -7,8 +7,9 @@ On ``n`` held-out synthetic screens per task (seeds disjoint from training):
   (and the adapter on the base task, to show it kept it);
 - decision focus, per decoder layer: pointing game (the centre of the map's maximum cell lies in the
   target's box, `lav.metrics.pointing_game`) against chance (box area / image area, and one cell);
-- edge map: share of its top 10% patches that touch a widget, against the share of all patches
-  that touch one;
+- edge map: share of its top 10% patches that touch a widget (and that hold a widget's boundary:
+  partly inside a widget's box), against the share of all patches that do (chance); for the map
+  lav shows (the mean of the last two vision blocks) and for each vision block on its own;
 - with ``--methods focus_sink_masked,focus_relative,focus_grad,...`` (issue #11): the pointing game of
   each method's map (mean over all decoder layers), and per layer where the method keeps per-layer
   maps (``<name>_layers``), beside raw attention's.
@@ -41,6 +42,22 @@ def _patch_mask(boxes, shape: tuple[int, int], size: tuple[int, int]) -> np.ndar
     return mask
 
 
+def _boundary_mask(boxes, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(h, w) patches that a box's boundary crosses: partly, not wholly, inside one of ``boxes``."""
+    mask = np.zeros(shape, dtype=bool)
+    for box in boxes:
+        cover = cell_coverage(box, shape, size)
+        mask |= (cover > 0) & (cover < 1)
+    return mask
+
+
+def _top10_share(values: np.ndarray, mask: np.ndarray) -> float:
+    """Share of ``values``' top 10% cells (at least one) that lie in ``mask``."""
+    k = max(1, int(round(0.1 * values.size)))
+    top = np.argsort(values.flatten(), kind="stable")[::-1][:k]
+    return float(mask.flatten()[top].mean())
+
+
 def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapter=None, methods=()) -> dict:
     """Run the evaluation; returns plain numbers (see the module docstring)."""
     import torch
@@ -54,7 +71,8 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
     stats: dict = {"n": n, "tasks": {}}
     t0 = time.perf_counter()
     for task in S.TASKS:
-        hits_adapter, hits_base, point_a, point_b, chance, edge_top, edge_area = [], [], [], [], [], [], []
+        hits_adapter, hits_base, point_a, point_b, chance = [], [], [], [], []
+        edge_top, edge_area, edge_edge, edge_edge_area, blocks_top, blocks_edge = [], [], [], [], [], []
         per_method: dict = {
             m: {"adapter": [], "base": [], "layers_adapter": [], "layers_base": []} for m in methods
         }
@@ -66,6 +84,7 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
                 screen.instruction,
                 compare_base=True,
                 focus_layers="all",
+                edge_layers="all",
                 maps=maps,
                 focus_heads=focus_heads,
             )
@@ -87,12 +106,19 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
                         per_method[name][f"layers_{side}"].append(
                             [pointing_game(x, box, size) for x in layers]
                         )
-            edge = res.base.edge  # the adapter is decoder-only: the vision tower is the base model's
-            mask = _patch_mask(screen.widget_boxes, edge.shape, size)
-            k = max(1, int(round(0.1 * edge.size)))
-            top = np.argsort(edge.flatten())[::-1][:k]
-            edge_top.append(float(mask.flatten()[top].mean()))
-            edge_area.append(float(mask.mean()))
+            # The adapter is decoder-only: the vision tower is the base model's. The map lav shows
+            # by default is the mean of the last two blocks; with edge_layers="all" each block's
+            # own map comes too.
+            blocks = res.base.map("edge").arrays["edge_layers"]
+            edge = blocks[-2:].mean(axis=0)
+            on = _patch_mask(screen.widget_boxes, edge.shape, size)
+            rim = _boundary_mask(screen.widget_boxes, edge.shape, size)
+            edge_top.append(_top10_share(edge, on))
+            edge_edge.append(_top10_share(edge, rim))
+            edge_area.append(float(on.mean()))
+            edge_edge_area.append(float(rim.mean()))
+            blocks_top.append([_top10_share(b, on) for b in blocks])
+            blocks_edge.append([_top10_share(b, rim) for b in blocks])
         grid_cells = res.focus.size
         stats["tasks"][task] = {
             "hit_adapter": float(np.mean(hits_adapter)),
@@ -105,6 +131,10 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             "chance_cell": 1.0 / grid_cells,
             "edge_top10_on_widgets": float(np.mean(edge_top)),
             "widget_patch_share": float(np.mean(edge_area)),
+            "edge_top10_on_boundaries": float(np.mean(edge_edge)),
+            "boundary_patch_share": float(np.mean(edge_edge_area)),
+            "edge_blocks_top10_on_widgets": np.mean(blocks_top, axis=0).tolist(),
+            "edge_blocks_top10_on_boundaries": np.mean(blocks_edge, axis=0).tolist(),
             "methods": {
                 name: {
                     key: (np.mean(v, axis=0).tolist() if key.startswith("layers") else float(np.mean(v)))
@@ -141,6 +171,17 @@ def table(stats: dict) -> str:
             f"| edge map: top-10% patches on widgets, {task} screens | {pct(s['edge_top10_on_widgets'])} | (same vision tower) | "
             f"widgets cover {pct(s['widget_patch_share'])} of patches |"
         )
+        lines.append(
+            f"| edge map: top-10% patches on widget boundaries, {task} screens | {pct(s['edge_top10_on_boundaries'])} | (same vision tower) | "
+            f"boundaries cross {pct(s['boundary_patch_share'])} of patches |"
+        )
+        for i, (w, e) in enumerate(
+            zip(s["edge_blocks_top10_on_widgets"], s["edge_blocks_top10_on_boundaries"], strict=True)
+        ):
+            lines.append(
+                f"| edge map of vision block {i} alone: top-10% on widgets / on boundaries, {task} screens | "
+                f"{pct(w)} / {pct(e)} | (same vision tower) | {pct(s['widget_patch_share'])} / {pct(s['boundary_patch_share'])} |"
+            )
     for task, s in (("base", b), ("adapter", a)):
         for name, m in s.get("methods", {}).items():
             lines.append(

@@ -8,6 +8,8 @@ it is), and a linear head on the last vision block's output predicts the masked 
 model's (`lav.demo.model.build_model`: 2 blocks x 96 wide, sine/cosine position table), trained
 from scratch on the training seeds of the synthetic screens.
 
+The pretraining itself is `lav.demo.train.pretrain_vision`, the first phase of the shipped recipe
+(this script ran it before the recipe did; its first numbers in TRAINING.md came from that copy).
 Measured for each tower, per vision block, on held-out screens with lav's own edge map (the
 analysis of the shipped demo model with only its vision tower swapped): the share of the edge
 map's top-10% patches that touch a widget, against the share of all patches that do (chance).
@@ -35,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lav  # noqa: E402
-from demo_eval import _patch_mask  # noqa: E402
+from demo_eval import _patch_mask, _top10_share  # noqa: E402
 from lav.demo import assets  # noqa: E402
 from lav.demo import screens as S  # noqa: E402
 from lav.demo.batches import processor  # noqa: E402
@@ -43,58 +45,20 @@ from lav.demo.model import build_model  # noqa: E402
 
 
 def pretrain(steps: int, batch: int, mask_ratio: float, lr: float, seed: int = 0) -> tuple[dict, list]:
-    """A fresh demo vision tower trained by masked-patch reconstruction; its state dict, the log."""
-    torch.manual_seed(seed)
+    """A fresh demo vision tower trained by masked-patch reconstruction
+    (`lav.demo.train.pretrain_vision`, the shipped recipe's first phase); its state dict, the log."""
+    from lav.demo.train import Config, pretrain_vision
+
     model = build_model(seed)
-    tower = model.model.visual
-    proc = processor()
-    width = tower.patch_embed.proj.out_channels
-    probe = proc.image_processor(images=[S.make_screen(0).image], return_tensors="pt")
-    head = torch.nn.Linear(width, probe["pixel_values"].shape[1])
-    mask_token = torch.nn.Parameter(torch.zeros(width))
-    params = [*tower.parameters(), *head.parameters(), mask_token]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * s / steps)))
-    )
-    state: dict = {}
+    log: list = []
 
-    def masked_embed(module, args, out):
-        return torch.where(state["mask"][:, None], mask_token.to(out.dtype), out)
+    def keep(record: dict) -> None:
+        log.append(record)
+        print(json.dumps(record), file=sys.stderr, flush=True)
 
-    def last_block(module, args, out):
-        state["hidden"] = out[0] if isinstance(out, tuple) else out
-
-    hooks = [
-        tower.patch_embed.register_forward_hook(masked_embed),
-        tower.blocks[-1].register_forward_hook(last_block),
-    ]
-    log = []
-    gen = torch.Generator().manual_seed(seed)
-    tower.train()
-    t0 = time.perf_counter()
-    try:
-        for step in range(steps):
-            screens = [S.make_screen(step * batch + i, "base" if i % 2 else "adapter") for i in range(batch)]
-            enc = proc.image_processor(images=[s.image for s in screens], return_tensors="pt")
-            pixels, thw = enc["pixel_values"], enc["image_grid_thw"]
-            state["mask"] = torch.rand(pixels.shape[0], generator=gen) < mask_ratio
-            tower(pixels, grid_thw=thw)
-            pred = head(state["hidden"])
-            m = state["mask"]
-            loss = (pred[m] - pixels[m]).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            if step % 100 == 0 or step == steps - 1:
-                log.append({"step": step, "loss": loss.item(), "s": round(time.perf_counter() - t0, 1)})
-                print(json.dumps(log[-1]), file=sys.stderr, flush=True)
-    finally:
-        for h in hooks:
-            h.remove()
-    return {k: v.detach().clone() for k, v in tower.state_dict().items()}, log
+    cfg = Config(seed=seed, batch=batch, vision_steps=steps, vision_mask=mask_ratio, vision_lr=lr)
+    pretrain_vision(model, processor(), cfg, keep)
+    return {k: v.detach().clone() for k, v in model.model.visual.state_dict().items()}, log
 
 
 def edge_on_widgets(tower_state: dict | None, n: int) -> dict:
@@ -112,9 +76,7 @@ def edge_on_widgets(tower_state: dict | None, n: int) -> dict:
             )
             edge = res.edge
             mask = _patch_mask(screen.widget_boxes, edge.shape, screen.image.size)
-            k = max(1, int(round(0.1 * edge.size)))
-            order = np.argsort(edge.flatten())[::-1][:k]
-            top.append(float(mask.flatten()[order].mean()))
+            top.append(_top10_share(edge, mask))
             area.append(float(mask.mean()))
         out[f"block {block}"] = {
             "top10_on_widgets": float(np.mean(top)),
@@ -131,6 +93,12 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--n", type=int, default=100, help="held-out screens measured (default 100)")
     ap.add_argument("--ground", type=int, default=0, help="then this many base grounding steps on top")
+    ap.add_argument(
+        "--tower-lr-scale",
+        type=float,
+        default=0.0,
+        help="learning rate of the vision encoder during grounding, x base_lr (0 = frozen, the recipe's)",
+    )
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -156,7 +124,8 @@ def main() -> int:
         model = build_model(0)
         model.model.visual.load_state_dict(state)
         log_lines = []
-        model, proc = train_base(replace(Config(), base_steps=args.ground), log_lines.append, model=model)
+        cfg = replace(Config(), base_steps=args.ground, tower_lr_scale=args.tower_lr_scale)
+        model, proc = train_base(cfg, log_lines.append, model=model)
         name = f"pretrained, then {args.ground} grounding steps"
         stats[name] = edge_on_widgets(model.model.visual.state_dict(), args.n)
         stats["grounding_log"] = log_lines

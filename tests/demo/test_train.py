@@ -64,6 +64,8 @@ def test_training_entry_point_writes_a_loadable_base_and_adapter(tmp_path):
             "2",
             "--adapter-steps",
             "2",
+            "--vision-steps",
+            "2",
             "--eval-every",
             "0",
             "--warmup",
@@ -111,3 +113,41 @@ def test_edge_loss_reads_the_same_received_attention_as_lavs_edge_map():
     x0, y0, x1, y1 = screen.box
     assert mask[(y0 + y1) // 32, (x0 + x1) // 32] and 0 < mask.sum() < h * w
     assert not any(True for _ in model.model.visual.blocks[0].attn._forward_pre_hooks)
+
+
+def test_vision_pretraining_lowers_the_reconstruction_loss_and_touches_only_the_encoder():
+    model = T.build_model(seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    records = []
+    cfg = T.Config(batch=4, vision_steps=12, vision_lr=3e-3)
+    T.pretrain_vision(model, T.processor(), cfg, records.append)
+    losses = [r["recon"] for r in records]
+    assert losses[-1] < 0.8 * losses[0]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    encoder = ("model.visual.patch_embed.", "model.visual.pos_embed.", "model.visual.blocks.")
+    assert changed and all(k.startswith(encoder) for k in changed)
+    # The decoder, the mergers and the rest of the model are untouched; no hook is left behind.
+    assert not model.model.visual.patch_embed._forward_hooks
+    assert not model.model.visual.blocks[-1]._forward_hooks
+
+
+def _encoder_and_merger_change(scale: float) -> tuple[float, float]:
+    model = T.build_model(seed=0)
+    encoder = {k: v.clone() for k, v in model.model.visual.blocks.state_dict().items()}
+    merger = {k: v.clone() for k, v in model.model.visual.merger.state_dict().items()}
+    cfg = T.Config(batch=2, base_steps=2, warmup=1, eval_every=0, vision_steps=0, tower_lr_scale=scale)
+    T.train_base(cfg, log=lambda r: None, model=model)
+    moved = lambda new, old: max((new[k] - old[k]).abs().max().item() for k in old)  # noqa: E731
+    return (
+        moved(model.model.visual.blocks.state_dict(), encoder),
+        moved(model.model.visual.merger.state_dict(), merger),
+    )
+
+
+def test_grounding_keeps_a_frozen_encoder_and_trains_a_scaled_one_slower():
+    frozen_encoder, frozen_merger = _encoder_and_merger_change(0.0)
+    assert frozen_encoder == 0.0 and frozen_merger > 0
+    slow_encoder, _ = _encoder_and_merger_change(0.1)
+    full_encoder, _ = _encoder_and_merger_change(1.0)
+    # AdamW's first steps move each weight by about lr: a tenth of the rate, about a tenth the move.
+    assert 0 < slow_encoder < 0.2 * full_encoder

@@ -14,6 +14,11 @@ plateau at this size and budget (see TRAINING.md), so the loss has two parts:
 So the decision focus that `lav` shows in those layers is the pattern this loss put there; the
 other layers and the vision tower's self-attention (the edge map) are not supervised.
 
+Before any of that the vision encoder is pretrained alone, as real towers are before a language
+model sees them: masked-patch reconstruction of the screens (`pretrain_vision`), no loss on
+attention. The grounding training then keeps it frozen (``tower_lr_scale`` 0) and trains the
+mergers into the decoder and the decoder, so the edge map shows what the pretraining taught.
+
 The adapter is a PEFT LoRA on the decoder, trained by the same losses on instructions that name
 colours the base model never reads (`screens.NEW_COLOURS`).
 
@@ -55,6 +60,7 @@ __all__ = [
     "main",
     "make_batch",
     "predict",
+    "pretrain_vision",
     "processor",
     "train_adapter",
     "train_base",
@@ -83,6 +89,16 @@ class Config:
     edge_weight: float = 0.0
     eval_every: int = 250
     eval_screens: int = 48
+    #: Steps of masked-patch pretraining of the vision tower before grounding (0 = none; see
+    #: `pretrain_vision`), its batch being ``batch`` screens.
+    vision_steps: int = 800
+    #: Share of each screen's patches masked during that pretraining.
+    vision_mask: float = 0.5
+    vision_lr: float = 1e-3
+    #: Learning rate of the vision encoder (patch embedding, position table, blocks) during the
+    #: grounding training, as a multiple of ``base_lr``: 0 freezes it (the mergers into the decoder
+    #: always train).
+    tower_lr_scale: float = 0.0
     #: One thread: on a shared 2-core machine two threads per process thrash (measured 3-10x slower).
     threads: int = 1
 
@@ -132,6 +148,78 @@ def hit_rate(model, proc, items: Sequence[S.Screen]) -> float:
     )
 
 
+def _encoder_params(model) -> list[torch.nn.Parameter]:
+    """The vision encoder's parameters: patch embedding, position table, blocks (not the mergers)."""
+    tower = model.model.visual
+    return [p for part in (tower.patch_embed, tower.pos_embed, tower.blocks) for p in part.parameters()]
+
+
+def pretrain_vision(model, proc, cfg: Config, log: Callable[[dict], None] = print) -> None:
+    """Pretrain ``model``'s vision encoder alone by masked-patch reconstruction, in place.
+
+    SimMIM-style (Xie et al., CVPR 2022), the kind of dense objective real towers learn from, with
+    no loss on attention: ``cfg.vision_mask`` of each screen's patches are replaced by a learned
+    mask token after the patch embedding (the position table still says where each one is), and a
+    linear head on the last block's output, thrown away afterwards, predicts the masked patches'
+    pixels (the processor's normalised patch rows); L1 on the masked patches only. Screens of both
+    tasks, from the training seeds. The mergers into the decoder are not touched.
+    """
+    tower = model.model.visual
+    width = tower.patch_embed.proj.out_channels
+    patch_dim = tower.patch_embed.proj.weight[0].numel()
+    torch.manual_seed(cfg.seed)
+    head = torch.nn.Linear(width, patch_dim)
+    mask_token = torch.nn.Parameter(torch.zeros(width))
+    params = [*_encoder_params(model), *head.parameters(), mask_token]
+    opt = torch.optim.AdamW(params, lr=cfg.vision_lr, betas=(0.9, 0.95), weight_decay=0.05)
+    steps = cfg.vision_steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, min(50, steps)))
+    state: dict = {}
+
+    def masked_embed(module, args, out):
+        return torch.where(state["mask"][:, None], mask_token.to(out.dtype), out)
+
+    def last_block(module, args, out):
+        state["hidden"] = out[0] if isinstance(out, tuple) else out
+
+    hooks = [
+        tower.patch_embed.register_forward_hook(masked_embed),
+        tower.blocks[-1].register_forward_hook(last_block),
+    ]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng_offset = cfg.seed * 1_000_000
+    tower.train()
+    t0 = time.perf_counter()
+    try:
+        for step in range(steps):
+            screens = [
+                S.make_screen(rng_offset + step * cfg.batch + i, "base" if i % 2 else "adapter")
+                for i in range(cfg.batch)
+            ]
+            enc = proc.image_processor(images=[s.image for s in screens], return_tensors="pt")
+            pixels = enc["pixel_values"]
+            state["mask"] = torch.rand(pixels.shape[0], generator=gen) < cfg.vision_mask
+            tower(pixels, grid_thw=enc["image_grid_thw"])
+            masked = state["mask"]
+            loss = (head(state["hidden"])[masked] - pixels[masked]).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            if step % 50 == 0 or step == steps - 1:
+                log(
+                    {
+                        "vision_step": step,
+                        "recon": round(loss.item(), 4),
+                        "s": round(time.perf_counter() - t0, 1),
+                    }
+                )
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def _train(
     model,
     proc,
@@ -142,13 +230,19 @@ def _train(
     log: Callable[[dict], None],
     evaluate: Callable[[], dict] | None = None,
     checkpoint: Callable[[], object] | None = None,
+    slow: Sequence[torch.nn.Parameter] = (),
 ) -> None:
+    """``slow`` parameters train at ``cfg.tower_lr_scale`` times ``lr``."""
     params = [p for p in model.parameters() if p.requires_grad]
     probe = None
     if cfg.probe_weight > 0:
         probe = torch.nn.Linear(model.config.text_config.hidden_size, S.ROWS + S.COLS)
         params = params + list(probe.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    scaled = {id(p) for p in slow}
+    groups = [{"params": [p for p in params if id(p) not in scaled]}]
+    if any(id(p) in scaled for p in params):
+        groups.append({"params": [p for p in params if id(p) in scaled], "lr": lr * cfg.tower_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, min(cfg.warmup, steps)))
     image_token_id = model.config.image_token_id
     t0 = time.perf_counter()
@@ -193,9 +287,21 @@ def train_base(
     cfg: Config, log: Callable[[dict], None] = print, model=None, proc=None, folder: Path | None = None
 ):
     """The base model, trained on `screens` task ``"base"``; returns (model, processor).
-    With ``folder``, the model is saved there at every evaluation too."""
+
+    Without ``model``, a fresh one whose vision encoder is first pretrained (`pretrain_vision`,
+    ``cfg.vision_steps``); a given ``model`` is trained as it is. Either way the encoder then
+    trains at ``cfg.tower_lr_scale`` times the rate (0: frozen). With ``folder``, the model is saved
+    there at every evaluation too."""
     proc = proc or processor()
-    model = model or build_model(cfg.seed)
+    if model is None:
+        model = build_model(cfg.seed)
+        if cfg.vision_steps:
+            t0 = time.perf_counter()
+            pretrain_vision(model, proc, cfg, log)
+            log({"phase": "vision pretraining done", "minutes": round((time.perf_counter() - t0) / 60, 1)})
+    if cfg.tower_lr_scale == 0:
+        for p in _encoder_params(model):
+            p.requires_grad_(False)
     rng_offset = cfg.seed * 1_000_000
     held = S.held_out(cfg.eval_screens, "base")
 
@@ -213,6 +319,7 @@ def train_base(
         log,
         lambda: {"base_hit": hit_rate(model, proc, held)},
         ckpt,
+        slow=_encoder_params(model),
     )
     return model, proc
 
