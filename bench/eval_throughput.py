@@ -179,6 +179,9 @@ def _random_checkpoint(args, folder: Path) -> str:
     cfg = _random_config(args.random, args.depth, args.vision_depth)
     torch.manual_seed(0)
     model = transformers.AutoModelForImageTextToText.from_config(cfg).eval()
+    # Random weights may end the answer at once (lav records that as an error, the plain loop as an
+    # empty answer): both sides generate exactly the requested number of tokens instead.
+    model.generation_config.min_new_tokens = args.max_new_tokens
     save_checkpoint(model, build_processor("qwen3_vl"), folder)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     real, t, v = REAL[args.random], cfg.text_config, cfg.vision_config
