@@ -148,6 +148,15 @@ def hit_rate(model, proc, items: Sequence[S.Screen]) -> float:
     )
 
 
+def _step(opt, sched, params, loss: torch.Tensor) -> None:
+    """One optimisation step: gradients of ``loss``, clipped to norm 1, then the schedule."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+
+
 def _encoder_params(model) -> list[torch.nn.Parameter]:
     """The vision encoder's parameters: patch embedding, position table, blocks (not the mergers)."""
     tower = model.model.visual
@@ -202,11 +211,7 @@ def pretrain_vision(model, proc, cfg: Config, log: Callable[[dict], None] = prin
             tower(pixels, grid_thw=enc["image_grid_thw"])
             masked = state["mask"]
             loss = (head(state["hidden"])[masked] - pixels[masked]).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            _step(opt, sched, params, loss)
             if step % 50 == 0 or step == steps - 1:
                 log(
                     {
@@ -261,11 +266,7 @@ def _train(
             loss = loss + cfg.probe_weight * parts["probe"]
         if "edge" in parts:
             loss = loss + cfg.edge_weight * parts["edge"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
+        _step(opt, sched, params, loss)
         if step % 20 == 0 or step == steps - 1:
             record = {k: round(v.item(), 4) for k, v in parts.items() if v.dim() == 0}
             record["acc"] = [round(a, 2) for a in parts["acc"].tolist()]
