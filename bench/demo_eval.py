@@ -9,7 +9,10 @@ On ``n`` held-out synthetic screens per task (seeds disjoint from training):
   target's box, `lav.metrics.pointing_game`) against chance (box area / image area, and one cell);
 - edge map: share of its top 10% patches that touch a widget (and that hold a widget's boundary:
   partly inside a widget's box), against the share of all patches that do (chance); for the map
-  lav shows (the mean of the last two vision blocks) and for each vision block on its own;
+  lav shows (the mean of the last two vision blocks) and for each vision block on its own; and,
+  since the title bar is one widget box that fills the first patch row, the share of the top 10%
+  on that row, and below it (the title bar's row left out) the top 10%'s share on widgets against
+  the widgets' share of those patches;
 - with ``--methods focus_sink_masked,focus_relative,focus_grad,...`` (issue #11): the pointing game of
   each method's map (mean over all decoder layers), and per layer where the method keeps per-layer
   maps (``<name>_layers``), beside raw attention's.
@@ -73,6 +76,7 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
     for task in S.TASKS:
         hits_adapter, hits_base, point_a, point_b, chance = [], [], [], [], []
         edge_top, edge_area, edge_edge, edge_edge_area, blocks_top, blocks_edge = [], [], [], [], [], []
+        title_top, below_top, below_area = [], [], []
         per_method: dict = {
             m: {"adapter": [], "base": [], "layers_adapter": [], "layers_base": []} for m in methods
         }
@@ -119,6 +123,13 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             edge_edge_area.append(float(rim.mean()))
             blocks_top.append([_top10_share(b, on) for b in blocks])
             blocks_edge.append([_top10_share(b, rim) for b in blocks])
+            title_row = np.zeros(edge.shape, dtype=bool)
+            title_row[0] = True
+            title_top.append(_top10_share(edge, title_row))
+            others = [b for b in screen.widget_boxes if b != S.TITLE_BAR]
+            below = _patch_mask(others, edge.shape, size)[1:]
+            below_top.append([_top10_share(m[1:], below) for m in (edge, *blocks)])
+            below_area.append(float(below.mean()))
         grid_cells = res.focus.size
         stats["tasks"][task] = {
             "hit_adapter": float(np.mean(hits_adapter)),
@@ -135,6 +146,11 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             "boundary_patch_share": float(np.mean(edge_edge_area)),
             "edge_blocks_top10_on_widgets": np.mean(blocks_top, axis=0).tolist(),
             "edge_blocks_top10_on_boundaries": np.mean(blocks_edge, axis=0).tolist(),
+            "edge_top10_on_title_row": float(np.mean(title_top)),
+            "title_row_share": 1.0 / edge.shape[0],
+            # [default map, block 0, block 1, ...] with the title bar's row left out
+            "edge_below_title_top10_on_widgets": np.mean(below_top, axis=0).tolist(),
+            "widget_share_below_title": float(np.mean(below_area)),
             "methods": {
                 name: {
                     key: (np.mean(v, axis=0).tolist() if key.startswith("layers") else float(np.mean(v)))
@@ -182,6 +198,17 @@ def table(stats: dict) -> str:
                 f"| edge map of vision block {i} alone: top-10% on widgets / on boundaries, {task} screens | "
                 f"{pct(w)} / {pct(e)} | (same vision tower) | {pct(s['widget_patch_share'])} / {pct(s['boundary_patch_share'])} |"
             )
+        lines.append(
+            f"| edge map: top-10% patches on the title bar's row, {task} screens | {pct(s['edge_top10_on_title_row'])} | (same vision tower) | "
+            f"the row is {pct(s['title_row_share'])} of patches |"
+        )
+        below = s["edge_below_title_top10_on_widgets"]
+        lines.append(
+            "| below the title bar: top-10% on widgets, default map / block "
+            + " / block ".join(str(i) for i in range(len(below) - 1))
+            + f", {task} screens | {' / '.join(pct(v) for v in below)} | (same vision tower) | "
+            f"widgets cover {pct(s['widget_share_below_title'])} of those patches |"
+        )
     for task, s in (("base", b), ("adapter", a)):
         for name, m in s.get("methods", {}).items():
             lines.append(

@@ -8,7 +8,7 @@ it is), and a linear head on the last vision block's output predicts the masked 
 model's (`lav.demo.model.build_model`: 2 blocks x 96 wide, sine/cosine position table), trained
 from scratch on the training seeds of the synthetic screens.
 
-The pretraining itself is `lav.demo.train.pretrain_vision`, the first phase of the shipped recipe
+The pretraining itself is `lav.demo.train.pretrain_vision`, the recipe's optional first phase
 (this script ran it before the recipe did; its first numbers in TRAINING.md came from that copy).
 Measured for each tower, per vision block, on held-out screens with lav's own edge map (the
 analysis of the shipped demo model with only its vision tower swapped): the share of the edge
@@ -46,7 +46,7 @@ from lav.demo.model import build_model  # noqa: E402
 
 def pretrain(steps: int, batch: int, mask_ratio: float, lr: float, seed: int = 0) -> tuple[dict, list]:
     """A fresh demo vision tower trained by masked-patch reconstruction
-    (`lav.demo.train.pretrain_vision`, the shipped recipe's first phase); its state dict, the log."""
+    (`lav.demo.train.pretrain_vision`, the recipe's optional first phase); its state dict, the log."""
     from lav.demo.train import Config, pretrain_vision
 
     model = build_model(seed)
@@ -97,7 +97,7 @@ def main() -> int:
         "--tower-lr-scale",
         type=float,
         default=0.0,
-        help="learning rate of the vision encoder during grounding, x base_lr (0 = frozen, the recipe's)",
+        help="learning rate of the vision encoder during grounding, x base_lr (default 0: frozen, run A)",
     )
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args()

@@ -27,6 +27,8 @@ WIDTH, HEIGHT = 256, 192
 #: One layout cell = one merged image token (patch 16 x merge 2).
 CELL = 32
 COLS, ROWS = WIDTH // CELL, HEIGHT // CELL
+#: The window's title bar: the first widget box of every screen, as wide as the screen.
+TITLE_BAR = (0, 0, WIDTH, 14)
 
 BASE_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (215, 40, 40),
@@ -125,12 +127,12 @@ def _chrome(draw: ImageDraw.ImageDraw, rng: random.Random) -> list[tuple[int, in
     """Title bar, toolbar buttons and side-panel icons; returns their boxes."""
     boxes: list[tuple[int, int, int, int]] = []
     shade = rng.randint(40, 90)
-    draw.rectangle((0, 0, WIDTH - 1, 13), fill=(shade, shade, shade + 15))
+    draw.rectangle((0, 0, TITLE_BAR[2] - 1, TITLE_BAR[3] - 1), fill=(shade, shade, shade + 15))
     draw.text((6, 1), rng.choice(_TITLES), fill=(235, 235, 235), font=_font(10))
     for i in range(3):  # window controls, grey so they never look like a target
         x = WIDTH - 12 - 12 * i
         draw.rectangle((x, 3, x + 7, 10), fill=(170, 170, 170))
-    boxes.append((0, 0, WIDTH, 14))
+    boxes.append(TITLE_BAR)
     # Toolbar: labelled buttons in the first row, right of the side panel.
     x = CELL + 2
     for label in rng.sample(_LABELS, rng.randint(2, 4)):
