@@ -145,65 +145,65 @@ def main() -> int:
     stats: dict = {"busy": 0, "errors": []}
     latencies: list[float] = []
     memory: list[float] = []
+    http = Client(url)
     try:
-        http = Client(url)
-        if True:
-            one_request(http, form, stats)  # warm-up: first-call costs out of the numbers
-            memory.append(rss_mb(proc.pid))
-            lock = threading.Lock()
+        one_request(http, form, stats)  # warm-up: first-call costs out of the numbers
+        memory.append(rss_mb(proc.pid))
+        lock = threading.Lock()
 
-            def client() -> None:
-                own = Client(url)
-                try:
-                    for _ in range(args.requests):
-                        t = one_request(own, form, stats)
-                        with lock:
-                            latencies.append(t)
-                finally:
-                    own.close()
+        def client() -> None:
+            own = Client(url)
+            try:
+                for _ in range(args.requests):
+                    t = one_request(own, form, stats)
+                    with lock:
+                        latencies.append(t)
+            finally:
+                own.close()
 
-            stop = threading.Event()
+        stop = threading.Event()
 
-            def sample_memory() -> None:
-                while not stop.wait(0.5):
-                    memory.append(rss_mb(proc.pid))
+        def sample_memory() -> None:
+            while not stop.wait(0.5):
+                memory.append(rss_mb(proc.pid))
 
-            sampler = threading.Thread(target=sample_memory, daemon=True)
-            sampler.start()
-            t0 = time.perf_counter()
-            threads = [threading.Thread(target=client) for _ in range(args.clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
-            stop.set()
-            sampler.join()
-            memory.append(rss_mb(proc.pid))
+        sampler = threading.Thread(target=sample_memory, daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+        memory.append(rss_mb(proc.pid))
 
-            # Overhead: the same analysis through the server (quiet queue) vs in this process.
-            import lav
+        # Overhead: the same analysis through the server (quiet queue) vs in this process.
+        import lav
 
-            viz = lav.load(assets.BASE, adapter=assets.ADAPTER, device="cpu")
-            # The same layers as `lav serve` records for the demo model (every block and layer).
-            same = {"edge_layers": "all", "focus_layers": "all"}
-            viz.analyze(assets.SCREEN, instruction, **same)  # warm-up
-            ratios = []
+        viz = lav.load(assets.BASE, adapter=assets.ADAPTER, device="cpu")
+        # The same layers as `lav serve` records for the demo model (every block and layer).
+        same = {"edge_layers": "all", "focus_layers": "all"}
+        viz.analyze(assets.SCREEN, instruction, **same)  # warm-up
+        ratios = []
 
-            def local() -> float:
-                t1 = time.perf_counter()
-                viz.analyze(assets.SCREEN, instruction, **same)
-                return time.perf_counter() - t1
+        def local() -> float:
+            t1 = time.perf_counter()
+            viz.analyze(assets.SCREEN, instruction, **same)
+            return time.perf_counter() - t1
 
-            for rep in range(args.pairs):  # the order alternates from pair to pair
-                if rep % 2 == 0:
-                    served = one_request(http, form, stats)
-                    here = local()
-                else:
-                    here = local()
-                    served = one_request(http, form, stats)
-                ratios.append(served / here)
+        for rep in range(args.pairs):  # the order alternates from pair to pair
+            if rep % 2 == 0:
+                served = one_request(http, form, stats)
+                here = local()
+            else:
+                here = local()
+                served = one_request(http, form, stats)
+            ratios.append(served / here)
     finally:
+        http.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
 
