@@ -243,12 +243,12 @@ def _train(
     if cfg.probe_weight > 0:
         probe = torch.nn.Linear(model.config.text_config.hidden_size, S.ROWS + S.COLS)
         params = params + list(probe.parameters())
-    scaled = {id(p) for p in slow}
+    # One group at scale 1 (the shipped recipe's optimiser, unchanged); else the slow ones apart.
+    scaled = set() if cfg.tower_lr_scale == 1 else {id(p) for p in slow}
     groups = [{"params": [p for p in params if id(p) not in scaled]}]
-    if cfg.tower_lr_scale == 1:
-        groups = [{"params": params}]
-    elif any(id(p) in scaled for p in params):
-        groups.append({"params": [p for p in params if id(p) in scaled], "lr": lr * cfg.tower_lr_scale})
+    slow_params = [p for p in params if id(p) in scaled]
+    if slow_params:
+        groups.append({"params": slow_params, "lr": lr * cfg.tower_lr_scale})
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, steps, min(cfg.warmup, steps)))
     image_token_id = model.config.image_token_id
