@@ -61,6 +61,32 @@ def _top10_share(values: np.ndarray, mask: np.ndarray) -> float:
     return float(mask.flatten()[top].mean())
 
 
+def edge_shares(blocks: np.ndarray, screen) -> dict:
+    """One screen's edge maps, each block's (``blocks``: (L, h, w), `edge_layers` arrays) and the
+    default map (the mean of the last two): the share of each map's top 10% on widgets, on widget
+    boundaries, on the title bar's row, and on widgets below that row, as lists over
+    [default, block 0, block 1, ...]; and the share of patches each region covers (chance)."""
+    from lav.demo import screens as S
+
+    maps = [blocks[-2:].mean(axis=0), *blocks]
+    shape, size = maps[0].shape, screen.image.size
+    on = _patch_mask(screen.widget_boxes, shape, size)
+    rim = _boundary_mask(screen.widget_boxes, shape, size)
+    title = np.zeros(shape, dtype=bool)
+    title[0] = True
+    below = _patch_mask([b for b in screen.widget_boxes if b != S.TITLE_BAR], shape, size)[1:]
+    return {
+        "on": [_top10_share(m, on) for m in maps],
+        "rim": [_top10_share(m, rim) for m in maps],
+        "title": [_top10_share(m, title) for m in maps],
+        "below": [_top10_share(m[1:], below) for m in maps],
+        "on_area": float(on.mean()),
+        "rim_area": float(rim.mean()),
+        "title_area": float(title.mean()),
+        "below_area": float(below.mean()),
+    }
+
+
 def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapter=None, methods=()) -> dict:
     """Run the evaluation; returns plain numbers (see the module docstring)."""
     import torch
@@ -76,7 +102,7 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
     for task in S.TASKS:
         hits_adapter, hits_base, point_a, point_b, chance = [], [], [], [], []
         edge_top, edge_area, edge_edge, edge_edge_area, blocks_top, blocks_edge = [], [], [], [], [], []
-        title_top, below_top, below_area = [], [], []
+        title_top, title_area, below_top, below_area = [], [], [], []
         per_method: dict = {
             m: {"adapter": [], "base": [], "layers_adapter": [], "layers_base": []} for m in methods
         }
@@ -110,26 +136,19 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
                         per_method[name][f"layers_{side}"].append(
                             [pointing_game(x, box, size) for x in layers]
                         )
-            # The adapter is decoder-only: the vision tower is the base model's. The map lav shows
-            # by default is the mean of the last two blocks; with edge_layers="all" each block's
-            # own map comes too.
-            blocks = res.base.map("edge").arrays["edge_layers"]
-            edge = blocks[-2:].mean(axis=0)
-            on = _patch_mask(screen.widget_boxes, edge.shape, size)
-            rim = _boundary_mask(screen.widget_boxes, edge.shape, size)
-            edge_top.append(_top10_share(edge, on))
-            edge_edge.append(_top10_share(edge, rim))
-            edge_area.append(float(on.mean()))
-            edge_edge_area.append(float(rim.mean()))
-            blocks_top.append([_top10_share(b, on) for b in blocks])
-            blocks_edge.append([_top10_share(b, rim) for b in blocks])
-            title_row = np.zeros(edge.shape, dtype=bool)
-            title_row[0] = True
-            title_top.append(_top10_share(edge, title_row))
-            others = [b for b in screen.widget_boxes if b != S.TITLE_BAR]
-            below = _patch_mask(others, edge.shape, size)[1:]
-            below_top.append([_top10_share(m[1:], below) for m in (edge, *blocks)])
-            below_area.append(float(below.mean()))
+            # The adapter is decoder-only: the vision tower is the base model's. With
+            # edge_layers="all" each block's own map comes beside the default one.
+            e = edge_shares(res.base.map("edge").arrays["edge_layers"], screen)
+            edge_top.append(e["on"][0])
+            edge_edge.append(e["rim"][0])
+            edge_area.append(e["on_area"])
+            edge_edge_area.append(e["rim_area"])
+            blocks_top.append(e["on"][1:])
+            blocks_edge.append(e["rim"][1:])
+            title_top.append(e["title"][0])
+            title_area.append(e["title_area"])
+            below_top.append(e["below"])
+            below_area.append(e["below_area"])
         grid_cells = res.focus.size
         stats["tasks"][task] = {
             "hit_adapter": float(np.mean(hits_adapter)),
@@ -147,7 +166,7 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             "edge_blocks_top10_on_widgets": np.mean(blocks_top, axis=0).tolist(),
             "edge_blocks_top10_on_boundaries": np.mean(blocks_edge, axis=0).tolist(),
             "edge_top10_on_title_row": float(np.mean(title_top)),
-            "title_row_share": 1.0 / edge.shape[0],
+            "title_row_share": float(np.mean(title_area)),
             # [default map, block 0, block 1, ...] with the title bar's row left out
             "edge_below_title_top10_on_widgets": np.mean(below_top, axis=0).tolist(),
             "widget_share_below_title": float(np.mean(below_area)),

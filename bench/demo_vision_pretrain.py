@@ -12,7 +12,9 @@ The pretraining itself is `lav.demo.train.pretrain_vision`, the recipe's optiona
 (this script ran it before the recipe did; its first numbers in TRAINING.md came from that copy).
 Measured for each tower, per vision block, on held-out screens with lav's own edge map (the
 analysis of the shipped demo model with only its vision tower swapped): the share of the edge
-map's top-10% patches that touch a widget, against the share of all patches that do (chance).
+map's top-10% patches that touch a widget, against the share of all patches that do (chance); and,
+because the title bar is one widget box filling the first patch row, the share on that row and
+the share on widgets below it (`demo_eval.edge_shares`).
 
     python bench/demo_vision_pretrain.py [--steps 1500] [--mask 0.5] [--n 100]
     python bench/demo_vision_pretrain.py --steps 800 --ground 1000   # + grounding training on top
@@ -37,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lav  # noqa: E402
-from demo_eval import _patch_mask, _top10_share  # noqa: E402
+from demo_eval import edge_shares  # noqa: E402
 from lav.demo import assets  # noqa: E402
 from lav.demo import screens as S  # noqa: E402
 from lav.demo.batches import processor  # noqa: E402
@@ -62,27 +64,31 @@ def pretrain(steps: int, batch: int, mask_ratio: float, lr: float, seed: int = 0
 
 
 def edge_on_widgets(tower_state: dict | None, n: int) -> dict:
-    """Per vision block: mean share of the edge map's top-10% patches on widgets, and chance."""
+    """Per vision block, means over ``n`` held-out screens: the share of the block's edge map's top
+    10% on widgets (and the widgets' share of patches, chance), on the title bar's row, and on
+    widgets below that row (and their share there): `demo_eval.edge_shares`."""
     viz = lav.load(assets.BASE, device="cpu")
     if tower_state is not None:
         viz.model.model.visual.load_state_dict(tower_state)
-    out = {}
-    blocks = len(viz.model.model.visual.blocks)
-    for block in range(blocks):
-        top, area = [], []
-        for screen in S.held_out(n, "base"):
-            res = viz.analyze(
-                screen.image, screen.instruction, response=screen.answer, edge_layers=[block], maps=["edge"]
-            )
-            edge = res.edge
-            mask = _patch_mask(screen.widget_boxes, edge.shape, screen.image.size)
-            top.append(_top10_share(edge, mask))
-            area.append(float(mask.mean()))
-        out[f"block {block}"] = {
-            "top10_on_widgets": float(np.mean(top)),
-            "widget_share": float(np.mean(area)),
+    shares = []
+    for screen in S.held_out(n, "base"):
+        res = viz.analyze(
+            screen.image, screen.instruction, response=screen.answer, edge_layers="all", maps=["edge"]
+        )
+        shares.append(edge_shares(res.map("edge").arrays["edge_layers"], screen))
+    # Means over the screens; lists are over [default map, block 0, block 1, ...].
+    m = {key: np.mean([e[key] for e in shares], axis=0) for key in shares[0]}
+    return {
+        f"block {b}": {
+            "top10_on_widgets": float(m["on"][b + 1]),
+            "widget_share": float(m["on_area"]),
+            "top10_on_title_row": float(m["title"][b + 1]),
+            "title_row_share": float(m["title_area"]),
+            "top10_on_widgets_below_title": float(m["below"][b + 1]),
+            "widget_share_below_title": float(m["below_area"]),
         }
-    return out
+        for b in range(len(viz.model.model.visual.blocks))
+    }
 
 
 def main() -> int:
@@ -133,11 +139,18 @@ def main() -> int:
         print(f"base model on {args.n} held-out screens: {stats['base_hit_held_out']:.1%} clicks in the box")
         names.append(name)
     print(f"pretraining: {args.steps} steps x {args.batch} screens, {minutes:.1f} min")
-    print("| tower | block | edge top-10% on widgets | widgets' share of patches (chance) |")
-    print("|---|---|---|---|")
+    print(
+        "| tower | block | edge top-10% on widgets (chance) | on the title bar's row (its share) "
+        "| on widgets below the title bar (chance) |"
+    )
+    print("|---|---|---|---|---|")
     for name in names:
         for block, s in stats[name].items():
-            print(f"| {name} | {block} | {s['top10_on_widgets']:.1%} | {s['widget_share']:.1%} |")
+            print(
+                f"| {name} | {block} | {s['top10_on_widgets']:.1%} ({s['widget_share']:.1%}) "
+                f"| {s['top10_on_title_row']:.1%} ({s['title_row_share']:.1%}) "
+                f"| {s['top10_on_widgets_below_title']:.1%} ({s['widget_share_below_title']:.1%}) |"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(stats, indent=2) + "\n")
     return 0
