@@ -26,7 +26,8 @@ many multiply-adds per token as 6 decoder layers) are left out, which lowers the
 and so overstates lav's ratio. The screens are the demo's (256x192) on every model.
 
     python bench/eval_throughput.py                       # the shipped demo model, CPU
-    python bench/eval_throughput.py --random qwen3-vl-2b --depth 4 --vision-depth 4 --samples 16
+    python bench/eval_throughput.py --random qwen3-vl-2b --depth 4 --vision-depth 4 --samples 8 \
+        --max-new-tokens 12 --pairs 5 --batch-sizes 1 4 8 --memory-samples 0   # the README's run
     python bench/eval_throughput.py --model Qwen/Qwen3-VL-2B-Instruct --device cuda --samples 64
 """
 
