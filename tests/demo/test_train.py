@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from lav.demo import batches as B
@@ -151,3 +152,23 @@ def test_grounding_keeps_a_frozen_encoder_and_trains_a_scaled_one_slower():
     full_encoder, _ = _encoder_and_merger_change(1.0)
     # AdamW's first steps move each weight by about lr: a tenth of the rate, about a tenth the move.
     assert 0 < slow_encoder < 0.2 * full_encoder
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--vision-steps", "-1"],
+        ["--tower-lr-scale", "-0.1"],
+        ["--vision-mask", "1.5"],
+        ["--adapter-replay", "2"],
+        ["--batch", "0"],
+        ["--skip-base", "--vision-steps", "5"],
+    ],
+)
+def test_training_options_out_of_range_exit_2_before_anything_is_written(tmp_path, argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        T.main(["--out", str(tmp_path / "out"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("python -m lav.demo.train: error: --")
+    assert not (tmp_path / "out").exists()

@@ -389,6 +389,22 @@ def bundle_screenshot(model, proc, folder: Path, start: int = BUNDLE_START, trie
     return info
 
 
+def _check_config(parser: argparse.ArgumentParser, cfg: Config, skip_base: bool) -> None:
+    """Every number of ``cfg`` in its range, else one line and exit 2 (argparse's error)."""
+    flag = lambda name: f"--{name.replace('_', '-')}"  # noqa: E731
+    for name, value in asdict(cfg).items():
+        if value < 0:
+            parser.error(f"{flag(name)} must be 0 or more, not {value}")
+    for name in ("batch", "threads"):
+        if getattr(cfg, name) < 1:
+            parser.error(f"{flag(name)} must be 1 or more")
+    for name in ("vision_mask", "adapter_replay"):
+        if getattr(cfg, name) > 1:
+            parser.error(f"{flag(name)} is a share: between 0 and 1")
+    if skip_base and cfg.vision_steps:
+        parser.error("--vision-steps pretrains the base model's tower; --skip-base trains only the adapter")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lav.demo.train", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -403,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     cfg = Config(**{k: getattr(args, k) for k in asdict(Config())})
+    _check_config(parser, cfg, args.skip_base)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
