@@ -167,7 +167,19 @@ def test_grounding_keeps_a_frozen_encoder_and_trains_a_scaled_one_slower():
 )
 def test_training_options_out_of_range_exit_2_before_anything_is_written(tmp_path, argv, capsys):
     with pytest.raises(SystemExit) as exc:
-        T.main(["--out", str(tmp_path / "out"), *argv])
+        # No training steps and no evaluation: without the check, a run would end at once and
+        # write the folder, failing the last assertion instead of running for half an hour.
+        base = [
+            "--out",
+            str(tmp_path / "out"),
+            "--base-steps",
+            "0",
+            "--adapter-steps",
+            "0",
+            "--eval-every",
+            "0",
+        ]
+        T.main([*base, *argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m lav.demo.train: error: --")
