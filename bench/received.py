@@ -4,8 +4,11 @@ Shape of Qwen3-VL-8B's vision tower: 16 heads, head dim 72, float32 on this mach
 Methods, each as a ratio to one sdpa call of the same block:
 - forward+lse: the recorded block's forward by the fused op that also returns the log-sum-exp
   (what `capture` runs instead of sdpa where it is bit-identical);
-- fold: received attention given that log-sum-exp (the folded pass alone);
-- extra per recorded block: (forward+lse - sdpa) + fold, what recording a block adds;
+- given lse: received attention given that log-sum-exp (the pass `received` picks: the weighted one
+  unless the rows' log-sum-exp spread too far);
+- folded: the folded pass given that log-sum-exp, forced (the method before the weighted pass;
+  still the fallback for wide spreads);
+- extra per recorded block: (forward+lse - sdpa) + given lse, what recording a block adds;
 - own lse: received attention computing its own log-sum-exp (where the forward's is not reused);
 - exact chunks (fallback) and the naive full softmax (as output_attentions does; only where it fits).
 Times: in each round every method runs right after its own sdpa call, the order alternating from
@@ -57,8 +60,12 @@ def _method(name: str, q, k, v, lse):
         return lambda: F.scaled_dot_product_attention(q, k, v, scale=SCALE).transpose(1, 2).contiguous()
     if name == "forward+lse":
         return lambda: colsums._flash_cpu(q, k, v, SCALE)[0].transpose(1, 2).contiguous()
-    if name == "fold":
+    if name == "given lse":
         return lambda: received(q[0], k[0], SCALE, lse=lse[0])[0]
+    if name == "folded":
+        _, kernel, widths = colsums._fused("cpu", DIM)
+        only = {"folded": widths["folded"]}
+        return lambda: colsums._received_fused(kernel, only, q[0], k[0], SCALE, lse[0])
     if name == "naive":
         return lambda: torch.softmax(q[0] @ k[0].transpose(-1, -2) * SCALE, dim=-1).sum(dim=-2)
     return lambda: received(q[0], k[0], SCALE, method=name)[0]
@@ -68,7 +75,9 @@ def _times(n: int, rounds: int, group_mb: float | None) -> dict[str, list[float]
     """Per method, its time over the sdpa call paired with it, one ratio per round."""
 
     q, k, v, lse = _inputs(n, group_mb)
-    names = ["forward+lse", "fold", "auto", "chunked"] + (["naive"] if n <= NAIVE_MAX_N else [])
+    names = ["forward+lse", "given lse", "folded", "auto", "chunked"] + (
+        ["naive"] if n <= NAIVE_MAX_N else []
+    )
     sdpa = _method("sdpa", q, k, v, lse)
     fns = {name: _method(name, q, k, v, lse) for name in names}
     ratios: dict[str, list[float]] = {name: [] for name in names}
@@ -86,7 +95,7 @@ def _times(n: int, rounds: int, group_mb: float | None) -> dict[str, list[float]
             ratios[name].append(took[name] / took["sdpa"])
             ratios["sdpa_s"].append(took["sdpa"])
             seconds[name] = ratios[name][-1]
-        ratios["extra"].append(seconds["forward+lse"] - 1 + seconds["fold"])
+        ratios["extra"].append(seconds["forward+lse"] - 1 + seconds["given lse"])
     return ratios
 
 
@@ -134,16 +143,20 @@ def main() -> None:
         f"{args.rounds} alternated pairs (5 at 17,052)"
     )
     print(
-        "| N patches | HEAD_GROUP_BYTES | one sdpa call | forward+lse | fold | **extra per recorded block** "
-        "| own lse | exact chunks | naive | extra memory: fold / own lse / chunks / naive |"
+        "| N patches | HEAD_GROUP_BYTES | one sdpa call | forward+lse | given lse | folded (before) "
+        "| **extra per recorded block** | own lse | exact chunks | naive "
+        "| extra memory: given lse / folded / own lse / chunks / naive |"
     )
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 11)
     for n in args.sizes:
         for group_mb in args.head_group_mb:
             group = () if group_mb is None else ("--group", str(group_mb))
             rounds = args.rounds if n <= NAIVE_MAX_N else 5
             t = _sub("--times", str(n), "--rounds", str(rounds), *group)
-            mem = {name: _sub("--memory", name, str(n), *group) for name in ("fold", "auto", "chunked")}
+            mem = {
+                name: _sub("--memory", name, str(n), *group)
+                for name in ("given lse", "folded", "auto", "chunked")
+            }
             if n <= NAIVE_MAX_N:
                 naive = f"{spread(t['naive'])}x"
                 naive_mem = f"{_sub('--memory', 'naive', str(n)):.0f} MB"
@@ -153,9 +166,11 @@ def main() -> None:
             mb = colsums.HEAD_GROUP_BYTES / 2**20 if group_mb is None else group_mb
             print(
                 f"| {n:,} | {mb:g} MB | {spread(t['sdpa_s'], '{:.3f}')} s | {spread(t['forward+lse'])}x "
-                f"| {spread(t['fold'])}x | **{spread(t['extra'])}x** | {spread(t['auto'])}x "
+                f"| {spread(t['given lse'])}x | {spread(t['folded'])}x | **{spread(t['extra'])}x** "
+                f"| {spread(t['auto'])}x "
                 f"| {spread(t['chunked'])}x | {naive} "
-                f"| {mem['fold']:.0f} / {mem['auto']:.0f} / {mem['chunked']:.0f} MB / {naive_mem} |",
+                f"| {mem['given lse']:.0f} / {mem['folded']:.0f} / {mem['auto']:.0f} / {mem['chunked']:.0f} MB "
+                f"/ {naive_mem} |",
                 flush=True,
             )
 

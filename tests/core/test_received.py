@@ -95,3 +95,54 @@ def test_chunked_method_ignores_the_forwards_lse():
     got, used = received(q, k, 0.25, method="chunked", lse=torch.zeros(2, 40))
     assert used == "chunked"
     assert ((got.double() - _full(q, k, 0.25)).abs() / _full(q, k, 0.25)).max() < 1e-5
+
+
+def _spy_passes(monkeypatch) -> list[str]:
+    from lav.capture import colsums
+
+    used: list[str] = []
+    for name, fn in list(colsums._PASSES.items()):
+
+        def spy(*args, _name=name, _fn=fn, **kwargs):
+            used.append(_name)
+            return _fn(*args, **kwargs)
+
+        monkeypatch.setitem(colsums._PASSES, name, spy)
+    return used
+
+
+def test_the_weighted_pass_serves_ordinary_attention(monkeypatch):
+    used = _spy_passes(monkeypatch)
+    gen = torch.Generator().manual_seed(11)
+    q = torch.randn(4, 300, 72, generator=gen) * 2
+    k = torch.randn(4, 300, 72, generator=gen) * 2
+    for lse in (None, _forward_lse(q, k, 72**-0.5)):
+        got, _ = received(q, k, 72**-0.5, lse=lse)
+        ref = _full(q, k, 72**-0.5)
+        assert ((got.double() - ref).abs() / ref).max() < 1e-4
+    assert used and set(used) == {"weighted"}
+
+
+@pytest.mark.parametrize("group_bytes", [1, 2**40], ids=["one-head-groups", "all-heads"])
+def test_a_log_sum_exp_spread_beyond_float32_weights_takes_the_folded_pass(monkeypatch, group_bytes):
+    """A few queries far more peaked than the rest (their log-sum-exp ~150 above the others', so
+    exp(min - lse) would underflow float32): still exact, by the folded pass for those heads only."""
+    from lav.capture import colsums
+
+    monkeypatch.setattr(colsums, "HEAD_GROUP_BYTES", group_bytes)
+    used = _spy_passes(monkeypatch)
+    gen = torch.Generator().manual_seed(12)
+    q = torch.randn(3, 200, 16, generator=gen)
+    k = torch.randn(3, 200, 16, generator=gen)
+    q[1, ::7] *= 60  # head 1 only
+    lse = _forward_lse(q, k, 0.25)
+    assert (lse[1].max() - lse[1].min()) > colsums.WEIGHT_RANGE + 50
+    assert (lse[0].max() - lse[0].min()) < colsums.WEIGHT_RANGE
+    for rows in (None, lse):
+        used.clear()
+        got, _ = received(q, k, 0.25, lse=rows)
+        ref = _full(q, k, 0.25)
+        assert ((got.double() - ref).abs() / ref).max() < 1e-4
+        assert "folded" in used
+        if group_bytes == 1:
+            assert used == ["weighted", "folded", "weighted"]

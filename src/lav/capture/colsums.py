@@ -2,15 +2,25 @@
 
 With the row log-sum-exp ``lse_i`` of the forward pass,
 ``r_j = sum_i exp(s * q_i.k_j - lse_i)`` is itself an attention-like reduction with the roles of
-queries and keys swapped. Folding the bias into one extra head dimension
-(``q' = [s*q, -lse]``, ``k' = [k, 1]``, scale 1) lets a fused attention kernel that returns
-log-sum-exp compute ``log r_j`` directly, in O(N) memory. Such kernels are private torch ops:
-each is feature-detected and checked against the exact chunked method before first use on a
-(device type, dtype); the chunked method is exact and portable, in O(chunk * N) memory.
+queries and keys swapped, which a fused attention kernel that returns its log-sum-exp computes in
+O(N) memory, by one of two exact passes:
+
+- weighted: the keys attend over the queries, at the queries' own width and scale, and the value
+  is the weight ``w_i = exp(m - lse_i)`` (``m`` the smallest ``lse_i``, a stride-0 tensor); then
+  ``r_j = out_j * exp(lse'_j - m)`` with the kernel's own log-sum-exp ``lse'_j``. As much work as
+  one attention call, no copies. It needs the weights to stay normal float32 numbers: the spread of
+  the rows' log-sum-exp within `WEIGHT_RANGE`.
+- folded: the bias in one extra head dimension (``q' = [s*q, -lse]``, ``k' = [k, 1]``, scale 1), so
+  that the kernel's log-sum-exp is ``log r_j`` at any spread; a wider head (padded to a multiple of
+  8) and two copies.
+
+Such kernels are private torch ops: each pass is feature-detected and checked against the exact
+chunked method before first use on a (device type, head size); the chunked method is exact and
+portable, in O(chunk * N) memory.
 
 The row log-sum-exp comes from the forward itself where it can (`attention_with_lse`: the fused op
 sdpa dispatches to, run by the recorder, kept only where its output is the backend's bit for bit);
-elsewhere the fused method computes it in a pass of its own.
+elsewhere the kernel computes it in a pass of its own.
 """
 
 from __future__ import annotations
@@ -25,20 +35,19 @@ import torch
 
 log = logging.getLogger(__name__)
 
-#: (q, k, scale, value width or None for k's) -> the row log-sum-exp, (H, N_q, D), (H, N_k, D) -> (H, N_q).
-Lse = Callable[[torch.Tensor, torch.Tensor, float, int | None], torch.Tensor]
-
 #: Bytes of scores one chunk of the exact method may hold.
 CHUNK_BYTES = 64 * 2**20
-#: Bytes of one (heads, N, D + 8) float32 temporary of the fused method. The folded pass holds three
-#: (folded queries, folded keys, the kernel's discarded output), so its extra memory is about
-#: 3 x this at any N. At N = 17,052 one head already takes 5.5 MB: groups shrink to a single head
-#: and the extra peak is ~16 MB, against ~1.6 GB that a forward of a 4-block 8B-width vision tower
-#: adds. A smaller value does not lower that further; a larger one only saves kernel launches, which
-#: matter at small N (a few hundred patches), where the whole tensor is a few MB anyway.
+#: Bytes of one (heads, N, D + 8) float32 temporary of the fused method: heads are processed in
+#: groups this size. The weighted pass holds one such temporary (the kernel's discarded output), the
+#: folded pass three (folded queries, folded keys, the output). At N = 17,052 one head already takes
+#: 5.5 MB: groups shrink to a single head and the extra peak is ~5 MB (weighted), against ~1.6 GB
+#: that a forward of a 4-block 8B-width vision tower adds. A smaller value does not lower that
+#: further; a larger one only saves kernel launches, which matter at small N (a few hundred
+#: patches), where the whole tensor is a few MB anyway.
 HEAD_GROUP_BYTES = 4 * 2**20
-#: Value width tried first for the folded pass: its product with the attention is discarded, so the
-#: narrowest width the kernel accepts is the cheapest (CPU's flash kernel insists on q's width).
+#: Value width tried first: only one column of the kernel's output is used (none in the folded and
+#: log-sum-exp passes), so the narrowest width the kernel accepts is the cheapest (CPU's flash kernel
+#: insists on q's width).
 NARROW_VALUE = 8
 
 
@@ -57,93 +66,160 @@ def received_chunked(q: torch.Tensor, k: torch.Tensor, scale: float, dtype=torch
 
 def _zeros(like: torch.Tensor, n: int, width: int | None) -> torch.Tensor:
     # A stride-0 value: its product with the attention is discarded, only the log-sum-exp is kept.
-    return like.new_zeros(1).expand(1, like.shape[0], n, width or like.shape[-1])
+    return like.new_zeros(1).expand(like.shape[0], n, width or like.shape[-1])
 
 
-def _lse_cpu(q: torch.Tensor, k: torch.Tensor, scale: float, width: int | None = None) -> torch.Tensor:
-    _, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q.unsqueeze(0), k.unsqueeze(0), _zeros(k, k.shape[1], width), 0.0, False, scale=scale
+def _kernel_cpu(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), 0.0, False, scale=scale
     )
-    return lse[0]
+    return out[0], lse[0]
 
 
-def _lse_cuda(q: torch.Tensor, k: torch.Tensor, scale: float, width: int | None = None) -> torch.Tensor:
+def _kernel_cuda(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     out = torch.ops.aten._scaled_dot_product_efficient_attention(
-        q.unsqueeze(0), k.unsqueeze(0), _zeros(k, k.shape[1], width), None, True, 0.0, False, scale=scale
+        q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), None, True, 0.0, False, scale=scale
     )
     # The kernel pads the log-sum-exp to a multiple of its block size.
-    return out[1][0, :, : q.shape[1]]
+    return out[0][0], out[1][0, :, : q.shape[1]]
 
 
-_FUSED: dict[str, tuple[str, Lse]] = {
-    "cpu": ("aten._scaled_dot_product_flash_attention_for_cpu", _lse_cpu),
-    "cuda": ("aten._scaled_dot_product_efficient_attention", _lse_cuda),
+#: (q, k, v, scale) -> (attention output, row log-sum-exp): (H, N_q, D), (H, N_k, D), (H, N_k, D_v)
+#: -> (H, N_q, D_v), (H, N_q); a fused op that keeps the log-sum-exp it computes.
+Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
+
+_FUSED: dict[str, tuple[str, Kernel]] = {
+    "cpu": ("aten._scaled_dot_product_flash_attention_for_cpu", _kernel_cpu),
+    "cuda": ("aten._scaled_dot_product_efficient_attention", _kernel_cuda),
 }
+
+#: Largest spread (max - min, per head) of the rows' log-sum-exp that the weighted pass takes: its
+#: weights exp(min - lse) then stay normal float32 numbers (the smallest is e^-87), with room to
+#: spare for the kernel's sums. Wider spreads (one query far more peaked than another) go to the
+#: folded pass, which carries the bias in the exponent.
+WEIGHT_RANGE = 60.0
+
+
+def _weighted(kernel: Kernel, q, k, rows: torch.Tensor, scale: float, width: int | None) -> torch.Tensor:
+    """``r_j = sum_i softmax_i(s k_j.q_i) w_i * exp(lse'_j)`` with ``w_i = exp(m - lse_i)``: the keys
+    attend over the queries at the queries' own width and scale (no copies), the bias rides on a
+    stride-0 value; ``lse'_j`` is the kernel's own. Half the work of the folded pass's wider heads."""
+    low = rows.amin(dim=-1, keepdim=True)
+    w = torch.exp(low - rows)  # (G, N_q) in (0, 1]
+    value = w.unsqueeze(-1).expand(*w.shape, width or q.shape[-1])
+    if q.device.type != "cpu":
+        # GPU kernels may insist on a unit stride in the last dimension: a real (G, N_q, width) copy.
+        value = value.contiguous()
+    out, lse_k = kernel(k, q, value, scale)
+    return (lse_k + out[..., 0].log() - low).exp()
+
+
+def _folded(kernel: Kernel, q, k, rows: torch.Tensor, scale: float, width: int | None) -> torch.Tensor:
+    """``log r_j`` as the kernel's log-sum-exp of keys attending over queries whose extra column
+    carries the bias: ``q' = [s*q, -lse, 0...]``, ``k' = [k, 1, 0...]``, scale 1. Exact at any spread
+    of the rows' log-sum-exp; one head width wider than the weighted pass, and two copies."""
+    groups, n, dim = q.shape
+    n_k = k.shape[1]
+    # Fused kernels are fastest (and some only work) with head sizes that are multiples of 8.
+    folded = dim + 1 + (-(dim + 1)) % 8
+    q_fold = q.new_zeros(groups, n, folded)
+    q_fold[..., :dim].copy_(q).mul_(scale)
+    q_fold[..., dim] = -rows
+    k_fold = k.new_zeros(groups, n_k, folded)
+    k_fold[..., :dim].copy_(k)
+    k_fold[..., dim] = 1.0
+    return kernel(k_fold, q_fold, _zeros(q_fold, n, width), 1.0)[1].exp()
+
+
+#: The passes, in the order they are preferred.
+_PASSES: dict[str, Callable[..., torch.Tensor]] = {"weighted": _weighted, "folded": _folded}
 
 
 def _received_fused(
-    lse_fn: Lse,
+    kernel: Kernel,
+    widths: dict[str, int | None],
     q: torch.Tensor,
     k: torch.Tensor,
     scale: float,
-    width: int | None = None,
     lse: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The folded pass, per head group; ``lse`` (H, N_q): the forward's row normalisers, else computed."""
+    """Per head group: the rows' log-sum-exp (``lse`` (H, N_q), the forward's, else one pass of the
+    kernel), then the weighted pass where its spread allows and it is in ``widths`` (the checked
+    passes and their value widths), else the folded one, else the exact chunks."""
     heads, n, dim = q.shape
     n_k = k.shape[1]
-    # Fused kernels are fastest (and some only work) with head sizes that are multiples of 8; the
-    # extra column carries the bias, the rest are zeros.
-    folded = dim + 1 + (-(dim + 1)) % 8
-    group = max(1, HEAD_GROUP_BYTES // (max(n, n_k) * folded * 4))
+    group = max(1, HEAD_GROUP_BYTES // (max(n, n_k) * (dim + 8) * 4))
     out = torch.empty(heads, n_k, dtype=torch.float32, device=q.device)
     for h in range(0, heads, group):
-        qh, kh = q[h : h + group], k[h : h + group]
-        rows = lse[h : h + group].float() if lse is not None else lse_fn(qh.float(), kh.float(), scale, None)
-        # q' = [q*s, -lse, 0...], k' = [k, 1, 0...]: written in place, no intermediate copies.
-        q_fold = q.new_zeros(qh.shape[0], n, folded, dtype=torch.float32)
-        q_fold[..., :dim].copy_(qh).mul_(scale)
-        q_fold[..., dim] = -rows
-        k_fold = k.new_zeros(kh.shape[0], n_k, folded, dtype=torch.float32)
-        k_fold[..., :dim].copy_(kh)
-        k_fold[..., dim] = 1.0
-        out[h : h + group] = lse_fn(k_fold, q_fold, 1.0, width).exp()
-        del q_fold, k_fold
+        qh, kh = q[h : h + group].float(), k[h : h + group].float()
+        if lse is not None:
+            rows = lse[h : h + group].float()
+        else:
+            rows = kernel(qh, kh, _zeros(kh, n_k, widths.get("lse")), scale)[1]
+        spread = (rows.amax(dim=-1) - rows.amin(dim=-1)).max().item() if n else 0.0
+        if "weighted" in widths and spread <= WEIGHT_RANGE:
+            out[h : h + group] = _PASSES["weighted"](kernel, qh, kh, rows, scale, widths["weighted"])
+        elif "folded" in widths:
+            out[h : h + group] = _PASSES["folded"](kernel, qh, kh, rows, scale, widths["folded"])
+        else:
+            out[h : h + group] = received_chunked(qh, kh, scale)
     return out
 
 
 @functools.cache
-def _fused(device_type: str, head_dim: int) -> tuple[str, Lse, int | None] | None:
-    """The fused op usable on ``device_type`` and its folded pass's value width (None: q's), or None.
+def _fused(device_type: str, head_dim: int) -> tuple[str, Kernel, dict[str, int | None]] | None:
+    """The fused op usable on ``device_type`` and the passes checked with it, each with its value
+    width (None: q's), or None.
 
-    Checked once against the exact method; the narrow value width first, then q's own.
+    Each pass is checked once against the exact method, the narrow value width first, then q's own;
+    the weighted pass on inputs whose rows' log-sum-exp spread is within `WEIGHT_RANGE`, the folded
+    one on inputs with a spread beyond it.
     """
     entry = _FUSED.get(device_type)
     if entry is None:
         return None
-    name, fn = entry
+    name, kernel = entry
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(2, 97, head_dim, generator=gen).to(device_type)
     k = torch.randn(2, 97, head_dim, generator=gen).to(device_type)
     scale = head_dim**-0.5
-    ref = received_chunked(q, k, scale, dtype=torch.float64)
-    for width in (NARROW_VALUE, None):
-        try:
-            got = _received_fused(fn, q, k, scale, width).double()
-        except (RuntimeError, NotImplementedError, AttributeError) as exc:
-            log.info("fused op %s with value width %s unavailable on %s: %s", name, width, device_type, exc)
-            continue
-        err = ((got - ref).abs() / ref.abs().clamp_min(1e-12)).max().item()
-        if err < 1e-4:
-            return name, fn, width
-        log.warning(
-            "fused op %s (value width %s) disagrees with the exact method on %s (rel. error %.2e); not used",
-            name,
-            width,
-            device_type,
-            err,
-        )
-    return None
+    steep = q.clone()
+    steep[:, ::3] *= 40  # a few very peaked rows: the spread of the log-sum-exp beyond WEIGHT_RANGE
+    widths: dict[str, int | None] = {}
+    for pass_name, inputs in (("weighted", q), ("folded", steep)):
+        ref = received_chunked(inputs, k, scale, dtype=torch.float64)
+        for width in (NARROW_VALUE, None):
+            try:
+                rows = kernel(inputs, k, _zeros(k, k.shape[1], width), scale)[1]
+                got = _PASSES[pass_name](kernel, inputs, k, rows, scale, width).double()
+            except (RuntimeError, NotImplementedError, AttributeError) as exc:
+                log.info(
+                    "fused op %s, %s pass, value width %s: unavailable on %s: %s",
+                    name,
+                    pass_name,
+                    width,
+                    device_type,
+                    exc,
+                )
+                continue
+            err = ((got - ref).abs() / ref.abs().clamp_min(1e-12)).max().item()
+            if err < 1e-4:
+                widths[pass_name] = width
+                widths.setdefault("lse", width)
+                break
+            log.warning(
+                "fused op %s, %s pass (value width %s), disagrees with the exact method on %s (rel. error %.2e); not used",
+                name,
+                pass_name,
+                width,
+                device_type,
+                err,
+            )
+    return (name, kernel, widths) if widths else None
 
 
 def fused_method(device_type: str, head_dim: int) -> str | None:
@@ -174,8 +250,8 @@ def received(
         if method in ("auto", "fused"):
             found = _fused(q.device.type, q.shape[-1])
             if found is not None:
-                name, fn, width = found
-                values = _received_fused(fn, q, k, scale, width, lse)
+                name, kernel, widths = found
+                values = _received_fused(kernel, widths, q, k, scale, lse)
                 return values, name if lse is None else f"{name} (forward's lse)"
             if method == "fused":
                 raise RuntimeError(f"no checked fused attention op on {q.device.type}")
