@@ -54,6 +54,11 @@ def _boundary_mask(boxes, shape: tuple[int, int], size: tuple[int, int]) -> np.n
     return mask
 
 
+def _drawn(values: np.ndarray) -> np.ndarray:
+    low, high = values.min(), values.max()
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
 def _top10_share(values: np.ndarray, mask: np.ndarray) -> float:
     """Share of ``values``' top 10% cells (at least one) that lie in ``mask``."""
     k = max(1, int(round(0.1 * values.size)))
@@ -65,7 +70,10 @@ def edge_shares(blocks: np.ndarray, screen) -> dict:
     """One screen's edge maps, each block's (``blocks``: (L, h, w), `edge_layers` arrays) and the
     default map (the mean of the last two): the share of each map's top 10% on widgets, on widget
     boundaries, on the title bar's row, and on widgets below that row, as lists over
-    [default, block 0, block 1, ...]; and the share of patches each region covers (chance)."""
+    [default, block 0, block 1, ...]; and the share of patches each region covers (chance).
+    ``shown_widgets`` / ``shown_background``: below the title bar, the map's mean on widget / on
+    other patches after the min-max normalisation the picture draws (alpha scales with it), so a
+    map whose top patches are all on the title bar shows as little as it draws elsewhere."""
     from lav.demo import screens as S
 
     maps = [blocks[-2:].mean(axis=0), *blocks]
@@ -80,6 +88,8 @@ def edge_shares(blocks: np.ndarray, screen) -> dict:
         "rim": [_top10_share(m, rim) for m in maps],
         "title": [_top10_share(m, title) for m in maps],
         "below": [_top10_share(m[1:], below) for m in maps],
+        "shown_widgets": [float(_drawn(m)[1:][below].mean()) for m in maps],
+        "shown_background": [float(_drawn(m)[1:][~below].mean()) for m in maps],
         "on_area": float(on.mean()),
         "rim_area": float(rim.mean()),
         "title_area": float(title.mean()),
@@ -102,7 +112,7 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
     for task in S.TASKS:
         hits_adapter, hits_base, point_a, point_b, chance = [], [], [], [], []
         edge_top, edge_area, edge_edge, edge_edge_area, blocks_top, blocks_edge = [], [], [], [], [], []
-        title_top, title_area, below_top, below_area = [], [], [], []
+        title_top, title_area, below_top, below_area, shown_w, shown_b = [], [], [], [], [], []
         per_method: dict = {
             m: {"adapter": [], "base": [], "layers_adapter": [], "layers_base": []} for m in methods
         }
@@ -149,6 +159,8 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             title_area.append(e["title_area"])
             below_top.append(e["below"])
             below_area.append(e["below_area"])
+            shown_w.append(e["shown_widgets"][0])
+            shown_b.append(e["shown_background"][0])
         grid_cells = res.focus.size
         stats["tasks"][task] = {
             "hit_adapter": float(np.mean(hits_adapter)),
@@ -170,6 +182,9 @@ def evaluate(n: int = 200, start: int = 0, device: str = "cpu", base=None, adapt
             # [default map, block 0, block 1, ...] with the title bar's row left out
             "edge_below_title_top10_on_widgets": np.mean(below_top, axis=0).tolist(),
             "widget_share_below_title": float(np.mean(below_area)),
+            # the default map as drawn (min-max normalised), below the title bar's row
+            "edge_drawn_below_title_widgets": float(np.mean(shown_w)),
+            "edge_drawn_below_title_background": float(np.mean(shown_b)),
             "methods": {
                 name: {
                     key: (np.mean(v, axis=0).tolist() if key.startswith("layers") else float(np.mean(v)))
@@ -227,6 +242,11 @@ def table(stats: dict) -> str:
             + " / block ".join(str(i) for i in range(len(below) - 1))
             + f", {task} screens | {' / '.join(pct(v) for v in below)} | (same vision tower) | "
             f"widgets cover {pct(s['widget_share_below_title'])} of those patches |"
+        )
+        lines.append(
+            f"| below the title bar: the default map as drawn (0-1), mean on widgets / on the rest, {task} screens | "
+            f"{s['edge_drawn_below_title_widgets']:.2f} / {s['edge_drawn_below_title_background']:.2f} | "
+            "(same vision tower) | equal: the picture does not single out widgets |"
         )
     for task, s in (("base", b), ("adapter", a)):
         for name, m in s.get("methods", {}).items():

@@ -46,7 +46,17 @@ from lav.demo.batches import processor  # noqa: E402
 from lav.demo.model import build_model  # noqa: E402
 
 
-def pretrain(steps: int, batch: int, mask_ratio: float, lr: float, seed: int = 0) -> tuple[dict, list]:
+def pretrain(
+    steps: int,
+    batch: int,
+    mask_ratio: float,
+    lr: float,
+    seed: int = 0,
+    mask_block: int = 1,
+    crop: float = 0.0,
+    invert: float = 0.0,
+    noise: float = 0.0,
+) -> tuple[dict, list]:
     """A fresh demo vision tower trained by masked-patch reconstruction
     (`lav.demo.train.pretrain_vision`, the recipe's optional first phase); its state dict, the log."""
     from lav.demo.train import Config, pretrain_vision
@@ -58,7 +68,17 @@ def pretrain(steps: int, batch: int, mask_ratio: float, lr: float, seed: int = 0
         log.append(record)
         print(json.dumps(record), file=sys.stderr, flush=True)
 
-    cfg = Config(seed=seed, batch=batch, vision_steps=steps, vision_mask=mask_ratio, vision_lr=lr)
+    cfg = Config(
+        seed=seed,
+        batch=batch,
+        vision_steps=steps,
+        vision_mask=mask_ratio,
+        vision_lr=lr,
+        vision_mask_block=mask_block,
+        vision_crop=crop,
+        vision_invert=invert,
+        vision_noise=noise,
+    )
     pretrain_vision(model, processor(), cfg, keep)
     return {k: v.detach().clone() for k, v in model.model.visual.state_dict().items()}, log
 
@@ -79,15 +99,22 @@ def edge_on_widgets(tower_state: dict | None, n: int) -> dict:
     # Means over the screens; lists are over [default map, block 0, block 1, ...].
     m = {key: np.mean([e[key] for e in shares], axis=0) for key in shares[0]}
     return {
-        f"block {b}": {
-            "top10_on_widgets": float(m["on"][b + 1]),
+        name: {
+            "top10_on_widgets": float(m["on"][i]),
             "widget_share": float(m["on_area"]),
-            "top10_on_title_row": float(m["title"][b + 1]),
+            "top10_on_title_row": float(m["title"][i]),
             "title_row_share": float(m["title_area"]),
-            "top10_on_widgets_below_title": float(m["below"][b + 1]),
+            "top10_on_widgets_below_title": float(m["below"][i]),
             "widget_share_below_title": float(m["below_area"]),
+            "shown_on_widgets_below_title": float(m["shown_widgets"][i]),
+            "shown_on_background_below_title": float(m["shown_background"][i]),
         }
-        for b in range(len(viz.model.model.visual.blocks))
+        for i, name in enumerate(
+            [
+                "default map (last 2 blocks)",
+                *(f"block {b}" for b in range(len(viz.model.model.visual.blocks))),
+            ]
+        )
     }
 
 
@@ -96,6 +123,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--mask", type=float, default=0.5, help="share of patches masked (default 0.5)")
+    ap.add_argument(
+        "--mask-block", type=int, default=1, help="side of the masked squares, in patches (default 1)"
+    )
+    ap.add_argument("--crop", type=float, default=0.0, help="share of screens randomly cropped (default 0)")
+    ap.add_argument("--invert", type=float, default=0.0, help="share of screens inverted (default 0)")
+    ap.add_argument("--noise", type=float, default=0.0, help="noise on every patch, loss on all (default 0)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--n", type=int, default=100, help="held-out screens measured (default 100)")
     ap.add_argument("--ground", type=int, default=0, help="then this many base grounding steps on top")
@@ -106,11 +139,27 @@ def main() -> int:
         help="learning rate of the vision encoder during grounding, x base_lr (default 0: frozen, run A)",
     )
     ap.add_argument("--json", help="also write the numbers to this file")
+    ap.add_argument("--tower", help="measure this saved tower (a --save file) instead of pretraining one")
+    ap.add_argument("--save", help="also save the pretrained tower's state dict here (torch.save)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    state, log = pretrain(args.steps, args.batch, args.mask, args.lr)
+    if args.tower:
+        state, log = torch.load(args.tower), []
+    else:
+        state, log = pretrain(
+            args.steps,
+            args.batch,
+            args.mask,
+            args.lr,
+            mask_block=args.mask_block,
+            crop=args.crop,
+            invert=args.invert,
+            noise=args.noise,
+        )
     minutes = (time.perf_counter() - t0) / 60
+    if args.save:
+        torch.save(state, args.save)
     stats = {
         "settings": vars(args),
         "pretrain_minutes": round(minutes, 1),
@@ -138,18 +187,22 @@ def main() -> int:
         stats["base_hit_held_out"] = hit_rate(model, proc, S.held_out(args.n, "base"))
         print(f"base model on {args.n} held-out screens: {stats['base_hit_held_out']:.1%} clicks in the box")
         names.append(name)
-    print(f"pretraining: {args.steps} steps x {args.batch} screens, {minutes:.1f} min")
+    if args.tower:
+        print(f"tower: {args.tower} (saved, not pretrained here)")
+    else:
+        print(f"pretraining: {args.steps} steps x {args.batch} screens, {minutes:.1f} min")
     print(
         "| tower | block | edge top-10% on widgets (chance) | on the title bar's row (its share) "
-        "| on widgets below the title bar (chance) |"
+        "| on widgets below the title bar (chance) | drawn below the title bar: widgets / background |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name in names:
         for block, s in stats[name].items():
             print(
                 f"| {name} | {block} | {s['top10_on_widgets']:.1%} ({s['widget_share']:.1%}) "
                 f"| {s['top10_on_title_row']:.1%} ({s['title_row_share']:.1%}) "
-                f"| {s['top10_on_widgets_below_title']:.1%} ({s['widget_share_below_title']:.1%}) |"
+                f"| {s['top10_on_widgets_below_title']:.1%} ({s['widget_share_below_title']:.1%}) "
+                f"| {s['shown_on_widgets_below_title']:.2f} / {s['shown_on_background_below_title']:.2f} |"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(stats, indent=2) + "\n")

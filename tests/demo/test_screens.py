@@ -47,6 +47,8 @@ def test_held_out_screens_are_not_training_screens():
     cfg = T.Config()
     last_training_seed = cfg.seed * 1_000_000 + 500_000 + cfg.adapter_steps * cfg.batch
     assert last_training_seed < S.HELD_OUT_SEED
+    # The vision pretraining's screens too (seeds from cfg.seed * 1_000_000 up).
+    assert cfg.seed * 1_000_000 + cfg.vision_steps * cfg.batch < S.HELD_OUT_SEED
 
 
 def test_cell_weights_cover_the_box_cells_only():

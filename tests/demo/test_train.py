@@ -116,11 +116,20 @@ def test_edge_loss_reads_the_same_received_attention_as_lavs_edge_map():
     assert not any(True for _ in model.model.visual.blocks[0].attn._forward_pre_hooks)
 
 
-def test_vision_pretraining_lowers_the_reconstruction_loss_and_touches_only_the_encoder():
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"vision_mask_block": 2, "vision_crop": 1.0, "vision_invert": 0.5},
+        {"vision_mask": 0.0, "vision_noise": 0.5},
+    ],
+    ids=["masked-patches", "squares-crops-inverted", "denoising"],
+)
+def test_vision_pretraining_lowers_the_reconstruction_loss_and_touches_only_the_encoder(options):
     model = T.build_model(seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     records = []
-    cfg = T.Config(batch=4, vision_steps=12, vision_lr=3e-3)
+    cfg = T.Config(batch=4, vision_steps=12, vision_lr=3e-3, **options)
     T.pretrain_vision(model, T.processor(), cfg, records.append)
     losses = [r["recon"] for r in records]
     assert losses[-1] < 0.8 * losses[0]
@@ -130,6 +139,40 @@ def test_vision_pretraining_lowers_the_reconstruction_loss_and_touches_only_the_
     # The decoder, the mergers and the rest of the model are untouched; no hook is left behind.
     assert not model.model.visual.patch_embed._forward_hooks
     assert not model.model.visual.blocks[-1]._forward_hooks
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 4])
+def test_pretraining_masks_whole_squares_of_the_grid_in_the_processors_row_order(side):
+    """The masked rows, put back on the grid from the processor's order, form whole side x side
+    squares aligned to the grid."""
+    screen = S.make_screen(3, "base")
+    enc = T.processor().image_processor(images=[screen.image], return_tensors="pt")
+    _, h, w = enc["image_grid_thw"][0].tolist()
+    gen = torch.Generator().manual_seed(side)
+    mask = T._patch_mask(enc["image_grid_thw"], 2, side, 0.5, gen)
+    assert mask.shape == (h * w,) and 0 < mask.sum() < h * w
+    # Row order -> raster: merge windows of 2 x 2 patches, row-major (DESIGN.md's patch order).
+    grid = mask.view(h // 2, w // 2, 2, 2).permute(0, 2, 1, 3).reshape(h, w)
+    for r in range(h):
+        for c in range(w):
+            assert grid[r, c] == grid[r - r % side, c - c % side]
+    # Every image of a batch gets its own squares.
+    two = T._patch_mask(torch.tensor([[1, h, w], [1, h, w]]), 2, side, 0.5, torch.Generator().manual_seed(0))
+    assert two.shape == (2 * h * w,) and not torch.equal(two[: h * w], two[h * w :])
+
+
+def test_pretraining_crops_lie_inside_the_screen_with_its_aspect():
+    import random
+
+    image = S.make_screen(4, "base").image
+    rng = random.Random(0)
+    sizes = set()
+    for _ in range(50):
+        crop = T._crop(image, rng)
+        assert 0.2 * image.width * image.height <= crop.width * crop.height <= image.width * image.height
+        assert abs(crop.width / crop.height - image.width / image.height) < 0.1
+        sizes.add(crop.size)
+    assert len(sizes) > 10
 
 
 def _encoder_and_merger_change(scale: float) -> tuple[float, float]:
@@ -160,9 +203,13 @@ def test_grounding_keeps_a_frozen_encoder_and_trains_a_scaled_one_slower():
         ["--vision-steps", "-1"],
         ["--tower-lr-scale", "-0.1"],
         ["--vision-mask", "1.5"],
+        ["--vision-crop", "1.5"],
+        ["--vision-mask-block", "0"],
         ["--adapter-replay", "2"],
         ["--batch", "0"],
         ["--skip-base", "--vision-steps", "5"],
+        ["--skip-base", "--tower-lr-scale=0.5"],
+        ["--skip-base", "--base-step", "5"],
     ],
 )
 def test_training_options_out_of_range_exit_2_before_anything_is_written(tmp_path, argv, capsys):
@@ -183,4 +230,6 @@ def test_training_options_out_of_range_exit_2_before_anything_is_written(tmp_pat
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("python -m lav.demo.train: error: --")
+    option = next(a for a in argv if a.startswith("--") and a != "--skip-base").split("=")[0]
+    assert option in err[-1]
     assert not (tmp_path / "out").exists()

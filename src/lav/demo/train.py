@@ -14,10 +14,11 @@ plateau at this size and budget (see TRAINING.md), so the loss has two parts:
 So the decision focus that `lav` shows in those layers is the pattern this loss put there; the
 other layers and the vision tower's self-attention (the edge map) are not supervised.
 
-Optionally (``--vision-steps``, not in the shipped recipe) the vision encoder is first pretrained
-alone, as real towers are before a language model sees them: masked-patch reconstruction of the
-screens (`pretrain_vision`), no loss on attention; ``--tower-lr-scale 0`` then keeps it frozen
-during grounding. TRAINING.md says why the shipped model does not use it (issue #16).
+First (``--vision-steps``, 600 in the shipped recipe) the vision encoder is pretrained alone, as
+real towers are before a language model sees them: denoising of the screens (`pretrain_vision`:
+every patch noisy, every patch's clean pixels the target; masked-patch reconstruction is an
+option), no loss on attention; ``--tower-lr-scale 0`` (the default) then keeps it frozen during
+grounding. TRAINING.md has the objectives tried and what each did to the edge map (issue #16).
 
 The adapter is a PEFT LoRA on the decoder, trained by the same losses on instructions that name
 colours the base model never reads (`screens.NEW_COLOURS`).
@@ -31,12 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import PIL.ImageOps
 import torch
 import transformers
 
@@ -89,16 +92,33 @@ class Config:
     edge_weight: float = 0.0
     eval_every: int = 250
     eval_screens: int = 48
-    #: Steps of masked-patch pretraining of the vision tower before grounding (0 = none, the shipped
-    #: recipe; issue #16's run: 800, see `pretrain_vision` and TRAINING.md), batches of ``batch``.
-    vision_steps: int = 0
-    #: Share of each screen's patches masked during that pretraining.
-    vision_mask: float = 0.5
+    #: Steps of pretraining of the vision tower alone before grounding (`pretrain_vision`;
+    #: 0 = none, the recipe shipped before issue #16), batches of ``batch``. The shipped recipe:
+    #: 600 steps of denoising (``vision_noise`` 1, no masks); see TRAINING.md for the variants tried.
+    vision_steps: int = 600
+    #: Share of each screen's patches masked during that pretraining (replaced by a learned token).
+    vision_mask: float = 0.0
+    #: Side, in patches, of the squares masked together (1: single patches, SimMIM's default; 2: a
+    #: merged image token; larger: block-wise masking, as in BEiT), on each image's patch grid.
+    vision_mask_block: int = 1
+    #: Share of the pretraining screens replaced by a random crop (a quarter to all of the screen's
+    #: area, the screen's aspect, anywhere on it), which the processor scales back to about the
+    #: screen's patch count: the random-resized-crop augmentation real towers are trained with, so
+    #: that the title bar, always at the top of a whole screen, is absent from most crops.
+    vision_crop: float = 0.0
+    #: Share of the pretraining screens shown with inverted colours (a dark theme: the title bar
+    #: light, the content dark), so that darkness alone marks nothing.
+    vision_invert: float = 0.0
+    #: Standard deviation of Gaussian noise added to every patch (of the processor's normalised
+    #: pixels) during that pretraining; above 0 the loss covers every patch, masked or not
+    #: (denoising), not only the masked ones.
+    vision_noise: float = 1.0
     vision_lr: float = 1e-3
     #: Learning rate of the vision encoder (patch embedding, position table, blocks) during the
     #: grounding training, as a multiple of ``base_lr``: 0 freezes it (the mergers into the decoder
-    #: always train). 1 is the shipped recipe; issue #16's run froze it after pretraining.
-    tower_lr_scale: float = 1.0
+    #: always train). The shipped recipe freezes it after pretraining (0): grounding alone drove the
+    #: tower's attention onto the background (TRAINING.md).
+    tower_lr_scale: float = 0.0
     #: One thread: on a shared 2-core machine two threads per process thrash (measured 3-10x slower).
     threads: int = 1
 
@@ -164,14 +184,20 @@ def _encoder_params(model) -> list[torch.nn.Parameter]:
 
 
 def pretrain_vision(model, proc, cfg: Config, log: Callable[[dict], None] = print) -> None:
-    """Pretrain ``model``'s vision encoder alone by masked-patch reconstruction, in place.
+    """Pretrain ``model``'s vision encoder alone, in place, by a dense objective of the kind real
+    towers learn from, with no loss on attention: a linear head on the last block's output, thrown
+    away afterwards, predicts patches' pixels (the processor's normalised patch rows), L1.
 
-    SimMIM-style (Xie et al., CVPR 2022), the kind of dense objective real towers learn from, with
-    no loss on attention: ``cfg.vision_mask`` of each screen's patches are replaced by a learned
-    mask token after the patch embedding (the position table still says where each one is), and a
-    linear head on the last block's output, thrown away afterwards, predicts the masked patches'
-    pixels (the processor's normalised patch rows); L1 on the masked patches only. Screens of both
-    tasks, from the training seeds. The mergers into the decoder are not touched.
+    - ``cfg.vision_noise`` > 0 (the shipped recipe): denoising. Gaussian noise on every patch, the
+      loss on every patch, so the last block's attention from every position is trained — what an
+      unmasked screenshot at inference exercises.
+    - ``cfg.vision_mask``: masked-patch reconstruction, SimMIM-style (Xie et al., CVPR 2022): that
+      share of the patches (in squares of ``cfg.vision_mask_block``) replaced by a learned mask
+      token after the patch embedding (the position table still says where each one is); without
+      noise the loss is on the masked patches only.
+    - ``cfg.vision_crop`` / ``cfg.vision_invert``: random resized crops, inverted colours.
+
+    Screens of both tasks, from the training seeds. The mergers into the decoder are not touched.
     """
     tower = model.model.visual
     width = tower.patch_embed.proj.out_channels
@@ -197,6 +223,8 @@ def pretrain_vision(model, proc, cfg: Config, log: Callable[[dict], None] = prin
     ]
     gen = torch.Generator().manual_seed(cfg.seed)
     rng_offset = cfg.seed * 1_000_000
+    merge = tower.spatial_merge_size
+    crops = random.Random(f"lav-demo/crops/{cfg.seed}")
     tower.train()
     t0 = time.perf_counter()
     try:
@@ -205,12 +233,22 @@ def pretrain_vision(model, proc, cfg: Config, log: Callable[[dict], None] = prin
                 S.make_screen(rng_offset + step * cfg.batch + i, "base" if i % 2 else "adapter")
                 for i in range(cfg.batch)
             ]
-            enc = proc.image_processor(images=[s.image for s in screens], return_tensors="pt")
+            images = [_augment(s.image, crops, cfg) for s in screens]
+            enc = proc.image_processor(images=images, return_tensors="pt")
             pixels = enc["pixel_values"]
-            state["mask"] = torch.rand(pixels.shape[0], generator=gen) < cfg.vision_mask
-            tower(pixels, grid_thw=enc["image_grid_thw"])
-            masked = state["mask"]
-            loss = (head(state["hidden"])[masked] - pixels[masked]).abs().mean()
+            state["mask"] = _patch_mask(
+                enc["image_grid_thw"], merge, cfg.vision_mask_block, cfg.vision_mask, gen
+            )
+            if cfg.vision_noise:
+                # Every patch noisy, every patch's clean pixels the target: the last block's
+                # attention from visible patches (all an unmasked screenshot has) gets a loss too.
+                noise = torch.randn(pixels.shape, generator=gen) * cfg.vision_noise
+                tower(pixels + noise, grid_thw=enc["image_grid_thw"])
+                scored = torch.ones_like(state["mask"])
+            else:
+                tower(pixels, grid_thw=enc["image_grid_thw"])
+                scored = state["mask"]
+            loss = (head(state["hidden"])[scored] - pixels[scored]).abs().mean()
             _step(opt, sched, params, loss)
             if step % 50 == 0 or step == steps - 1:
                 log(
@@ -223,6 +261,42 @@ def pretrain_vision(model, proc, cfg: Config, log: Callable[[dict], None] = prin
     finally:
         for h in hooks:
             h.remove()
+
+
+def _augment(image, rng: random.Random, cfg: Config):
+    """One pretraining screen: cropped (`Config.vision_crop`), inverted (`Config.vision_invert`)."""
+    if rng.random() < cfg.vision_crop:
+        image = _crop(image, rng)
+    if rng.random() < cfg.vision_invert:
+        image = PIL.ImageOps.invert(image)
+    return image
+
+
+def _crop(image, rng: random.Random):
+    """A random crop of ``image``: a quarter to all of its area, its aspect, anywhere on it."""
+    side = math.sqrt(rng.uniform(0.25, 1.0))
+    w, h = max(32, round(image.width * side)), max(32, round(image.height * side))
+    x0, y0 = rng.randint(0, image.width - w), rng.randint(0, image.height - h)
+    return image.crop((x0, y0, x0 + w, y0 + h))
+
+
+def _patch_mask(
+    grid_thw: torch.Tensor, merge: int, side: int, share: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Which rows of the processor's ``pixel_values`` to mask: squares of ``side`` x ``side``
+    patches on each image's grid, each masked with probability ``share``. The rows come in the
+    processor's order (merge windows of ``merge`` x ``merge`` patches, row-major), so each row's
+    (row, column) on the grid is worked out from that order, not assumed to be raster order."""
+    masks = []
+    for t, h, w in grid_thw.tolist():
+        grid = torch.arange(h * w).reshape(h // merge, merge, w // merge, merge)
+        index = grid.permute(0, 2, 1, 3).reshape(-1)  # raster index of each row, in the rows' order
+        rows, cols = index // w, index % w
+        blocks_w = -(-w // side)
+        block = rows // side * blocks_w + cols // side
+        drawn = torch.rand(-(-h // side) * blocks_w, generator=gen) < share
+        masks.append(drawn[block].repeat(t))
+    return torch.cat(masks)
 
 
 def _train(
@@ -389,20 +463,25 @@ def bundle_screenshot(model, proc, folder: Path, start: int = BUNDLE_START, trie
     return info
 
 
-def _check_config(parser: argparse.ArgumentParser, cfg: Config, skip_base: bool) -> None:
-    """Every number of ``cfg`` in its range, else one line and exit 2 (argparse's error)."""
+def _check_config(parser: argparse.ArgumentParser, cfg: Config, skip_base: bool, given: set[str]) -> None:
+    """Every number of ``cfg`` in its range, else one line and exit 2 (argparse's error); ``given``:
+    the options on the command line."""
     flag = lambda name: f"--{name.replace('_', '-')}"  # noqa: E731
     for name, value in asdict(cfg).items():
         if value < 0:
             parser.error(f"{flag(name)} must be 0 or more, not {value}")
-    for name in ("batch", "threads"):
+    for name in ("batch", "threads", "vision_mask_block"):
         if getattr(cfg, name) < 1:
             parser.error(f"{flag(name)} must be 1 or more")
-    for name in ("vision_mask", "adapter_replay"):
+    for name in ("vision_mask", "vision_crop", "vision_invert", "adapter_replay"):
         if getattr(cfg, name) > 1:
             parser.error(f"{flag(name)} is a share: between 0 and 1")
-    if skip_base and cfg.vision_steps:
-        parser.error("--vision-steps pretrains the base model's tower; --skip-base trains only the adapter")
+    # The base model's options mean nothing to an adapter-only run: refused when asked for, not ignored.
+    base_only = sorted(n for n in given if n.startswith(("--vision", "--tower", "--base")))
+    if skip_base and base_only:
+        parser.error(
+            f"{', '.join(base_only)}: options of the base model's training; --skip-base trains only the adapter"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -419,7 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     cfg = Config(**{k: getattr(args, k) for k in asdict(Config())})
-    _check_config(parser, cfg, args.skip_base)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    _check_config(parser, cfg, args.skip_base, given)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
