@@ -97,6 +97,12 @@ _FUSED: dict[str, tuple[str, Kernel]] = {
     "cuda": ("aten._scaled_dot_product_efficient_attention", _kernel_cuda),
 }
 
+#: Heads whose column sums vary by less than this share of their largest are computed again by the
+#: folded pass. The weighted pass's result carries the kernel's log-sum-exp, about log N in size, so
+#: its relative error is ~1e-6 (the folded pass's, whose log-sum-exp is log r_j, ~1e-7); a map that
+#: is min-max normalised divides that error by its relative range, and a head whose sums vary by 1%
+#: would show it at 1e-4 of the scale. Such nearly flat heads are rare in trained models.
+FLAT = 0.05
 #: Largest spread (max - min, per head) of the rows' log-sum-exp that the weighted pass takes: its
 #: weights exp(min - lse) then stay normal float32 numbers (the smallest is e^-87), with room to
 #: spare for the kernel's sums. Wider spreads (one query far more peaked than another) go to the
@@ -161,8 +167,14 @@ def _received_fused(
         else:
             rows = kernel(qh, kh, _zeros(kh, n_k, widths.get("lse")), scale)[1]
         spread = (rows.amax(dim=-1) - rows.amin(dim=-1)).max().item() if n else 0.0
+        values = None
         if "weighted" in widths and spread <= WEIGHT_RANGE:
-            out[h : h + group] = _PASSES["weighted"](kernel, qh, kh, rows, scale, widths["weighted"])
+            values = _PASSES["weighted"](kernel, qh, kh, rows, scale, widths["weighted"])
+            top = values.amax(dim=-1)
+            if "folded" in widths and ((top - values.amin(dim=-1)) < FLAT * top).any().item():
+                values = None  # too flat for the weighted pass's precision: the folded one below
+        if values is not None:
+            out[h : h + group] = values
         elif "folded" in widths:
             out[h : h + group] = _PASSES["folded"](kernel, qh, kh, rows, scale, widths["folded"])
         else:
