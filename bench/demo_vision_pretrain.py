@@ -1,10 +1,12 @@
-"""Issue #16's first experiment: does pretraining the demo's vision tower by masked-patch
-reconstruction put its received attention (the edge map) on the widgets?
+"""Issue #16's experiments: does pretraining the demo's vision tower alone put its received
+attention (the edge map) on the widgets?
 
-SimMIM-style (Xie et al., CVPR 2022), no loss on attention: a share of each screen's patches is
-replaced by a learned mask token after the patch embedding (the position table still says where
-it is), and a linear head on the last vision block's output predicts the masked patches' pixels
-(the processor's normalised patch rows), L1 loss on the masked patches only. The tower is the demo
+No loss on attention: a linear head on the last vision block's output predicts patches' pixels
+(the processor's normalised patch rows), L1. By default SimMIM-style (Xie et al., CVPR 2022): a
+share of each screen's patches (``--mask``, in squares of ``--mask-block``) replaced by a learned
+mask token after the patch embedding, the loss on those only; with ``--noise`` Gaussian noise on
+every patch and the loss on every patch (denoising; the shipped recipe is ``--mask 0 --noise 1
+--steps 600``); ``--crop`` / ``--invert`` augment the screens. The tower is the demo
 model's (`lav.demo.model.build_model`: 2 blocks x 96 wide, sine/cosine position table), trained
 from scratch on the training seeds of the synthetic screens.
 
@@ -17,6 +19,8 @@ because the title bar is one widget box filling the first patch row, the share o
 the share on widgets below it (`demo_eval.edge_shares`).
 
     python bench/demo_vision_pretrain.py [--steps 1500] [--mask 0.5] [--n 100]
+    python bench/demo_vision_pretrain.py --steps 600 --mask 0 --noise 1 --n 60 --save tower.pt
+    python bench/demo_vision_pretrain.py --tower tower.pt --n 60          # measure a saved tower
     python bench/demo_vision_pretrain.py --steps 800 --ground 1000   # + grounding training on top
 
 With ``--ground STEPS`` the demo's base grounding training (`lav.demo.train.train_base`, the
@@ -46,39 +50,18 @@ from lav.demo.batches import processor  # noqa: E402
 from lav.demo.model import build_model  # noqa: E402
 
 
-def pretrain(
-    steps: int,
-    batch: int,
-    mask_ratio: float,
-    lr: float,
-    seed: int = 0,
-    mask_block: int = 1,
-    crop: float = 0.0,
-    invert: float = 0.0,
-    noise: float = 0.0,
-) -> tuple[dict, list]:
-    """A fresh demo vision tower trained by masked-patch reconstruction
-    (`lav.demo.train.pretrain_vision`, the recipe's optional first phase); its state dict, the log."""
-    from lav.demo.train import Config, pretrain_vision
+def pretrain(cfg) -> tuple[dict, list]:
+    """A fresh demo vision tower trained by `lav.demo.train.pretrain_vision` with ``cfg`` (a
+    `lav.demo.train.Config`); its state dict, the log."""
+    from lav.demo.train import pretrain_vision
 
-    model = build_model(seed)
+    model = build_model(cfg.seed)
     log: list = []
 
     def keep(record: dict) -> None:
         log.append(record)
         print(json.dumps(record), file=sys.stderr, flush=True)
 
-    cfg = Config(
-        seed=seed,
-        batch=batch,
-        vision_steps=steps,
-        vision_mask=mask_ratio,
-        vision_lr=lr,
-        vision_mask_block=mask_block,
-        vision_crop=crop,
-        vision_invert=invert,
-        vision_noise=noise,
-    )
     pretrain_vision(model, processor(), cfg, keep)
     return {k: v.detach().clone() for k, v in model.model.visual.state_dict().items()}, log
 
@@ -145,18 +128,23 @@ def main() -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     if args.tower:
+        if not Path(args.tower).is_file():
+            ap.error(f"--tower {args.tower}: no such file (write one with --save)")
         state, log = torch.load(args.tower), []
     else:
-        state, log = pretrain(
-            args.steps,
-            args.batch,
-            args.mask,
-            args.lr,
-            mask_block=args.mask_block,
-            crop=args.crop,
-            invert=args.invert,
-            noise=args.noise,
+        from lav.demo.train import Config
+
+        cfg = Config(
+            batch=args.batch,
+            vision_steps=args.steps,
+            vision_mask=args.mask,
+            vision_mask_block=args.mask_block,
+            vision_crop=args.crop,
+            vision_invert=args.invert,
+            vision_noise=args.noise,
+            vision_lr=args.lr,
         )
+        state, log = pretrain(cfg)
     minutes = (time.perf_counter() - t0) / 60
     if args.save:
         torch.save(state, args.save)
@@ -168,9 +156,9 @@ def main() -> int:
         "random tower (untrained)": edge_on_widgets(
             {k: v for k, v in build_model(0).model.visual.state_dict().items()}, args.n
         ),
-        "masked-patch pretrained tower": edge_on_widgets(state, args.n),
+        "pretrained tower": edge_on_widgets(state, args.n),
     }
-    names = ["shipped tower", "random tower (untrained)", "masked-patch pretrained tower"]
+    names = ["shipped tower", "random tower (untrained)", "pretrained tower"]
     if args.ground:
         from dataclasses import replace
 

@@ -11,6 +11,7 @@ import pytest
 import lav
 from lav.demo import assets, cli
 from lav.demo import screens as S
+from lav.metrics import cell_coverage
 
 pytestmark = pytest.mark.skipif(
     not (assets.BASE / "config.json").is_file() or not (assets.ADAPTER / "adapter_config.json").is_file(),
@@ -126,14 +127,6 @@ def test_lav_demo_refuses_an_image_without_an_instruction(tmp_path):
         cli.run(_demo_args(tmp_path / "d", image=str(assets.SCREEN)))
 
 
-def _touches(boxes, h: int, w: int) -> np.ndarray:
-    """(h, w) patches of 16 px that overlap any of ``boxes`` (x0, y0, x1, y1 in pixels)."""
-    mask = np.zeros((h, w), dtype=bool)
-    for x0, y0, x1, y1 in boxes:
-        mask[y0 // 16 : -(-y1 // 16), x0 // 16 : -(-x1 // 16)] = True
-    return mask
-
-
 def test_shipped_edge_map_lights_the_widgets_below_the_title_bar(viz):
     """Issue #16's bar, on screens neither training nor bench/demo_eval.py uses: below the title
     bar's row, the edge map's top 10% lands on widgets well above chance, and the map as drawn is
@@ -145,8 +138,9 @@ def test_shipped_edge_map_lights_the_widgets_below_the_title_bar(viz):
         full = edge.map("edge").arrays["edge_raw"]  # the default map before normalisation
         drawn = ((full - full.min()) / (full.max() - full.min()))[1:]  # as the picture draws it
         values = full[1:]  # rows below the title bar's
-        h, w = values.shape
-        widgets = _touches([b for b in screen.widget_boxes if b != S.TITLE_BAR], h + 1, w)[1:]
+        # Patches that overlap a widget other than the title bar, on the full grid, then below row 0.
+        boxes = [b for b in screen.widget_boxes if b != S.TITLE_BAR]
+        widgets = np.any([cell_coverage(b, full.shape, screen.image.size) > 0 for b in boxes], axis=0)[1:]
         top = np.argsort(values, axis=None)[-int(round(0.1 * values.size)) :]
         on.append(widgets.flatten()[top].mean())
         chance.append(widgets.mean())
