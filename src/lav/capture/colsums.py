@@ -113,7 +113,8 @@ WEIGHT_RANGE = 60.0
 def _weighted(kernel: Kernel, q, k, rows: torch.Tensor, scale: float, width: int | None) -> torch.Tensor:
     """``r_j = sum_i softmax_i(s k_j.q_i) w_i * exp(lse'_j)`` with ``w_i = exp(m - lse_i)``: the keys
     attend over the queries at the queries' own width and scale (no copies), the bias rides on a
-    stride-0 value; ``lse'_j`` is the kernel's own. Half the work of the folded pass's wider heads."""
+    stride-0 value; ``lse'_j`` is the kernel's own. The folded pass's heads are wider (80 for 72)
+    and need two copies."""
     low = rows.amin(dim=-1, keepdim=True)
     w = torch.exp(low - rows)  # (G, N_q) in (0, 1]
     value = w.unsqueeze(-1).expand(*w.shape, width or q.shape[-1])
