@@ -130,7 +130,7 @@ def test_edge_hot_patch_colours_exactly_its_block_cyan(v):
     rows, cols = _block(SIZE, grid, 3, 4)
 
     rgb = (0, _q8(200 + 55 * v), 255)
-    a8 = _q8(255 * v * 0.55)
+    a8 = _q8(255 * v * 0.3)
     expected = np.array(base).astype(float)
     expected[rows, cols] = _blend(np.array(base)[rows, cols], rgb, a8)
     np.testing.assert_allclose(out, expected, atol=0.5)
@@ -157,7 +157,7 @@ def test_focus_hot_cell_colours_exactly_its_block_red_to_yellow(v):
     expected[rows, cols] = _blend(np.array(base)[rows, cols], rgb, a8)
     np.testing.assert_allclose(out, expected, atol=0.5)
     assert (
-        np.array(focus_layer(focus, SIZE))[rows, cols] == (255, _q8(180 * v), 0, _q8(255 * v * 0.6))
+        np.array(focus_layer(focus, SIZE))[rows, cols] == (255, _q8(180 * v), 0, _q8(255 * v * 0.35))
     ).all()
 
 
@@ -165,8 +165,8 @@ def test_focus_is_composited_over_edge():
     edge, focus = np.ones((2, 2)), np.ones((1, 1))
     base = _screenshot()
     out = np.array(overlay(base, edge=edge, focus=focus)).astype(float)
-    under = _blend(np.array(base), (0, 255, 255), _q8(255 * 0.55))
-    expected = _blend(under, (255, 180, 0), _q8(255 * 0.6))
+    under = _blend(np.array(base), (0, 255, 255), _q8(255 * 0.3))
+    expected = _blend(under, (255, 180, 0), _q8(255 * 0.35))
     np.testing.assert_allclose(out, expected, atol=1.0)
 
 
