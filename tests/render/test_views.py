@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 import lav
+import lav.report as views
 from lav.demo.screens import COLOURS
 from lav.render import CLICK_GREEN, CLICK_MARKER
-from lav.report import ABOUT, DEMO_CAVEAT
 from tests.render.demo_run import MAPS, demo_comparison
 
 #: The top colour (v = 1) of each map style and its opacity there (README, lav.render.overlay).
@@ -89,7 +89,7 @@ def test_notebook_view_of_a_comparison_differs_from_the_adapter_alone(res):
 def test_notebook_view_names_both_answers_and_says_what_the_maps_are(res):
     text = _text(res._repr_html_())
     assert res.response in text and res.base.response in text
-    for label, sentence in ABOUT.values():
+    for label, sentence in views.ABOUT.values():
         assert f"{label}: {sentence}" in text
 
 
@@ -157,20 +157,22 @@ def test_every_extra_map_gets_its_own_pictures(res, run):
 
 def test_the_report_says_what_the_maps_are_and_the_demo_caveat(res, run):
     text = _text((run / "report.html").read_text())
-    for label, sentence in ABOUT.values():
+    for label, sentence in views.ABOUT.values():
         assert f"{label}: {sentence}" in text
-    assert DEMO_CAVEAT in text
-    assert DEMO_CAVEAT in _text(res._repr_html_())
+    assert views.DEMO_CAVEAT in text
+    assert views.DEMO_CAVEAT in _text(res._repr_html_())
 
 
 def test_another_model_gets_no_demo_caveat(res):
     other = dataclasses.replace(res, model="Qwen/Qwen3-VL-2B-Instruct")
-    assert DEMO_CAVEAT not in _text(other.report_html()) and DEMO_CAVEAT not in _text(other._repr_html_())
+    assert views.DEMO_CAVEAT not in _text(other.report_html()) and views.DEMO_CAVEAT not in _text(
+        other._repr_html_()
+    )
 
 
 def test_the_viewer_says_what_the_maps_are():
     text = _text((STATIC / "index.html").read_text())
-    for label, sentence in ABOUT.values():
+    for label, sentence in views.ABOUT.values():
         assert f"{label}: {sentence}" in text
 
 
