@@ -189,7 +189,7 @@ def test_diff_sign_sets_the_hue_and_zero_is_transparent():
     pos, neg, zero = layer[5, 5], layer[5, 15], layer[5, 25]
     assert tuple(pos[:3]) == DIFF_POSITIVE and pos[0] > pos[2]
     assert tuple(neg[:3]) == DIFF_NEGATIVE and neg[2] > neg[0]
-    assert pos[3] == neg[3] == _q8(255 * 0.8 * 0.7)
+    assert pos[3] == neg[3] == _q8(255 * 0.8 * 0.4)
     assert zero[3] == 0
 
 
@@ -235,3 +235,14 @@ def test_to_png_round_trips_rgba():
     back = Image.open(io.BytesIO(to_png(layer)))
     assert back.mode == "RGBA"
     np.testing.assert_array_equal(np.array(back), np.array(layer))
+
+
+def test_a_dashed_click_keeps_its_centre_and_breaks_its_arms_and_ring():
+    base = Image.new("RGB", (200, 150), (255, 255, 255))
+    solid = np.array(draw_click(base, 100, 75))
+    dashed = np.array(draw_click(base, 100, 75, dashed=True))
+    assert tuple(solid[75, 100]) == tuple(dashed[75, 100]) == CLICK_MARKER
+    drawn = lambda a: (a != 255).any(axis=-1)  # noqa: E731
+    # Every dashed pixel is a solid one's, and a good part of the solid ones is left out.
+    assert not (drawn(dashed) & ~drawn(solid)).any()
+    assert 0.3 < drawn(dashed).sum() / drawn(solid).sum() < 0.8
