@@ -116,7 +116,7 @@ def test_base_adapter_and_difference_panels_are_visible_with_loaded_images(opene
 
 @pytest.mark.parametrize(
     "layer, selector, count",
-    [("edge", ".stack img.layer-edge", 3), ("focus", ".stack img.layer-focus", 3), ("click", "svg.click", 2)],
+    [("edge", ".stack img.layer-edge", 3), ("focus", ".stack img.layer-focus", 3), ("click", "svg.click", 4)],
 )
 def test_layer_switch_hides_and_shows_that_layer_in_every_panel(opened, layer, selector, count):
     others = {".stack img.layer-edge", ".stack img.layer-focus", "svg.click"} - {selector}
@@ -140,7 +140,7 @@ def test_opacity_slider_sets_the_map_layers_opacity(opened):
     assert opened.page.locator("[data-opacity-value]").inner_text() == "30%"
     # Only the maps fade: the screenshot and the click stay as they were.
     assert opacity("img.screenshot") == [1.0] * 3
-    assert opacity("svg.click") == [1.0] * 2
+    assert opacity("svg.click") == [1.0] * 4  # one per panel, both in the difference
     opened.page.locator("input[data-opacity]").fill("0")
     assert opacity(".stack img.layer") == [0.0] * 6
 

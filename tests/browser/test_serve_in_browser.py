@@ -366,7 +366,7 @@ def test_page_talks_only_to_its_server_and_looks_right(analysed, server, tmp_pat
 
 
 # --- more maps: ticked in the form, picked in the view ------------------------------------------------
-EXTRA_ALPHA = {"edge": 0.55, "focus": 0.6}
+EXTRA_ALPHA = {"edge": 0.3, "focus": 0.35}
 
 
 def _colour(style: str, v: float) -> tuple[np.ndarray, float]:

@@ -130,7 +130,7 @@ def test_edge_hot_patch_colours_exactly_its_block_cyan(v):
     rows, cols = _block(SIZE, grid, 3, 4)
 
     rgb = (0, _q8(200 + 55 * v), 255)
-    a8 = _q8(255 * v * 0.55)
+    a8 = _q8(255 * v * 0.3)
     expected = np.array(base).astype(float)
     expected[rows, cols] = _blend(np.array(base)[rows, cols], rgb, a8)
     np.testing.assert_allclose(out, expected, atol=0.5)
@@ -157,7 +157,7 @@ def test_focus_hot_cell_colours_exactly_its_block_red_to_yellow(v):
     expected[rows, cols] = _blend(np.array(base)[rows, cols], rgb, a8)
     np.testing.assert_allclose(out, expected, atol=0.5)
     assert (
-        np.array(focus_layer(focus, SIZE))[rows, cols] == (255, _q8(180 * v), 0, _q8(255 * v * 0.6))
+        np.array(focus_layer(focus, SIZE))[rows, cols] == (255, _q8(180 * v), 0, _q8(255 * v * 0.35))
     ).all()
 
 
@@ -165,8 +165,8 @@ def test_focus_is_composited_over_edge():
     edge, focus = np.ones((2, 2)), np.ones((1, 1))
     base = _screenshot()
     out = np.array(overlay(base, edge=edge, focus=focus)).astype(float)
-    under = _blend(np.array(base), (0, 255, 255), _q8(255 * 0.55))
-    expected = _blend(under, (255, 180, 0), _q8(255 * 0.6))
+    under = _blend(np.array(base), (0, 255, 255), _q8(255 * 0.3))
+    expected = _blend(under, (255, 180, 0), _q8(255 * 0.35))
     np.testing.assert_allclose(out, expected, atol=1.0)
 
 
@@ -189,7 +189,7 @@ def test_diff_sign_sets_the_hue_and_zero_is_transparent():
     pos, neg, zero = layer[5, 5], layer[5, 15], layer[5, 25]
     assert tuple(pos[:3]) == DIFF_POSITIVE and pos[0] > pos[2]
     assert tuple(neg[:3]) == DIFF_NEGATIVE and neg[2] > neg[0]
-    assert pos[3] == neg[3] == _q8(255 * 0.8 * 0.7)
+    assert pos[3] == neg[3] == _q8(255 * 0.8 * 0.4)
     assert zero[3] == 0
 
 
@@ -235,3 +235,14 @@ def test_to_png_round_trips_rgba():
     back = Image.open(io.BytesIO(to_png(layer)))
     assert back.mode == "RGBA"
     np.testing.assert_array_equal(np.array(back), np.array(layer))
+
+
+def test_a_dashed_click_keeps_its_centre_and_breaks_its_arms_and_ring():
+    base = Image.new("RGB", (200, 150), (255, 255, 255))
+    solid = np.array(draw_click(base, 100, 75))
+    dashed = np.array(draw_click(base, 100, 75, dashed=True))
+    assert tuple(solid[75, 100]) == tuple(dashed[75, 100]) == CLICK_MARKER
+    drawn = lambda a: (a != 255).any(axis=-1)  # noqa: E731
+    # Every dashed pixel is a solid one's, and a good part of the solid ones is left out.
+    assert not (drawn(dashed) & ~drawn(solid)).any()
+    assert 0.3 < drawn(dashed).sum() / drawn(solid).sum() < 0.8

@@ -168,14 +168,14 @@ def run_eval(args: argparse.Namespace) -> int:
         merged = merge(out, dataset, shard[1], require_all=False)
         if merged is None:
             _say(f"part {shard[0]}/{shard[1]} done in {ev.out}; the last part to finish merges into {out}")
-            _print(ev.summary, ev.out)
+            _print(ev.summary, ev.out, ev.resumed)
             return 0
         ev = merged
-    _print(ev.summary, out)
+    _print(ev.summary, out, ev.resumed)
     return 0
 
 
-def _print(summary, out) -> None:
+def _print(summary, out, resumed: int = 0) -> None:
     def line(name, s) -> str:
         if s["accuracy"] is None:
             return f"{name}: no scored samples"
@@ -185,6 +185,8 @@ def _print(summary, out) -> None:
             f"wrong format {s['wrong_format']}"
         )
 
+    if resumed:
+        print(f"resumed: {resumed} of {summary['n_samples']} samples were already done in {out}")
     print(line("adapter" if summary.get("adapter") else "model", summary))
     if summary.get("base"):
         print(line("base", summary["base"]))

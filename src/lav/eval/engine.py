@@ -45,6 +45,8 @@ class Evaluation:
     records: list[dict[str, Any]]
     summary: dict[str, Any]
     out: Path | None
+    #: Samples of this run already done in ``out`` when it started (a resumed run), 0 for a fresh one.
+    resumed: int = 0
 
     @property
     def accuracy(self) -> float | None:
@@ -171,6 +173,7 @@ def evaluate(
     )
     extra = {"coords": coords, "system": system, "template": template}
     sink = _Sink(folder, save_maps)
+    resumed = sum(s.id in sink.done for s in samples)
     try:
         bar = Progress(len(samples), sink.records, enabled=progress)
         # Batches are fixed slices of the sample list, so a resumed run batches (and pads) the
@@ -190,8 +193,8 @@ def evaluate(
     records = sorted((r for r in sink.records if r["id"] in order), key=lambda r: order[r["id"]])
     summary = _summary(records, viz.model_name, viz.adapter_name, dataset, options)
     if folder is not None:
-        write_outputs(folder, records, summary)
-    return Evaluation(records, summary, folder)
+        write_outputs(folder, records, summary, resumed=resumed)
+    return Evaluation(records, summary, folder, resumed)
 
 
 def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
@@ -297,12 +300,16 @@ def _summary(records, model, adapter, dataset: Dataset, options) -> dict[str, An
     return summary
 
 
-def write_outputs(folder: Path, records: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """``summary.json`` and ``report.html`` of a finished folder."""
+def write_outputs(
+    folder: Path, records: Sequence[dict[str, Any]], summary: dict[str, Any], resumed: int = 0
+) -> None:
+    """``summary.json`` and ``report.html`` of a finished folder. ``resumed``: how many samples the
+    run found done when it started; the report says so (the summary, a function of the records
+    alone, does not change with it)."""
     from .report import build_report
 
     log.write_atomic(folder / log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    log.write_atomic(folder / log.REPORT_FILE, build_report(summary, records, folder))
+    log.write_atomic(folder / log.REPORT_FILE, build_report(summary, records, folder, resumed=resumed))
 
 
 # ---------------------------------------------------------------------------------------------

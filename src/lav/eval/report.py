@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from ..render import overlay, to_png
-from .records import safe_id
+from .records import NO_CLICK_TARGETS, safe_id
 
 #: Most thumbnails the gallery embeds (flips first, then failures), to keep the page light.
 GALLERY_MAX = 60
@@ -33,7 +33,10 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 table{border-collapse:collapse;background:#fff;margin:6px 0}
 th,td{border:1px solid #d6d9de;padding:4px 8px;text-align:right}th{background:#eef0f3}
 td:first-child,th:first-child{text-align:left}
-.note{background:#fff4d6;border:1px solid #e9c46a;padding:6px 10px;margin:8px 0}
+.warn{background:#fff4d6;border:1px solid #e9c46a;padding:6px 10px;margin:8px 0}
+.info{color:#4a5563;margin:2px 0;padding-left:8px;border-left:3px solid #c9d1db}
+.absent{color:#8a4b00;font-weight:600}dl.card{display:grid;grid-template-columns:max-content 1fr;gap:0 8px;margin:4px 0}
+dl.card dt{color:#5b6675}dl.card dd{margin:0}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
 figure{background:#fff;border:1px solid #d6d9de;margin:0;padding:6px;width:490px}
 figure img{max-width:100%}figcaption{font-size:12px;word-break:break-word}
@@ -111,20 +114,67 @@ def _accuracy_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     ]
 
 
-def _groups(summary: Mapping[str, Any]) -> str:
+def _partition(records: Sequence[Mapping[str, Any]], field: str) -> list[str | None]:
+    """The value of ``field`` of each scored record (as the summary groups them)."""
+    return [
+        None if (v := (r.get("groups") or {}).get(field)) is None else str(v)
+        for r in records
+        if not r.get("error")
+    ]
+
+
+def _same_partition(a: Sequence[str | None], b: Sequence[str | None]) -> bool:
+    """Whether two fields split the samples alike: each value of one goes with one value of the other."""
+    forward: dict[str | None, str | None] = {}
+    backward: dict[str | None, str | None] = {}
+    for x, y in zip(a, b, strict=True):
+        if forward.setdefault(x, y) != y or backward.setdefault(y, x) != x:
+            return False
+    return True
+
+
+def _merged_fields(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """The grouping fields, those that split the samples the same way in one list (a dataset's
+    ``group`` and ``application`` often do): one table each instead of the same table twice."""
+    fields = list(summary.get("by", {}))
+    parts = {f: _partition(records, f) for f in fields}
+    merged: list[list[str]] = []
+    for field in fields:
+        for same in merged:
+            if _same_partition(parts[same[0]], parts[field]):
+                same.append(field)
+                break
+        else:
+            merged.append([field])
+    return merged
+
+
+def _groups(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = ()) -> str:
     parts = []
+    by = summary.get("by", {})
     base_by = (summary.get("base") or {}).get("by", {})
-    for field, values in summary.get("by", {}).items():
+    scored = [r for r in records if not r.get("error")]
+    fields = _merged_fields(summary, records) if scored else [[f] for f in by]
+    for same in fields:
+        first = same[0]
+        # The other fields' value for each value of the first (they split the samples alike).
+        names = {f: dict(zip(_partition(records, first), _partition(records, f), strict=True)) for f in same}
         rows = []
-        for value, s in values.items():
-            row = [value, s["n"], _pct(s["accuracy"]), _ci(s["ci95"])]
+        for value, s in by[first].items():
+            label = " / ".join(str(names[f].get(value, value)) if f != first else value for f in same)
+            row = [label, s["n"], _pct(s["accuracy"]), _ci(s["ci95"])]
             if base_by:
-                b = base_by.get(field, {}).get(value)
+                b = base_by.get(first, {}).get(value)
                 row += [_pct(b["accuracy"]) if b else "–"]
             rows.append(row)
-        head = [field, "n", "accuracy", "95% CI"] + (["base accuracy"] if base_by else [])
+        head = [" / ".join(same), "n", "accuracy", "95% CI"] + (["base accuracy"] if base_by else [])
         parts.append(_table(head, rows))
-    return "".join(parts) or "<p>The dataset has no grouping fields.</p>"
+    note = (
+        "<p>Fields that split the samples the same way share one table.</p>"
+        if any(len(f) > 1 for f in fields)
+        else ""
+    )
+    return note + "".join(parts) if parts else "<p>The dataset has no grouping fields.</p>"
 
 
 def _curve(
@@ -245,7 +295,7 @@ def _conventions(summary: Mapping[str, Any]) -> str:
     rows = [[c, _pct(a), used.get(c, 0)] for c, a in conv.get("accuracy", {}).items()]
     out = _table(["read as", "accuracy", "answers read so in this run"], rows)
     if conv.get("note"):
-        out = f'<p class="note">{_e(conv["note"])}</p>' + out
+        out = f'<p class="warn">{_e(conv["note"])}</p>' + out
     return out
 
 
@@ -271,6 +321,35 @@ def _find(folder: Path, *parts: str) -> Path | None:
     return None
 
 
+def _answer(outcome: Mapping[str, Any], who: str) -> str:
+    """The raw answer and the click it was read as, two labelled values."""
+    click = outcome.get("click")
+    where = "none" if click is None else f"({click['x']:.0f}, {click['y']:.0f}) px"
+    return (
+        f"<dt>{who}answer</dt><dd><code>{_e(outcome.get('response'))}</code></dd>"
+        f"<dt>{who}click</dt><dd>{_e(where)}</dd>"
+    )
+
+
+def _short(name: Any) -> str:
+    """A model or adapter as the title names it: the demo's by that name, a folder by its own name."""
+    from ..report import is_demo
+
+    text = str(name)
+    if is_demo(text):
+        return "demo model"
+    from ..demo.assets import ADAPTER
+
+    try:
+        folder = Path(text).expanduser()
+        if folder.resolve() == ADAPTER.resolve():
+            return "demo adapter"
+        # A local folder by its name; a hub id (owner/name, no such folder here) as written.
+        return folder.name if folder.is_dir() and folder.name else text
+    except (OSError, ValueError):
+        return text
+
+
 def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
     def kind(r: Mapping[str, Any]) -> str | None:
         b = r.get("base")
@@ -294,12 +373,16 @@ def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
         saved = None if folder is None else _find(folder, "samples", sid, "report.html")
         if saved is not None:
             link = f' · <a href="{_e(saved.relative_to(folder).as_posix())}">maps</a>'
-        click = r.get("click")
-        where = "no click" if click is None else f"({click['x']:.0f}, {click['y']:.0f})"
+        absent = ""
+        if r.get("target") in NO_CLICK_TARGETS:
+            did = "the model clicked" if r.get("click") is not None else "the model did not click"
+            absent = f'<br><span class="absent">target absent: {did}</span>'
+        values = _answer(r, "")
+        if r.get("base") is not None:
+            values += _answer(r["base"], "base ")
         cards.append(
-            f'<figure>{img}<figcaption><b class="{k}">{k}</b> <code>{_e(r["id"])}</code>{link}<br>'
-            f"{_e(r['instruction'])}<br>answer <code>{_e(r.get('response'))}</code> → {_e(where)}"
-            "</figcaption></figure>"
+            f'<figure>{img}<figcaption><b class="{k}">{k}</b> <code>{_e(r["id"])}</code>{link}{absent}<br>'
+            f'{_e(r["instruction"])}<dl class="card">{values}</dl></figcaption></figure>'
         )
     if not cards:
         return "<p>No flips or failures.</p>"
@@ -312,17 +395,30 @@ def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
 
 
 def build_report(
-    summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], folder: Path | None
+    summary: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    folder: Path | None,
+    resumed: int = 0,
 ) -> str:
-    """The page (a string). ``folder``: the run's folder, where thumbnails and result folders lie."""
+    """The page (a string). ``folder``: the run's folder, where thumbnails and result folders lie;
+    ``resumed``: how many samples the run found already done there when it started."""
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     adapter = summary.get("adapter")
-    title = f"lav eval · {summary.get('dataset')}"
+    title = f"lav eval · {summary.get('dataset')} · {_short(summary.get('model'))}"
+    if adapter:
+        title += f" + {_short(adapter)}"
     errors = summary.get("errors", [])
     err_html = (
         _table(["id", "reason"], [[e["id"], e["reason"]] for e in errors]) if errors else "<p>None.</p>"
     )
-    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in summary.get("notes", []))
+    # What the reader found in the data: information, not warnings.
+    notes = "".join(f'<p class="info">{_e(n)}</p>' for n in summary.get("notes", []))
+    if resumed:
+        n = summary.get("n_samples", 0)
+        notes += (
+            f'<p class="info resumed">Resumed: {resumed} of {n} samples were already done in this folder '
+            f"when the run started; it ran the other {n - resumed}.</p>"
+        )
     return (
         "<!doctype html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{csp}">'
@@ -335,7 +431,7 @@ def build_report(
             ["run", "n", "correct", "accuracy", "95% CI (Wilson)", "wrong format"], _accuracy_rows(summary)
         )
         + _flips(summary)
-        + f"<h2>By group</h2>{_groups(summary)}"
+        + f"<h2>By group</h2>{_groups(summary, records)}"
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"
         + _methods(summary)

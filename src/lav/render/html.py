@@ -131,10 +131,11 @@ def _stack(
     return "".join(parts)
 
 
-def _crosshair_body(inside: bool) -> str:
+def _crosshair_body(inside: bool, dashed: bool = False) -> str:
     """SVG content of the crosshair in a viewBox of -24..24: green arms, #1e3a5f ring and dot.
 
-    White halos under each part keep it visible on dark and on green screenshots alike.
+    White halos under each part keep it visible on dark and on green screenshots alike. ``dashed``
+    (the base model's click in the difference panel) dashes the arms and the ring.
     """
     green = "rgb({},{},{})".format(*CLICK_GREEN)
     marker = "#{:02x}{:02x}{:02x}".format(*CLICK_MARKER)
@@ -144,34 +145,53 @@ def _crosshair_body(inside: bool) -> str:
     )
     # An outside click is drawn hollow and dashed at the border: a place to look, not a hit.
     dot = f'<circle r="2.6" fill="{marker}" stroke="#fff" stroke-width="1"/>' if inside else ""
-    dash = "" if inside else ' stroke-dasharray="3 2"'
+    dash = "" if inside and not dashed else ' stroke-dasharray="3 2"'
+    arm_dash = ' stroke-dasharray="4 3"' if dashed else ""
     return (
-        f'<g stroke="#fff" stroke-width="5" stroke-linecap="round" opacity="0.8">{arms}</g>'
-        f'<g stroke="{green}" stroke-width="3" stroke-linecap="round">{arms}</g>'
+        f'<g stroke="#fff" stroke-width="5" stroke-linecap="round" opacity="0.8"{arm_dash}>{arms}</g>'
+        f'<g stroke="{green}" stroke-width="3" stroke-linecap="round"{arm_dash}>{arms}</g>'
         '<circle r="7.5" fill="none" stroke="#fff" stroke-width="4.5"/>'
         f'<circle r="7.5" fill="none" stroke="{marker}" stroke-width="2.5"{dash}/>{dot}'
     )
 
 
-def _crosshair_svg(x: float, y: float, size: tuple[int, int]) -> str:
-    """The click as inline SVG placed in percent of the image, so it follows the screenshot's scale."""
+def _crosshair_svg(x: float, y: float, size: tuple[int, int], who: str = "", dashed: bool = False) -> str:
+    """The click as inline SVG placed in percent of the image, so it follows the screenshot's scale.
+
+    ``who`` ("adapter", "base") names whose click it is where a panel shows two.
+    """
     w, h = size
     inside = 0.0 <= x <= w and 0.0 <= y <= h
     left = min(max(100.0 * x / w, 0.0), 100.0)
     top = min(max(100.0 * y / h, 0.0), 100.0)
-    label = f"click at x {x:.1f}, y {y:.1f} px" + ("" if inside else " (outside the image)")
+    label = f"{who + ' ' if who else ''}click at x {x:.1f}, y {y:.1f} px" + (
+        "" if inside else " (outside the image)"
+    )
+    classes = "click" + ("" if inside else " hollow") + (" dashed" if dashed else "")
+    data_who = f' data-who="{_e(who)}"' if who else ""
     return (
-        f'<svg class="click{"" if inside else " hollow"}" data-layer="click" viewBox="-24 -24 48 48" '
+        f'<svg class="{classes}" data-layer="click"{data_who} viewBox="-24 -24 48 48" '
         f'style="left:{left:.4f}%;top:{top:.4f}%" role="img" aria-label="{_e(label)}">'
-        f"{_crosshair_body(inside)}</svg>"
+        f"{_crosshair_body(inside, dashed)}</svg>"
     )
 
 
 def _legend(
-    names: Sequence[str], maps: Mapping[str, Mapping[str, str]], difference: bool, click_inside: bool = True
+    names: Sequence[str],
+    maps: Mapping[str, Mapping[str, str]],
+    difference: bool,
+    click_inside: bool = True,
+    unchanged: Sequence[str] = (),
 ) -> str:
     items = []
     for name in names:
+        if name in unchanged:
+            # An exactly zero difference draws nothing; say so instead of a colour scale for nothing.
+            items.append(
+                f'<li data-unchanged="{_e(name)}"><span class="swatch none"></span>'
+                f"{_e(maps[name]['title'])}: no change (adapter and base maps are identical)</li>"
+            )
+            continue
         if name == "click":
             svg = f'<svg class="swatch-click" viewBox="-24 -24 48 48" aria-hidden="true">{_crosshair_body(click_inside)}</svg>'
             text = (
@@ -253,14 +273,32 @@ def _difference(
     if not isinstance(diff, Mapping):
         raise RenderError(f"{where} must be a dict or None")
     layers = _need(diff, "layers", Mapping, where)
-    shown = [n for n in maps if layers.get(n) is not None]
+    unchanged = [n for n in diff.get("unchanged") or () if n in maps]
+    shown = [n for n in maps if layers.get(n) is not None or n in unchanged]
+    stack = _stack(layers, images, where, size, list(maps))
+    keys = []
+    clicks = diff.get("clicks")
+    if clicks is not None and not isinstance(clicks, Mapping):
+        raise RenderError(f"{where}['clicks'] must be {{'adapter': click | None, 'base': click | None}}")
+    for who, dashed in (("adapter", False), ("base", True)) if clicks is not None else ():
+        click = _click({"click": clicks.get(who)}, f"{where}['clicks'][{who!r}]")
+        if click is None:
+            keys.append(f"<li>no {who} click</li>")
+            continue
+        stack += _crosshair_svg(click[0], click[1], size, who, dashed)
+        svg = (
+            '<svg class="swatch-click" viewBox="-24 -24 48 48" aria-hidden="true">'
+            f"{_crosshair_body(True, dashed)}</svg>"
+        )
+        keys.append(f'<li data-key="{who}">{svg}{"dashed" if dashed else "solid"}: {who} click</li>')
     return (
         '<section class="panel difference" id="panel-difference" data-panel="difference">'
         f"<h2>{_e(diff.get('title') or 'Difference')}</h2>"
-        f'<div class="stack">{_stack(layers, images, where, size, list(maps))}</div>'
+        f'<div class="stack">{stack}</div>'
         '<p class="readout" aria-live="off"></p>'
         '<p class="note-diff">Adapter minus base: red where the adapter looks more, blue where the base does.</p>'
-        + _legend(shown, maps, difference=True)
+        + _legend(shown, maps, difference=True, unchanged=unchanged)
+        + (f'<ul class="legend click-key">{"".join(keys)}</ul>' if keys else "")
         + "</section>"
     )
 
@@ -301,7 +339,29 @@ def _maps(payload: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         style = _need(m, "style", str, where)
         if style not in _MAP_STYLES:
             raise RenderError(f"{where} style {style!r} must be one of {_MAP_STYLES}")
-        out[name] = {"title": str(m.get("title") or name), "style": style}
+        shown = m.get("shown", True)
+        if not isinstance(shown, bool):
+            raise RenderError(f"{where} shown must be true or false, got {shown!r}")
+        out[name] = {"title": str(m.get("title") or name), "style": style, "shown": shown}
+    return out
+
+
+def _about(rows: Any, caveat: Any) -> str:
+    """What each map is, one sentence each, and a caution about this model's maps (if any)."""
+    out = ""
+    if rows:
+        if not isinstance(rows, Sequence) or isinstance(rows, str):
+            raise RenderError("payload['about'] must be a list of [label, sentence] pairs")
+        items = []
+        for row in rows:
+            if isinstance(row, str) or not isinstance(row, Sequence) or len(row) != 2:
+                raise RenderError(f"payload['about'] row {row!r} is not a [label, sentence] pair")
+            items.append(f"<li><b>{_e(row[0])}</b>: {_e(row[1])}</li>")
+        out += f'<ul class="about">{"".join(items)}</ul>'
+    if caveat:
+        if not isinstance(caveat, str):
+            raise RenderError(f"payload['caveat'] must be a string or None, got {type(caveat).__name__}")
+        out += f'<p class="caveat" role="note">{_e(caveat)}</p>'
     return out
 
 
@@ -310,7 +370,14 @@ def _controls(present: set[str], maps: Mapping[str, Mapping[str, str]]) -> str:
     boxes = []
     titles = {**{n: m["title"] for n, m in maps.items()}, "click": "Click"}
     for name, title in titles.items():
-        state = "checked" if name in present else "disabled"
+        # A map the payload does not show at first (shown: false) starts unticked, not disabled.
+        state = (
+            "disabled"
+            if name not in present
+            else ""
+            if not maps.get(name, {}).get("shown", True)
+            else "checked"
+        )
         boxes.append(
             f'<label><input type="checkbox" data-toggle="{_e(name)}" {state}><span>{_e(title)}</span></label>'
         )
@@ -331,8 +398,11 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
             {"title": str, "model": str, "adapter": str | None,
              "instruction": str, "response": str,          # response: default answer of a panel
              "image_size": [W, H],                          # original-image pixels
-             "maps": [{"name": str, "title": str, "style": "edge" | "focus"}, ...],
-                                    # optional: the map layers, in drawing order; default edge, focus
+             "maps": [{"name": str, "title": str, "style": "edge" | "focus", "shown": bool}, ...],
+                                    # optional: the map layers, in drawing order; default edge, focus;
+                                    # shown (default true): false starts the map's switch unticked
+             "about": [[label, sentence], ...],   # optional: what each map is, above the panels
+             "caveat": str | None,                # optional: a caution about this model's maps
              "panels": [                                    # one or more, shown side by side
                 {"id": str,             # "adapter", "base", ...; [A-Za-z0-9_.-], unique, not "difference"
                  "title": str,          # optional, defaults to id
@@ -341,7 +411,9 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
                  "click_note": str | None,     # why there is no click, if none
                  "layers": {"screenshot": key, <map name>: key | None, ...}}, ...],
              "difference": {"title": str,  # optional; adapter minus base, diverging colours
-                            "layers": {"screenshot": key, <map name>: key | None, ...}}
+                            "layers": {"screenshot": key, <map name>: key | None, ...},
+                            "unchanged": [<map name>, ...],  # optional: maps whose difference is 0
+                            "clicks": {"adapter": click | None, "base": click | None}}  # optional
                            | None,         # optional
              "meta": [[label, value], ...]}  # optional; a table: layers used, convention, timings
 
@@ -392,6 +464,9 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'"
     # One switch rule per map (names are [A-Za-z0-9_-], checked above).
     hide = "".join(f".hide-{n} .layer-{n}{{display:none}}" for n in maps)
+    # Maps not shown at first are hidden before the script runs too (it keeps the class in step).
+    off = [f"hide-{n}" for n, m in maps.items() if not m["shown"] and n in present]
+    hidden = f' class="{" ".join(off)}"' if off else ""
     adapter_text = f"adapter <code>{_e(adapter)}</code>" if adapter else "no adapter"
     return (
         "<!doctype html>\n"
@@ -399,9 +474,9 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_asset('report.css')}{hide}</style></head>\n"
-        '<body><main id="lav-report">'
+        f'<body><main id="lav-report"{hidden}>'
         f'<header><h1>{_e(title)}</h1><p class="model">model <code>{_e(model)}</code> · {adapter_text}</p></header>'
-        f"{_controls(present, maps)}"
+        f"{_about(payload.get('about'), payload.get('caveat'))}{_controls(present, maps)}"
         f'<div class="panels{" compare" if compare else ""}">{body}</div>'
         f"{_meta(payload.get('meta'))}</main>\n"
         f'<script type="application/json" id="lav-data">{_script_json(payload)}</script>\n'

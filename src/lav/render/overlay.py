@@ -3,9 +3,10 @@
 Everything here takes plain data: maps are numpy arrays on the model's patch grid, images are PIL
 images, sizes are ``(width, height)`` in original-image pixels. The colours are the product's:
 
-- edge map (cyan): ``rgba(0, 200 + 55*v, 255, v*alpha)``
-- decision focus (red/yellow): ``rgba(255, 180*v, 0, v*alpha)``
-- difference (adapter minus base, in [-1, 1]): red for positive, blue for negative, ``|d|*alpha``
+- edge map (cyan): ``rgba(0, 200 + 55*v, 255, v*alpha)``, alpha 0.3 by default
+- decision focus (red/yellow): ``rgba(255, 180*v, 0, v*alpha)``, alpha 0.35 by default
+- difference (adapter minus base, in [-1, 1]): red for positive, blue for negative, ``|d|*alpha``,
+  alpha 0.4 by default
 - click: a green crosshair with a ``#1e3a5f`` ring and centre dot.
 
 Channels are quantised to 8 bits by rounding half up (``floor(x + 0.5)``), so ``v = 0.5`` gives
@@ -41,9 +42,12 @@ CLICK_MARKER: tuple[int, int, int] = (0x1E, 0x3A, 0x5F)
 DIFF_POSITIVE: tuple[int, int, int] = (230, 40, 40)
 DIFF_NEGATIVE: tuple[int, int, int] = (40, 100, 230)
 
-EDGE_ALPHA = 0.55
-FOCUS_ALPHA = 0.6
-DIFF_ALPHA = 0.7
+# Opacities at v = 1, low enough that a target under the map keeps its own colour: at the seed's
+# 0.6 the demo's purple target under its focus peak read as orange, another colour of the demo
+# (tests/render/test_views.py checks every shape of the demo screenshot under the real maps).
+EDGE_ALPHA = 0.3
+FOCUS_ALPHA = 0.35
+DIFF_ALPHA = 0.4
 
 # Map values that come out of a float32 min-max can overshoot [0, 1] by a few ulps; anything
 # beyond this is a caller bug (an un-normalised map) and must not be silently clipped.
@@ -207,7 +211,7 @@ def _click_pixel(width: int, height: int, x: float, y: float) -> tuple[int, int,
     return cx, cy, inside
 
 
-def draw_click(image: Image.Image, x: float, y: float) -> Image.Image:
+def draw_click(image: Image.Image, x: float, y: float, dashed: bool = False) -> Image.Image:
     """A copy of ``image`` with the click crosshair on it.
 
     Args:
@@ -218,7 +222,8 @@ def draw_click(image: Image.Image, x: float, y: float) -> Image.Image:
         The copy. The centre pixel ``(round(x), round(y))`` (Python's ``round``) is `CLICK_MARKER`;
         green arms of `CLICK_GREEN` point at it from four sides and a `CLICK_MARKER` ring surrounds
         it, all scaled with the image. A click outside the image is drawn at the nearest border
-        pixel as a hollow marker: ring and arms, no centre dot.
+        pixel as a hollow marker: ring and arms, no centre dot. ``dashed`` breaks the arms and the
+        ring into dashes (the base model's click beside the adapter's solid one).
     """
     out = image.copy() if image.mode in ("RGB", "RGBA") else image.convert("RGB")
     w, h = out.size
@@ -238,6 +243,11 @@ def draw_click(image: Image.Image, x: float, y: float) -> Image.Image:
     arms &= np.maximum(np.abs(dx), np.abs(dy)) <= reach
     # Integer radii compared on squared distances keep the marker symmetric about the centre pixel.
     ring = (d2 <= r_out * r_out) & (d2 > r_in * r_in)
+    if dashed:
+        # Dashes along the arms (by distance from the centre) and around the ring (by angle).
+        step = max(2, s["ring"] // 2)
+        arms &= (np.maximum(np.abs(dx), np.abs(dy)) // step) % 2 == 0
+        ring &= (np.floor(np.arctan2(dy, dx) / (np.pi / 6)).astype(int) % 2) == 0
     marker = ring | (d2 <= s["dot"] * s["dot"]) if inside else ring
 
     box = np.array(out.crop((x0, y0, x1, y1)))

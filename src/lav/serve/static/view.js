@@ -1,8 +1,8 @@
 // The result view: the screenshot on a canvas with the maps over it, zoom and pan, the selectors
 // and the hover read-out. Colours are the product's (lav.render.overlay):
-//   edge (cyan)       rgba(0, 200 + 55 v, 255, v * 0.55)
-//   focus (red/yellow) rgba(255, 180 v, 0, v * 0.6)
-//   difference        red (230, 40, 40) above zero, blue (40, 100, 230) below, |d| * 0.7
+//   edge (cyan)       rgba(0, 200 + 55 v, 255, v * 0.3)
+//   focus (red/yellow) rgba(255, 180 v, 0, v * 0.35)
+//   difference        red (230, 40, 40) above zero, blue (40, 100, 230) below, |d| * 0.4
 //   click             a green crosshair with a #1e3a5f ring and centre dot
 // Any other map of the result (focus_sink_masked, edge_rollout, ...) is drawn in its own style, on
 // its own grid (the array's shape: patch or merged), over the whole image as edge and focus are.
@@ -11,7 +11,8 @@
 import { enc, getBuffer, getJson } from "./api.js";
 import { parseNpy } from "./npy.js";
 
-const ALPHA = { edge: 0.55, focus: 0.6, diff: 0.7 };
+// Kept equal to lav.render.overlay: low enough that a target keeps its own colour under the map.
+const ALPHA = { edge: 0.3, focus: 0.35, diff: 0.4 };
 const CLICK_GREEN = "rgb(0, 220, 0)";
 const MARKER = "#1e3a5f";
 const MAP_LAYERS = ["edge", "focus", "focus_x", "focus_y"];
