@@ -186,7 +186,12 @@ BOX_TEMPLATES = [
 ]
 
 # Any text without digits: Python's \d also matches non-ASCII decimal digits, so exclude them all.
-no_digits = st.text(st.characters(exclude_categories=("Nd", "Cs")), max_size=25)
+# ... and without the markers of a final answer ("<answer>", "Action:", ...) or a refusal phrase, which
+# move what is read (tests/coords/test_answer_corpus.py covers them).
+_MARKERS = ("<answer>", "<tool_call>", "action:", "think", "target", "element", "not present")
+no_digits = st.text(st.characters(exclude_categories=("Nd", "Cs")), max_size=25).filter(
+    lambda t: not any(m in t.lower() for m in _MARKERS)
+)
 written_int = st.integers(-5000, 5000).map(str)
 written_float = st.builds(
     lambda v, d: f"{v:.{d}f}", st.floats(-5000, 5000, allow_nan=False), st.integers(1, 4)

@@ -84,6 +84,8 @@ _JSON_OPEN = r"(?:\{[^{}]*?)?"
 _JSON_CLOSE = r"(?:[^{}]*\})?"
 # A keyword argument that is not a number (button='left') may follow the two positional ones.
 _MORE_ARGS = r"(?:\s*,\s*[A-Za-z_][^()]*)?"
+# The rest of a call after its x and y keywords (", button='left')"), so the expression ends at ")".
+_CALL_END = r"(?:[^()]*\))?"
 _BOX_OPEN = r"(?:<\|box_start\|>)?"
 _KEY_X = rf"(?<![\w.]){_Q}?[xX]{_Q}?\s*[:=]\s*{_n('x')}"
 _KEY_Y = rf"\s*[,;]?\s*{_Q}?[yY]{_Q}?\s*[:=]\s*{_n('y')}"
@@ -132,9 +134,9 @@ _FORMATS: tuple[_Format, ...] = (
         50,
         rf"<point>\s*[(\[]?\s*{_n('x')}(?:\s*,\s*|\s+){_n('y')}\s*[)\]]?\s*</point>",
     ),
-    _fmt("pyautogui", "point", 50, rf"pyautogui\.click\(\s*{_KEY_X}{_KEY_Y}"),
+    _fmt("pyautogui", "point", 50, rf"pyautogui\.click\(\s*{_KEY_X}{_KEY_Y}{_CALL_END}"),
     _fmt("pyautogui", "point", 50, rf"pyautogui\.click\(\s*{_POINT_2}{_MORE_ARGS}\s*\)"),
-    _fmt("click", "point", 40, rf"click\(\s*{_KEY_X}{_KEY_Y}"),
+    _fmt("click", "point", 40, rf"click\(\s*{_KEY_X}{_KEY_Y}{_CALL_END}"),
     _fmt("click", "point", 40, rf"click\(\s*{_POINT_2}{_MORE_ARGS}\s*\)"),
     _fmt("key-value", "point", 30, rf"{_KEY_X}{_KEY_Y}"),
     _fmt("box-pairs", "box", 25, _PAIR),
