@@ -15,7 +15,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .coords import Click
+from .coords import AnswerRules, Click
 from .errors import (
     AdapterError,
     AdapterWarning,
@@ -70,6 +70,7 @@ __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "AdapterError",
     "AdapterWarning",
+    "AnswerRules",
     "CaptureError",
     "Click",
     "ImageError",

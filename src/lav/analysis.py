@@ -19,6 +19,7 @@ from torch import nn
 
 from .capture.recorder import model_lock
 from .checks import check_prompt_text, special_tokens, validate_request
+from .coords import DEFAULT_RULES, AnswerRules
 from .errors import InputError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
 from .methods import MapMethod, Needs, Selection, chosen, resolve_heads
@@ -76,6 +77,8 @@ class Visualizer:
             adapter_name = str(getattr(model, "active_adapter", None) or "adapter")
         self.adapter_name = adapter_name
         self.max_image_pixels = max_image_pixels
+        #: What refuses in this model's answers (a preset sets it; `analyze(answer_rules=)` overrides).
+        self.answer_rules: AnswerRules = DEFAULT_RULES
 
     def __repr__(self) -> str:
         adapter = f", adapter={self.adapter_name!r}" if self.adapter_name else ""
@@ -126,6 +129,7 @@ class Visualizer:
         maps: Sequence[str] | None = None,
         focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
+        answer_rules: AnswerRules | None = None,
     ) -> Result:
         """Where the model looks when it answers ``instruction`` on ``image``.
 
@@ -139,6 +143,8 @@ class Visualizer:
         ``focus_heads``: ``(layer, head)`` pairs (or ``"L:H L:H"``) for the ``focus_selected`` map,
         e.g. the best heads of a `lav eval` ranking (`lav.methods.heads_from_ranking`).
         ``progress``: called with each stage as it starts (see `analyze_many`).
+        ``answer_rules``: the refusal phrases and sentinels (`lav.AnswerRules`; None: the Visualizer's
+        ``answer_rules``). The click is read from the final answer, after any reasoning.
         """
         item = {
             "image": image,
@@ -158,6 +164,7 @@ class Visualizer:
             maps=maps,
             focus_heads=focus_heads,
             progress=progress,
+            answer_rules=answer_rules,
         )[0]
 
     def analyze_many(
@@ -172,6 +179,7 @@ class Visualizer:
         maps: Sequence[str] | None = None,
         focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
+        answer_rules: AnswerRules | None = None,
     ) -> list[Result]:
         """One `Result` per item, as `analyze` would give one by one, computed in batches.
 
@@ -181,6 +189,7 @@ class Visualizer:
         ``progress``: called with each stage as it starts: ``"preparing"``, ``"generating"`` (or
         ``"forward"`` for forced answers), ``"maps"``; prefixed ``"base: "`` in the pass with the adapter
         disabled. A callback that raises stops the analysis, and the model is put back as it was.
+        ``answer_rules``: as in `analyze`.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -188,6 +197,9 @@ class Visualizer:
             raise InputError(f"compare_base must be True or False, got {compare_base!r}")
         if compare_base and not self.has_adapter:
             raise InputError("compare_base needs a LoRA adapter: load the model with adapter=...")
+        rules = self.answer_rules if answer_rules is None else answer_rules
+        if not isinstance(rules, AnswerRules):
+            raise InputError(f"answer_rules must be a lav.AnswerRules, got {type(rules).__name__}")
         methods = chosen(maps, self.parts)
         raw_items = list(items)
         if not raw_items:
@@ -254,11 +266,18 @@ class Visualizer:
                     if not group:
                         continue
                     batch = [requests[i] for i in group]
-                    out = self._batch(batch, methods, selection, needs, max_new_tokens, True, progress)
+                    out = self._batch(batch, methods, selection, needs, max_new_tokens, True, progress, rules)
                     if compare_base:
                         with self.model.disable_adapter():
                             base = self._batch(
-                                batch, methods, selection, needs, max_new_tokens, False, _prefixed(progress)
+                                batch,
+                                methods,
+                                selection,
+                                needs,
+                                max_new_tokens,
+                                False,
+                                _prefixed(progress),
+                                rules,
                             )
                         for res, b in zip(out, base, strict=True):
                             res.base = b
@@ -275,6 +294,7 @@ class Visualizer:
         max_new_tokens: int,
         adapter_enabled: bool,
         progress: Callable[[str], None] | None = None,
+        rules: AnswerRules | None = None,
     ) -> list[Result]:
         say = progress or (lambda stage: None)
         say("preparing")
@@ -286,7 +306,7 @@ class Visualizer:
         say("maps")
         t1 = time.perf_counter()
         answers = [
-            read_click(self, r, g, ids)
+            read_click(self, r, g, ids, rules)
             for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
         ]
         maps = make_maps(self, prepared, ran, answers, methods, selection)
@@ -310,6 +330,8 @@ class Visualizer:
                     click=answer.click,
                     click_error=answer.click_error,
                     coords_convention=answer.convention,
+                    answer_span=answer.answer_span,
+                    refused=answer.refused,
                     answer_tokens=[answer.text[a:b] for a, b in answer.offsets],
                     attention_backend=ran.rec.backend,
                     received_method=sorted(ran.rec.methods),

@@ -211,6 +211,8 @@ def _print_result(res, out: Path) -> None:
         )
         if c.warning:
             print(f"warning: {c.warning}")
+    elif res.refused:
+        print(f"click: none, the model refused ({res.click_error})")
     else:
         print(f"click: none ({res.click_error})")
     if res.base is not None:

@@ -24,8 +24,10 @@ from PIL import Image
 from .coords.convert import Click
 from .errors import LavError
 
-#: Version of the ``result.json`` layout; `Result.load` reads this version only.
-SCHEMA_VERSION = 2
+#: Version of the ``result.json`` layout. 3 added ``answer_span``, ``refused`` and the click's
+#: ``candidates``; `Result.load` reads versions 2 and 3 (a version-2 record has none of them).
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 
 #: Map grids: ``patch`` is the vision tower's patch grid (grid_h, grid_w); ``merged`` is the decoder's
 #: image-token grid (grid_h/merge, grid_w/merge).
@@ -107,7 +109,9 @@ class Result:
 
     Maps by name in ``maps`` (`Map`); ``edge`` (grid_h, grid_w) and ``focus`` (grid_h/merge,
     grid_w/merge) float32 in [0,1] are the first two. ``click`` is in original-image pixels, or None
-    with ``click_error`` saying why. ``base`` holds the same analysis with the LoRA adapter disabled,
+    with ``click_error`` saying why; ``refused`` is True when the answer is a refusal (a phrase or a
+    sentinel such as [-1, -1]) and ``answer_span`` the [start, end) characters of ``response`` read
+    as the final answer (after any reasoning; None when none was found). ``base`` holds the same analysis with the LoRA adapter disabled,
     when asked for. The attribute names are the keys of ``result.json``.
     """
 
@@ -130,6 +134,8 @@ class Result:
     timings: dict[str, float]
     maps: dict[str, Map] = field(repr=False)
     base: Result | None = field(default=None, repr=False)
+    answer_span: tuple[int, int] | None = None
+    refused: bool = False
 
     # --- the maps, in the user's words -------------------------------------------------------
     def map(self, name: str) -> Map:
@@ -279,10 +285,11 @@ class Result:
         if not isinstance(data, dict):
             raise LavError(f"{folder}/result.json is not a JSON object; save the result again")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = " and ".join(str(v) for v in READABLE_VERSIONS)
             raise LavError(
-                f"{folder}/result.json has schema_version {version!r}; this lav reads version "
-                f"{SCHEMA_VERSION}: run the analysis again with this lav"
+                f"{folder}/result.json has schema_version {version!r}; this lav reads versions "
+                f"{readable}: run the analysis again with this lav"
             )
         try:
             return cls._from(data, arrays, "", image)
@@ -308,8 +315,12 @@ class Result:
         for f in fields(cls):
             if f.name in ("image", "maps", "base", "click"):
                 continue
+            if f.name in _ADDED_IN_3 and f.name not in data:
+                continue  # a version-2 record: the field's default
             kwargs[f.name] = data[f.name]
         kwargs["resized_size"] = tuple(kwargs["resized_size"])
+        if kwargs.get("answer_span") is not None:
+            kwargs["answer_span"] = tuple(kwargs["answer_span"])
         base = None
         if data.get("base") is not None:
             base = cls._from(data["base"], arrays, prefix + "base_", image)
@@ -346,6 +357,10 @@ class Result:
         return save(self, directory)
 
 
+#: Result fields that version-2 records lack.
+_ADDED_IN_3 = ("answer_span", "refused")
+
+
 def _click(d: dict[str, Any]) -> Click:
     return Click(
         x=d["x"],
@@ -357,6 +372,7 @@ def _click(d: dict[str, Any]) -> Click:
         in_range=d["in_range"],
         inside_image=d["inside_image"],
         warning=d["warning"],
+        candidates=tuple((float(x), float(y)) for x, y in d.get("candidates", [(d["x"], d["y"])])),
     )
 
 

@@ -21,7 +21,17 @@ from PIL import Image
 
 from .capture import Recording, capture
 from .checks import check_length, context_length
-from .coords import Click, explain_missing, number_tokens, parse_answer, resolve_convention, to_click
+from .coords import (
+    AnswerRules,
+    Click,
+    explain_missing,
+    number_tokens,
+    oriented,
+    parse_answer,
+    resolve_convention,
+    to_click,
+    tokens_for_spans,
+)
 from .errors import LavError
 from .geometry import Grid, grids_from_thw
 from .methods import AnswerRows, Item, MapMethod, Needs, Selection
@@ -198,7 +208,11 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
 
 @dataclass(frozen=True)
 class Answer:
-    """One item's answer: text, token spans, the click (or why there is none) and the focus rows."""
+    """One item's answer: text, token spans, the click (or why there is none) and the focus rows.
+
+    ``answer_span``: the [start, end) characters of ``text`` read as the final answer (None when
+    nothing was found); ``refused``: the answer is a refusal (``click_error`` says which).
+    """
 
     text: str
     offsets: list[tuple[int, int]]
@@ -206,26 +220,40 @@ class Answer:
     click_error: str | None
     convention: str | None
     rows: AnswerRows
+    answer_span: tuple[int, int] | None = None
+    refused: bool = False
 
 
-def read_click(viz: Visualizer, request: Request, grid: Grid, ids: list[int]) -> Answer:
-    """Parse one answer into a click in original-image pixels and the rows its digits sit on."""
+def read_click(
+    viz: Visualizer, request: Request, grid: Grid, ids: list[int], rules: AnswerRules | None = None
+) -> Answer:
+    """Parse one answer into a click in original-image pixels and the rows its digits sit on.
+
+    The click and the rows come from the final answer (`lav.coords.parse_answer`), never from
+    coordinates named in the reasoning before it; ``rules`` say what refuses (None: the defaults).
+    """
     if not ids:
         raise LavError(
             "the model answered nothing (it ended at once); check the chat template or the adapter"
         )
     text, offsets = _decode_with_offsets(viz.processor.tokenizer, ids)
     resized = (grid.w * viz.parts.patch, grid.h * viz.parts.patch)
-    parsed = parse_answer(text)
+    parsed = parse_answer(text, rules)
     if parsed is None:
         rows = AnswerRows(tuple(range(len(ids))), (), (), "all answer tokens (the answer has no coordinates)")
-        return Answer(text, offsets, None, explain_missing(text), None, rows)
+        return Answer(text, offsets, None, explain_missing(text, rules), None, rows)
+    if parsed.refusal is not None:
+        # The decision to refuse is spelt by the sentinel's numbers, or by the refusing phrase.
+        spans = [*parsed.x_spans, *parsed.y_spans] or [parsed.refusal_span or parsed.answer_span]
+        chosen = tuple(tokens_for_spans(offsets, spans)) or tuple(range(len(ids)))
+        rows = AnswerRows(chosen, (), (), "the refusal's tokens")
+        return Answer(text, offsets, None, parsed.refusal, None, rows, parsed.answer_span, True)
     convention = resolve_convention(parsed, viz.parts.spec.coords, request.coords)
     click = to_click(parsed, convention, resized, request.image.size)
-    spans = number_tokens(offsets, parsed)
+    spans = number_tokens(offsets, oriented(parsed, convention))
     x_rows, y_rows = tuple(spans["x"]), tuple(spans["y"])
     rows = AnswerRows(tuple(sorted({*x_rows, *y_rows})), x_rows, y_rows, "coordinate digits")
-    return Answer(text, offsets, click, None, convention, rows)
+    return Answer(text, offsets, click, None, convention, rows, parsed.answer_span)
 
 
 def pad_id(viz: Visualizer) -> int:

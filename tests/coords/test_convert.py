@@ -105,6 +105,15 @@ def _encode(px: float, py: float, convention: str, resized, original) -> tuple[f
         return px / original[0] * 1000, py / original[1] * 1000
     if convention == ABSOLUTE_RESIZED:
         return px * resized[0] / original[0], py * resized[1] / original[1]
+    if convention == "absolute-original":
+        return px, py
+    if convention == "relative-999":
+        return px / original[0] * 999, py / original[1] * 999
+    if convention == "relative-100":
+        return px / original[0] * 100, py / original[1] * 100
+    if convention == "relative-1000-yx":  # written y first
+        return py / original[1] * 1000, px / original[0] * 1000
+    assert convention == NORMALIZED_1
     return px / original[0], py / original[1]
 
 
@@ -211,6 +220,7 @@ def test_to_dict_is_plain_json():
         "in_range": True,
         "inside_image": True,
         "warning": None,
+        "candidates": [[400.0, 300.0]],
     }
 
 

@@ -85,10 +85,11 @@ def test_point_answer_point_is_its_values():
     assert parsed is not None and parsed.point == (3.0, 4.0)
 
 
-def test_first_coordinates_in_the_text_win():
+def test_without_a_marker_the_last_coordinates_in_the_text_win():
+    # A model reasoning in prose names other points on its way to the answer (issue 21).
     parsed = parse_answer("Either (1, 2) or x=5, y=6 or [7, 8]")
-    assert parsed is not None and parsed.values == (1.0, 2.0)
-    parsed = parse_answer("x=5, y=6, not (1, 2)")
+    assert parsed is not None and parsed.values == (7.0, 8.0)
+    parsed = parse_answer("not (1, 2) but x=5, y=6")
     assert parsed is not None and parsed.values == (5.0, 6.0)
 
 
@@ -185,7 +186,12 @@ BOX_TEMPLATES = [
 ]
 
 # Any text without digits: Python's \d also matches non-ASCII decimal digits, so exclude them all.
-no_digits = st.text(st.characters(exclude_categories=("Nd", "Cs")), max_size=25)
+# ... and without the markers of a final answer ("<answer>", "Action:", ...) or a refusal phrase, which
+# move what is read (tests/coords/test_answer_corpus.py covers them).
+_MARKERS = ("<answer>", "<tool_call>", "action:", "think", "target", "element", "not present")
+no_digits = st.text(st.characters(exclude_categories=("Nd", "Cs")), max_size=25).filter(
+    lambda t: not any(m in t.lower() for m in _MARKERS)
+)
 written_int = st.integers(-5000, 5000).map(str)
 written_float = st.builds(
     lambda v, d: f"{v:.{d}f}", st.floats(-5000, 5000, allow_nan=False), st.integers(1, 4)
@@ -228,7 +234,9 @@ def test_formatted_numbers_parse_back_with_spans_on_their_characters(template, n
 @given(no_digits)
 def test_text_without_digits_has_no_coordinates(text):
     assert parse_answer(text) is None
-    assert explain_missing(text) in ("the answer is empty", "the answer has no numbers")
+    assert explain_missing(text) == "the answer is empty" or explain_missing(text).endswith(
+        ("is empty", "has no numbers", "cut off? reasoning models need max_new_tokens of 512 or more)")
+    )
 
 
 def test_parsed_is_frozen():

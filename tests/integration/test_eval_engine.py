@@ -90,7 +90,17 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     rec = record(box, res)
     assert rec["click"] == {"x": 48.0, "y": 40.0}
     assert rec["correct"] and not rec["wrong_format"]
-    assert rec["conventions"] == {"relative-1000": True, "absolute-resized": False, "normalized-1": False}
+    # 0-999: (48.05, 40.04) inside; y-first 0-1000 of (500, 500) is the same point; original pixels
+    # and 0-100 ((480, 400) px) are outside.
+    assert rec["conventions"] == {
+        "relative-1000": True,
+        "absolute-resized": False,
+        "normalized-1": False,
+        "absolute-original": False,
+        "relative-999": True,
+        "relative-100": False,
+        "relative-1000-yx": True,
+    }
     assert rec["chance"] == pytest.approx(16 * 20 / (96 * 80))
     # Per layer: the same numbers lav.metrics gives for that layer's map.
     focus = res.maps["focus"]
@@ -118,8 +128,12 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     assert (
         rec_none["correct"] and not rec_none["wrong_format"] and rec_none["maps"]["focus"]["pointing"] is None
     )
+    # "no such element" is a refusal (lav.AnswerRules): no click, but no format error either.
     rec_box_none = record(box, none)
-    assert not rec_box_none["correct"] and rec_box_none["wrong_format"] and rec_box_none["click"] is None
+    assert not rec_box_none["correct"] and rec_box_none["refused"] and not rec_box_none["wrong_format"]
+    garbled = record(box, viz.analyze(image, "Click it", response="I cannot tell.", focus_layers="all"))
+    assert not garbled["correct"] and garbled["wrong_format"] and garbled["click"] is None
+    assert not garbled["refused"]
 
 
 def test_polygon_targets_score_the_polygon_not_its_box(viz, tmp_path):

@@ -25,6 +25,7 @@ from PIL import Image
 
 import lav
 from lav.checks import validate_request
+from lav.result import SCHEMA_VERSION
 from lav.serve.app import MAX_UPLOAD, create_app
 from lav.serve.model import ModelWorker
 from lav.serve.results import encode_id
@@ -130,7 +131,7 @@ def test_analysis_result_record_equals_result_json(client, done):
     assert snap["state"] == "done" and snap["result"] == job
     record = client.get(f"/api/results/{job}").json()
     assert record == json.loads(json.dumps(res.to_dict()))
-    assert record["schema_version"] == 2 and record["base"] is not None
+    assert record["schema_version"] == SCHEMA_VERSION and record["base"] is not None
     assert record["response"] == RESPONSE and record["forced_response"] is True
 
 

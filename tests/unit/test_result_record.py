@@ -141,6 +141,32 @@ def test_every_map_reaches_json_npz_and_report_by_name(tmp_path):
     assert 'data-toggle="probe"' in page and "Probe map" in page and 'data-layer="probe"' in page
 
 
+def test_a_version_2_record_loads_without_the_fields_version_3_added(tmp_path):
+    res = _result()
+    out = res.save(tmp_path / "o")
+    data = json.loads((out / "result.json").read_text())
+    assert data["schema_version"] == 3 and data["refused"] is False and data["answer_span"] is None
+    # What lav wrote before answer_span, refused and the click's candidates existed.
+    data["schema_version"] = 2
+    del data["answer_span"], data["refused"], data["click"]["candidates"]
+    (out / "result.json").write_text(json.dumps(data))
+    old = Result.load(out)
+    assert old.answer_span is None and old.refused is False
+    assert old.click is not None and old.click.candidates == ((old.click.x, old.click.y),)
+    assert old.maps == res.maps and old.response == res.response
+
+
+def test_answer_span_and_refused_round_trip(tmp_path):
+    res = _result(click=False)
+    res.refused, res.answer_span, res.click_error = (
+        True,
+        (0, 12),
+        "the answer is the refusal sentinel [-1, -1]",
+    )
+    back = Result.load(res.save(tmp_path / "o"))
+    assert back == res and back.answer_span == (0, 12) and back.refused
+
+
 def test_old_or_foreign_folders_are_refused_with_a_clear_error(tmp_path):
     res = _result()
     out = res.save(tmp_path / "o")

@@ -1,18 +1,20 @@
 """Coordinate conventions, and the click in original-image pixels.
 
 Qwen2-VL and Qwen3-VL answer on a 0-1000 scale of the image; Qwen2.5-VL answers in pixels of the
-image *after* ``smart_resize``; fine-tunes often answer in 0-1 fractions. A value outside the
+image *after* ``smart_resize``; fine-tunes often answer in 0-1 fractions, in pixels of the original
+image, on 0-999 (Step-GUI, MAI-UI's own parser), on 0-100 (Molmo) or y-first on 0-1000 (Gemini's
+``box_2d`` = [ymin, xmin, ymax, xmax], points [y, x]). A value outside the
 convention's range is the usual sign of the wrong convention, so it is flagged and kept, never
 clipped: a clipped click would look like a plausible hit on the image border.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InputError
-from .parse import Parsed
+from .parse import Parsed, centre
 
 #: Qwen2-VL / Qwen3-VL: 0-1000 of the image. The top is open (values up to 1000 inclusive are in
 #: range) because the scale has also been documented as 0-999.
@@ -21,11 +23,34 @@ RELATIVE_1000 = "relative-1000"
 ABSOLUTE_RESIZED = "absolute-resized"
 #: 0-1 fractions of the image.
 NORMALIZED_1 = "normalized-1"
-CONVENTIONS: tuple[str, ...] = (RELATIVE_1000, ABSOLUTE_RESIZED, NORMALIZED_1)
+#: Pixels of the original image, before any resize (what users who trained on raw screenshots get).
+ABSOLUTE_ORIGINAL = "absolute-original"
+#: 0-999 of the image: x * W / 999 (Step-GUI; MAI-UI's grounding agent divides by 999).
+RELATIVE_999 = "relative-999"
+#: 0-100 of the image (Molmo's percentages).
+RELATIVE_100 = "relative-100"
+#: y first on 0-1000: Gemini's ``box_2d`` [ymin, xmin, ymax, xmax] and points [y, x].
+RELATIVE_1000_YX = "relative-1000-yx"
+CONVENTIONS: tuple[str, ...] = (
+    RELATIVE_1000,
+    ABSOLUTE_RESIZED,
+    NORMALIZED_1,
+    ABSOLUTE_ORIGINAL,
+    RELATIVE_999,
+    RELATIVE_100,
+    RELATIVE_1000_YX,
+)
+#: Conventions whose answers write y before x.
+Y_FIRST = frozenset({RELATIVE_1000_YX})
+#: Answer formats whose key fixes the convention: Gemini's ``box_2d`` is y-first on 0-1000.
+_FORMAT_CONVENTIONS = {"json-box_2d": RELATIVE_1000_YX}
 
 _RANGE_WORDS = {
     RELATIVE_1000: "the 0–1000 relative scale",
     NORMALIZED_1: "the 0–1 normalized range",
+    RELATIVE_999: "the 0–999 relative scale",
+    RELATIVE_100: "the 0–100 relative scale",
+    RELATIVE_1000_YX: "the 0–1000 relative scale",
 }
 
 
@@ -50,11 +75,14 @@ def resolve_convention(parsed: Parsed, family_default: str, override: str | None
     """The convention to read ``parsed`` in: the user's override, else the family's default.
 
     Decimals all within [0, 1] are read as fractions whatever the family, since a 0-1000 value or a
-    pixel below 1 is no plausible click ((0.42, 0.77) is a fine-tune answering in fractions).
+    pixel below 1 is no plausible click ((0.42, 0.77) is a fine-tune answering in fractions). A
+    format whose key names its convention (Gemini's ``box_2d``: y-first on 0-1000) is read in it.
     """
     if override is not None:
         return _check_convention(override, "coords")
     default = _check_convention(family_default, "the model family's default")
+    if parsed.format in _FORMAT_CONVENTIONS:
+        return _FORMAT_CONVENTIONS[parsed.format]
     if default != NORMALIZED_1 and parsed.has_decimal and all(0.0 <= v <= 1.0 for v in parsed.values):
         return NORMALIZED_1
     return default
@@ -67,6 +95,8 @@ class Click:
     ``raw``: the numbers as written. ``box``: (x1, y1, x2, y2) in original-image pixels for a box
     answer, whose centre is (x, y). Coordinates are never clipped; ``in_range`` says whether every
     raw value lies in the convention's range and ``inside_image`` whether (x, y) lies in the image.
+    ``candidates``: every point of the answer (a box's centre) in original-image pixels, the click
+    first (InfiGUI-G1 lists several).
     """
 
     x: float
@@ -78,6 +108,7 @@ class Click:
     in_range: bool
     inside_image: bool
     warning: str | None
+    candidates: tuple[tuple[float, float], ...] = ()
 
     def drawing_point(self, width: int, height: int) -> tuple[float, float]:
         """(x, y) clipped into a ``width`` x ``height`` image: where to draw the marker, nothing more."""
@@ -95,16 +126,46 @@ class Click:
             "in_range": self.in_range,
             "inside_image": self.inside_image,
             "warning": self.warning,
+            "candidates": [[float(x), float(y)] for x, y in self.candidates],
         }
 
 
-def _extent(convention: str, resized: tuple[int, int]) -> tuple[float, float]:
+def _extent(convention: str, resized: tuple[int, int], original: tuple[int, int]) -> tuple[float, float]:
     """The raw values that mean the right and bottom image edges."""
-    if convention == RELATIVE_1000:
+    if convention in (RELATIVE_1000, RELATIVE_1000_YX):
         return 1000.0, 1000.0
+    if convention == RELATIVE_999:
+        return 999.0, 999.0
+    if convention == RELATIVE_100:
+        return 100.0, 100.0
     if convention == ABSOLUTE_RESIZED:
         return float(resized[0]), float(resized[1])
+    if convention == ABSOLUTE_ORIGINAL:
+        return float(original[0]), float(original[1])
     return 1.0, 1.0
+
+
+def _xy_order(values: tuple[float, ...], convention: str) -> tuple[float, ...]:
+    """``values`` as (x, y[, x2, y2]): swapped pairwise for a y-first convention."""
+    if convention not in Y_FIRST:
+        return values
+    return tuple(v for i in range(0, len(values), 2) for v in (values[i + 1], values[i]))
+
+
+def oriented(parsed: Parsed, convention: str) -> Parsed:
+    """``parsed`` with x written first: a y-first answer's values and spans swapped, else as is.
+
+    The focus's x and y rows come from the spans, so a Gemini-style [y, x] answer needs them swapped.
+    """
+    if convention not in Y_FIRST:
+        return parsed
+    return replace(
+        parsed,
+        values=_xy_order(parsed.values, convention),
+        x_spans=parsed.y_spans,
+        y_spans=parsed.x_spans,
+        candidates=tuple(_xy_order(c, convention) for c in parsed.candidates),
+    )
 
 
 def _outside(raw: tuple[float, ...], kind: str, extent: tuple[float, float]) -> list[tuple[str, float]]:
@@ -113,12 +174,22 @@ def _outside(raw: tuple[float, ...], kind: str, extent: tuple[float, float]) -> 
 
 
 def _warning(
-    raw: tuple[float, ...], kind: str, convention: str, resized: tuple[int, int], bad: list[tuple[str, float]]
+    raw: tuple[float, ...],
+    kind: str,
+    convention: str,
+    resized: tuple[int, int],
+    original: tuple[int, int],
+    bad: list[tuple[str, float]],
 ) -> str:
     listed = " and ".join(f"{n}={v:g}" for n, v in bad)
     verb = "is" if len(bad) == 1 else "are"
-    where = _RANGE_WORDS.get(convention, f"the {resized[0]}x{resized[1]} px resized image")
-    fitting = [c for c in CONVENTIONS if c != convention and not _outside(raw, kind, _extent(c, resized))]
+    if convention == ABSOLUTE_ORIGINAL:
+        where = f"the {original[0]}x{original[1]} px original image"
+    else:
+        where = _RANGE_WORDS.get(convention, f"the {resized[0]}x{resized[1]} px resized image")
+    fitting = [
+        c for c in CONVENTIONS if c != convention and not _outside(raw, kind, _extent(c, resized, original))
+    ]
     if fitting:
         advice = f"the model may answer in another convention; pass coords='{fitting[0]}' if so"
     else:
@@ -131,23 +202,30 @@ def to_click(
 ) -> Click:
     """The click of ``parsed`` in original-image pixels. Sizes are (width, height).
 
-    relative-1000: x * W / 1000; absolute-resized: x * W / W_resized; normalized-1: x * W, with W
-    the original width (likewise for y).
+    relative-1000: x * W / 1000; relative-999: x * W / 999; relative-100: x * W / 100;
+    absolute-resized: x * W / W_resized; absolute-original: x; normalized-1: x * W, with W the
+    original width (likewise for y); relative-1000-yx: as relative-1000 with y written first.
+    A refusal has no click: check ``parsed.refusal`` first.
     """
+    if parsed.refusal is not None:
+        raise ValueError(f"a refusal has no click ({parsed.refusal})")
     convention = _check_convention(convention, "to_click")
     resized = _check_size(resized_size, "resized_size")
-    width, height = _check_size(original_size, "original_size")
-    ex, ey = _extent(convention, resized)
+    original = _check_size(original_size, "original_size")
+    width, height = original
+    ex, ey = _extent(convention, resized, original)
+    xy = oriented(parsed, convention)
 
     def scale(x: float, y: float) -> tuple[float, float]:
         return x * width / ex, y * height / ey
 
-    x, y = scale(*parsed.point)
+    x, y = scale(*xy.point)
     box = None
-    if parsed.kind == "box":
-        x1, y1, x2, y2 = parsed.values
+    if xy.kind == "box":
+        x1, y1, x2, y2 = xy.values
         box = (*scale(x1, y1), *scale(x2, y2))
-    bad = _outside(parsed.values, parsed.kind, (ex, ey))
+    bad = _outside(xy.values, xy.kind, (ex, ey))
+    candidates = tuple(scale(*centre(c)) for c in xy.candidates) or ((x, y),)
     return Click(
         x=x,
         y=y,
@@ -157,5 +235,6 @@ def to_click(
         box=box,
         in_range=not bad,
         inside_image=0.0 <= x <= width and 0.0 <= y <= height,
-        warning=_warning(parsed.values, parsed.kind, convention, resized, bad) if bad else None,
+        warning=_warning(xy.values, xy.kind, convention, resized, original, bad) if bad else None,
+        candidates=candidates,
     )

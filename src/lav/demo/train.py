@@ -150,7 +150,7 @@ def predict(model, proc, items: Sequence[S.Screen], batch: int = 32) -> list[tup
             out = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
             for row in out[:, enc["input_ids"].shape[1] :]:
                 parsed = parse_answer(tok.decode(row, skip_special_tokens=True))
-                if parsed is None:
+                if parsed is None or parsed.refusal is not None:
                     clicks.append(None)
                     continue
                 click = to_click(parsed, convention, size, size)

@@ -7,7 +7,8 @@ Record keys: ``id``, ``instruction``, ``target`` (box / polygon / negative / ref
 [x1, y1, x2, y2] original pixels (null for negative / refusal), ``image_size`` [w, h], ``groups``,
 ``error`` (null, or why the sample could not be run), ``chance`` (box area / image area), ``layers``
 (``focus``: decoder layers, ``edge``: vision blocks) and the outcome of the run: ``response``,
-``click`` {x, y} or null, ``click_error``, ``correct``, ``wrong_format``, ``convention``,
+``click`` {x, y} or null, ``click_error``, ``refused`` (the final answer is a refusal: a phrase or a
+sentinel such as [-1, -1]; not a wrong format), ``correct``, ``wrong_format``, ``convention``,
 ``conventions`` (correct had the answer been read in each convention), ``maps`` (per layer:
 ``pointing``, ``mass``, and for the focus ``image_share``) and ``heads`` (L x H: 1 where that head's
 maximum is on the target). ``base``: the same outcome with the adapter disabled, or null.
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..coords import CONVENTIONS, parse_answer, to_click
+from ..coords import CONVENTIONS, AnswerRules, parse_answer, to_click
 from ..metrics import chance_level, mass_in_box
 from ..result import Result
 from .datasets import Sample, in_target
@@ -84,9 +85,14 @@ def _heads(sample: Sample, res: Result) -> list[list[int]] | None:
     return [[int(_scored(sample, *top_cell_centre(m, size))) for m in layer] for layer in heads]
 
 
+#: Refusals were decided when the result was made (with the model's rules, `Result.refused`); the
+#: convention check re-reads only the click of the same final answer.
+_NO_REFUSALS = AnswerRules(refusal_phrases=(), refusal_sentinels=())
+
+
 def _conventions(sample: Sample, res: Result) -> dict[str, bool]:
     """Correct or not had the answer been read in each convention (the fine-tuning-bug check)."""
-    parsed = parse_answer(res.response)
+    parsed = None if res.refused else parse_answer(res.response, _NO_REFUSALS)
     out = {}
     for convention in CONVENTIONS:
         if parsed is None:
@@ -119,8 +125,9 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
         "response": res.response,
         "click": None if click is None else {"x": float(x), "y": float(y)},
         "click_error": res.click_error,
+        "refused": res.refused,
         "correct": _scored(sample, x, y),
-        "wrong_format": click is None and sample.target not in NO_CLICK_TARGETS,
+        "wrong_format": click is None and not res.refused and sample.target not in NO_CLICK_TARGETS,
         "convention": res.coords_convention,
         "conventions": _conventions(sample, res),
         "maps": maps,
@@ -158,5 +165,5 @@ def error_record(sample: Sample, reason: str) -> dict[str, Any]:
     """The ``samples.jsonl`` line of a sample that could not be run, and why."""
     out = _head(sample)
     out.update({"image_size": None, "error": reason, "response": None, "click": None, "correct": False})
-    out.update({"wrong_format": False, "base": None})
+    out.update({"refused": False, "wrong_format": False, "base": None})
     return out
