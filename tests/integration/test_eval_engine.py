@@ -90,7 +90,16 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     rec = record(box, res)
     assert rec["click"] == {"x": 48.0, "y": 40.0}
     assert rec["correct"] and not rec["wrong_format"]
-    assert rec["conventions"] == {"relative-1000": True, "absolute-resized": False, "normalized-1": False}
+    # (500, 500) is the same point read as y, x; 0-999 puts it at (48.05, 40.04): still inside.
+    assert rec["conventions"] == {
+        "relative-1000": True,
+        "relative-1000-yx": True,
+        "relative-999": True,
+        "relative-100": False,
+        "absolute-resized": False,
+        "absolute-original": False,
+        "normalized-1": False,
+    }
     assert rec["chance"] == pytest.approx(16 * 20 / (96 * 80))
     # Per layer: the same numbers lav.metrics gives for that layer's map.
     focus = res.maps["focus"]
@@ -118,8 +127,17 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     assert (
         rec_none["correct"] and not rec_none["wrong_format"] and rec_none["maps"]["focus"]["pointing"] is None
     )
+    # A refusal on a target that is there: wrong, counted as refused, not as a format error.
     rec_box_none = record(box, none)
-    assert not rec_box_none["correct"] and rec_box_none["wrong_format"] and rec_box_none["click"] is None
+    assert not rec_box_none["correct"] and not rec_box_none["wrong_format"] and rec_box_none["refused"]
+    # A garbled answer (ScreenSpot-Pro's truncated "(430, ) 7)"): neither a point nor a refusal, so
+    # wrong and wrong_format on the negative and on the box alike.
+    garbled = viz.analyze(image, "Click it", response="(430, ) 7)", focus_layers="all", compare_base=True)
+    for sample in (negative, box):
+        rec_garbled = record(sample, garbled)
+        assert not rec_garbled["correct"] and rec_garbled["wrong_format"] and not rec_garbled["refused"]
+        assert rec_garbled["conventions"] == dict.fromkeys(rec_garbled["conventions"], False)
+        assert not rec_garbled["base"]["correct"] and rec_garbled["base"]["wrong_format"]
 
 
 def test_polygon_targets_score_the_polygon_not_its_box(viz, tmp_path):
@@ -154,14 +172,16 @@ def test_bad_samples_are_recorded_as_errors_and_the_run_goes_on(viz, tmp_path):
     assert set(reasons) == {"missing", "broken", "special"}
     assert "does not exist" in reasons["missing"] and "nope.png" in reasons["missing"]
     assert "broken.png" in reasons["broken"]
-    assert ev.summary["n"] == 4 and ev.summary["n_samples"] == 7
+    # Inside n, scored wrong: nothing leaves the denominator.
+    assert ev.summary["n"] == 7 and ev.summary["n_samples"] == 7 and ev.summary["n_errors"] == 3
     lines = [json.loads(x) for x in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
     assert [r["id"] for r in lines] == [s.id for s in ds.samples]  # dataset order, each once
     for r in lines:
         assert set(r) >= {"id", "instruction", "bbox", "response", "click", "correct", "wrong_format", "base"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary == json.loads(json.dumps(ev.summary))
-    assert summary["correct"] == sum(r["correct"] for r in lines if not r["error"])
+    assert summary["correct"] == sum(r["correct"] for r in lines)
+    assert sum(summary["flips"].values()) == 7 and summary["flips"]["both_wrong"] >= 3
     assert set(summary["by"]) == {"ui_type"} and "flips" in summary and 0 <= summary["mcnemar_p"] <= 1
     page = (tmp_path / "out" / "report.html").read_text()
     assert "default-src 'none'" in page and "<svg" in page and "http" not in page.replace("http-equiv", "")
