@@ -145,7 +145,7 @@ def run_eval(args: argparse.Namespace) -> int:
         # Before the model loads: a wrong --images would otherwise cost the load and score 0.
         if not args.allow_missing:
             raise InputError(
-                f"{len(missing)} of {len(dataset.samples)} images are missing (first: {missing[0]}); "
+                f"{len(missing)} of {len(dataset.samples)} samples' images are missing (first: {missing[0]}); "
                 "fix --images, or pass --allow-missing to score them wrong and count them as errors"
             )
         _say(f"data: {len(missing)} image(s) missing (first: {missing[0]}): scored wrong, counted as errors")
@@ -208,12 +208,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def missing_images(dataset) -> list[str]:
-    """The image paths of ``dataset`` that are not files, in sample order, each once."""
-    seen: dict[str, None] = {}
+    """The image path of every sample of ``dataset`` whose image is not a file, in sample order."""
+    found: dict[Path, bool] = {}
+    out = []
     for s in dataset.samples:
-        if not s.image.is_file():
-            seen.setdefault(str(s.image), None)
-    return list(seen)
+        if s.image not in found:
+            found[s.image] = s.image.is_file()
+        if not found[s.image]:
+            out.append(str(s.image))
+    return out
 
 
 def _print(summary, out) -> None:

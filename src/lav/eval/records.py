@@ -79,6 +79,20 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def answer_fields(
+    sample: Sample, x: float | None, y: float | None, refused: bool, size: tuple[int, int]
+) -> dict[str, bool]:
+    """``correct``, ``wrong_format`` and ``refused`` of one answer: a click at ``(x, y)`` in pixels of
+    the stored image of ``size`` (None: no click), or a refusal."""
+    return {
+        "refused": refused,
+        "correct": score(sample, x, y, refused, size),
+        # Neither a point nor a refusal, on any sample (a negative included): the official scripts'
+        # ``wrong_format`` (ScreenSpot-Pro l. 146-147, 159-160; UI-Vision, SeeClick's except branch).
+        "wrong_format": x is None and not refused,
+    }
+
+
 def _map_metrics(sample: Sample, layers: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
     """Pointing game and mass in box of each layer's map ``layers`` (L, rows, cols)."""
     if not _has_target(sample):
@@ -142,11 +156,7 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
         "response": res.response,
         "click": None if click is None else {"x": float(x), "y": float(y)},
         "click_error": res.click_error,
-        "refused": res.refused,
-        "correct": score(sample, x, y, res.refused, size),
-        # Neither a point nor a refusal, on any sample (a negative included): the official scripts'
-        # ``wrong_format`` (ScreenSpot-Pro l. 146-147, 159-160; UI-Vision, SeeClick's except branch).
-        "wrong_format": click is None and not res.refused,
+        **answer_fields(sample, x, y, res.refused, size),
         "convention": res.coords_convention,
         "conventions": _conventions(sample, res),
         "maps": maps,
@@ -154,7 +164,7 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
     }
 
 
-def _head(sample: Sample) -> dict[str, Any]:
+def sample_head(sample: Sample) -> dict[str, Any]:
     return {
         "id": sample.id,
         "instruction": sample.instruction,
@@ -170,7 +180,7 @@ def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[
     """The ``samples.jsonl`` line of a sample that ran (with ``res.base`` when compared), scoring
     ``extra_maps`` beside edge and focus."""
     size = res.image_size
-    out = _head(sample)
+    out = sample_head(sample)
     out["image_size"] = [int(size[0]), int(size[1])]
     out["error"] = None
     out["chance"] = chance_level(sample.box, size) if _has_target(sample) else None
@@ -184,7 +194,7 @@ def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[
 
 def error_record(sample: Sample, reason: str) -> dict[str, Any]:
     """The ``samples.jsonl`` line of a sample that could not be run, and why."""
-    out = _head(sample)
+    out = sample_head(sample)
     # Scored wrong and kept in n (no official script drops a sample; SeeClick stops on a missing
     # image, screenspot_test.py l. 62-64): ``errors`` in the summary counts them.
     out.update({"image_size": None, "error": reason, "response": None, "click": None, "correct": False})
