@@ -447,6 +447,24 @@ def test_lav_eval_on_the_demo_benchmark_with_the_shipped_model(tmp_path):
     table = summary["flips"]
     assert sum(table.values()) == 12
     assert math.isclose(summary["accuracy"], (table["fixed"] + table["both_right"]) / 12)
+    # The benchmark's own numbers (ScreenSpot-Pro's layout): Avg (micro), the macro named as such,
+    # group x ui_type and application x ui_type cells, each cell the share of its records.
+    off = summary["official"]
+    assert off["benchmark"] == "ScreenSpot-Pro" and off["micro"]["name"] == "Avg"
+    assert off["micro"]["accuracy"] == summary["accuracy"] and "not in the paper" in off["macro"]["name"]
+    assert set(off["tables"]) == {"group x ui_type", "application x ui_type"}
+    for name, field in (("group x ui_type", "group"), ("application x ui_type", "application")):
+        for value, row in off["tables"][name].items():
+            mine = [r for r in lines if r["groups"].get(field) == value]
+            assert row["all"]["n"] == len(mine) and row["all"]["correct"] == sum(r["correct"] for r in mine)
+    assert summary["n_errors"] == 0 and "refused" in summary and "base" in summary
+    assert summary["base"]["official"]["micro"]["correct"] == summary["base"]["correct"]
+    # Negatives are right only on a refusal, and a right negative is a refusal.
+    for r in lines:
+        if r["target"] == "negative":
+            assert r["correct"] == r["refused"]
+    page = (out / "report.html").read_text()
+    assert "ScreenSpot-Pro: the official numbers" in page and "group x ui_type" in page
     assert (out / "report.html").stat().st_size > 1000
 
 
