@@ -3,9 +3,10 @@
 Each format names its all-samples (micro) accuracy and its headline average as the paper or the
 official script names them, and the two-way tables its leaderboard shows. Sources:
 
-- ScreenSpot v1/v2: njucckevin/SeeClick ``pretrain/screenspot_test.py`` l. 129-134 keeps one
-  ``[text_acc, icon_acc]`` pair per split; the README's "Average" is the plain mean of those six
-  split x type cells (macro).
+- ScreenSpot v1/v2: njucckevin/SeeClick ``pretrain/screenspot_test.py`` l. 118 keeps one
+  ``[text_acc, icon_acc]`` pair per split; ``readme.md`` l. 40-48's "Average" is the plain mean of
+  those six split x type cells (macro: SeeClick's row, (78.0 + 52.0 + 72.2 + 30.0 + 55.7 + 32.5) / 6
+  = 53.4).
 - ScreenSpot-Pro: likaixin2000/ScreenSpot-Pro-GUI-Grounding ``eval_screenspot_pro.py``:
   ``evaluate_overall`` (l. 297) is the micro "Avg"; ``evaluate_leaderboard_simple_style`` (l. 267,
   by ``group``) and ``_detailed_style`` (l. 237, by ``application``) each with ``text_acc`` /
@@ -52,7 +53,7 @@ SPECS: dict[str, Spec] = {
         macro="Average",
         macro_over=("split", "type"),
         tables=(("split", "type"),),
-        source="njucckevin/SeeClick pretrain/screenspot_test.py l. 129-134 and README",
+        source="njucckevin/SeeClick pretrain/screenspot_test.py l. 118 and readme.md l. 40-48",
     ),
     "screenspot-pro": Spec(
         "ScreenSpot-Pro",

@@ -196,7 +196,7 @@ def error_record(sample: Sample, reason: str) -> dict[str, Any]:
     """The ``samples.jsonl`` line of a sample that could not be run, and why."""
     out = sample_head(sample)
     # Scored wrong and kept in n (no official script drops a sample; SeeClick stops on a missing
-    # image, screenspot_test.py l. 62-64): ``errors`` in the summary counts them.
+    # image, screenspot_test.py l. 63-65): ``errors`` in the summary counts them.
     out.update({"image_size": None, "error": reason, "response": None, "click": None, "correct": False})
     out.update({"refused": False, "wrong_format": False, "base": None})
     return out

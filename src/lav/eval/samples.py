@@ -131,7 +131,7 @@ def official_hit(sample: Sample, x: float, y: float, stored: tuple[int, int]) ->
 
     The rule of every official script (ScreenSpot-Pro ``eval_screenspot_pro.py`` l. 137-150,
     UI-Vision ``eval/grounding/eval_uivision.py`` ``eval_sample_positive_gt``, SeeClick
-    ``pretrain/screenspot_test.py`` l. 68-71 and 89): the click as a fraction of the image the model
+    ``pretrain/screenspot_test.py`` l. 68-71 and 87): the click as a fraction of the image the model
     saw, the box divided by the annotated size (``size_rule`` "annotated") or by the stored image's
     size ("stored"), ``x1 <= x <= x2`` and ``y1 <= y <= y2`` with the box as the script reads it
     (`Sample.written`; edges included). A polygon is scored in annotated pixels.
