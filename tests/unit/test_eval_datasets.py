@@ -308,13 +308,15 @@ def test_osworld_g_reads_boxes_polygons_both_ways_and_refusals(osworld_g: Path):
     assert box.id == "0FOB4CLBT2-0" and box.target == "box"
     assert box.box == pytest.approx((1422.9, 326.4, 1449.58, 354.8))
     assert box.image == (osworld_g / "images" / "0FOB4CLBT2.png").resolve() and box.image_size == (1920, 1080)
-    assert box.groups == {"box_type": "bbox", "GUI_types": "Label/Button/Icon"}
+    # buckets.json beside the annotations: the refusal sample is in bucket "refusal", the others in none.
+    assert box.groups == {"box_type": "bbox", "GUI_types": "Label/Button/Icon", "bucket": "none"}
     assert flat.target == "polygon" and flat.polygon[:3] == ((100, 100), (200, 100), (200, 150))
     assert flat.box == (100, 100, 200, 200)
     assert paired.polygon == ((300, 300), (400, 300), (350, 380)) and paired.box == (300, 300, 400, 380)
     assert paired.groups["GUI_types"] == "none"
-    assert refusal.target == "refusal" and refusal.box is None
+    assert refusal.target == "refusal" and refusal.box is None and refusal.groups["bucket"] == "refusal"
     assert any("1 bbox, 2 polygon, 1 refusal" in n for n in ds.notes)
+    assert any("buckets.json: 1 of 4 samples" in n for n in ds.notes)
     # The concave notch of the L is inside its bounding box but outside the polygon.
     assert in_target(flat, 120, 180) and in_target(flat, 180, 120)
     assert not in_target(flat, 180, 180)

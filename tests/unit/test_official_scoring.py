@@ -337,6 +337,43 @@ def test_osworld_g_refusals_scored_or_excluded_by_hand(tmp_path: Path):
     assert excluded["refusal_conventions"]["used"] == "excluded"
 
 
+def test_osworld_g_refined_file_and_its_buckets_count_a_sample_in_each_of_its_categories(tmp_path: Path):
+    """The category file is read in the shape third-party loaders of the upstream
+    ``classification_result.json`` read ({"classified": {bucket: [id or {"id": id}]}}); the
+    upstream file itself was not available to check against."""
+    entries = _osworld(
+        [
+            ("bbox", [10, 10, 20, 20]),
+            ("bbox", [100, 50, 20, 20]),
+            ("polygon", [40, 30, 80, 30, 40, 70]),
+            ("refusal", [0, 0, 0, 0]),
+        ]
+    )
+    _write_json(tmp_path / "OSWorld-G.json", entries)
+    _write_json(tmp_path / "OSWorld-G_refined.json", [{**e, "instruction": "longer"} for e in entries])
+    _write_json(
+        tmp_path / "buckets.json",
+        {
+            "classified": {
+                "text_matching": ["g0", "g1"],
+                "element_recognition": [{"id": "g0"}, "g1", "g2"],
+                "refusal": ["g3"],
+            }
+        },
+    )
+    ds = load_dataset(tmp_path)
+    assert ds.format == "osworld-g" and ds.samples[0].instruction == "longer"  # the refined release
+    answers = {"g0": (30.0, 30.0), "g1": (90.0, 50.0), "g2": (72.0, 60.0), "g3": REFUSE}
+    off = summarize(_records(ds, answers, (200, 100)), ds.group_fields, format="osworld-g")["official"]
+    # text_matching g0 g1 = 1/2, element_recognition g0 g1 g2 = 1/3, refusal g3 = 1/1.
+    assert {k: v["accuracy"] for k, v in off["buckets"].items()} == {
+        "element_recognition": pytest.approx(1 / 3),
+        "refusal": 1.0,
+        "text_matching": 0.5,
+    }
+    assert off["micro"]["accuracy"] == 0.5
+
+
 def test_osworld_g_file_of_corner_boxes_is_refused_until_bbox_says_so(tmp_path: Path):
     # [150, 20, 190, 60] read as [x, y, w, h] would end at x = 340 on a 200 px wide image.
     path = _write_json(tmp_path / "OSWorld-G.json", _osworld([("bbox", [150, 20, 190, 60])]))

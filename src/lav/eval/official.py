@@ -42,6 +42,9 @@ class Spec:
     macro_over: tuple[str, ...] = ()
     tables: tuple[tuple[str, str], ...] = ()
     source: str = ""
+    #: A grouping field whose value lists several categories joined by '|' (OSWorld-G's buckets):
+    #: ``buckets`` gives each category's accuracy over every sample in it.
+    multi: str | None = None
 
 
 #: ``"type"`` stands for the format's element-type field (``data_type`` in SeeClick's files,
@@ -91,7 +94,8 @@ SPECS: dict[str, Spec] = {
         "OSWorld-G",
         micro="Overall",
         tables=(("box_type", "GUI_types"),),
-        source="xlang-ai/OSWorld-G (accuracy over all samples)",
+        source="xlang-ai/OSWorld-G (accuracy over all samples; per category from its bucket file)",
+        multi="bucket",
     ),
 }
 GENERIC = Spec("", micro="accuracy (all samples)")
@@ -150,6 +154,13 @@ def official(records: Sequence[Record], fmt: str, refusals: str) -> dict[str, An
         r_field, c_field = _field(rows, records), _field(cols, records)
         if r_field and c_field:
             out["tables"][f"{r_field} x {c_field}"] = table(records, r_field, c_field)
+    if spec.multi and _field(spec.multi, records):
+        per: dict[str, list[bool]] = {}
+        for r in records:
+            for name in str((r.get("groups") or {}).get(spec.multi, "")).split("|"):
+                if name and name != "none":
+                    per.setdefault(name, []).append(bool(r["correct"]))
+        out["buckets"] = {name: rate(hits) for name, hits in sorted(per.items())}
     fields = [_field(f, records) for f in spec.macro_over]
     if spec.macro and fields and all(fields):
         cols = fields[1] if len(fields) == 2 else None

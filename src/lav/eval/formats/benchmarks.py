@@ -211,11 +211,19 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
     """OSWorld-G ``OSWorld-G.json``: ``box_type`` bbox ([x, y, w, h] px), polygon (flat or paired
     points) or refusal; ``image_path`` relative to ``images/``. A file whose bbox boxes end past
     the image as [x, y, w, h] is refused unless ``bbox`` says how they are written."""
+    from .newer import read_osworld_buckets
+
     out = Parsed()
     kinds: Counter[str] = Counter()
     for path in files:
         entries = _entries(path, "OSWorld-G annotation file")
         convention = _osworld_convention(path, entries, bbox)
+        buckets, bucket_file = read_osworld_buckets(path.parent)
+        if bucket_file:
+            placed = sum(_ident(e, path.stem) in buckets for e in entries)
+            out.notes.append(
+                f"OSWorld-G categories from {bucket_file}: {placed} of {len(entries)} samples in at least one"
+            )
         for e in entries:
             kind = e.text("box_type")
             kinds[kind] += 1
@@ -232,6 +240,10 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
             else:
                 raise e.error(f"is {kind!r}, not 'bbox', 'polygon' or 'refusal'", "box_type")
             groups = e.groups(OSWORLD_GROUPS)
+            if bucket_file:
+                # Several buckets joined by '|' (GUI_types already uses '/'); the summary's
+                # official block counts a sample in each of them.
+                groups["bucket"] = "|".join(buckets.get(_ident(e, path.stem), [])) or "none"
             out.samples.append(
                 Sample(
                     id=_ident(e, path.stem),
@@ -245,7 +257,7 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
                     size_rule="annotated" if e.has("image_size") else "stored",
                 )
             )
-            out.add_groups([g for g in OSWORLD_GROUPS if g in groups])
+            out.add_groups([g for g in [*OSWORLD_GROUPS, "bucket"] if g in groups])
     counts = ", ".join(f"{kinds[k]} {k}" for k in ("bbox", "polygon", "refusal") if kinds[k])
     how = "[x1, y1, x2, y2] (--bbox xyxy)" if bbox == "xyxy" else "[x, y, w, h]"
     out.notes.append(f"OSWorld-G box types: {counts}; bbox read as {how} pixels")

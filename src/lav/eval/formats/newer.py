@@ -150,3 +150,42 @@ def read_venusbench_gd(files: list[Path], images: Path) -> Parsed:
 
 def no_l2(where: Path) -> LavError:
     return LavError(f"found no L2_annotations.json in {where}; pass the MMBench-GUI folder or that file")
+
+
+#: Where OSWorld-G's categories (Text Matching, Element Recognition, Layout Understanding,
+#: Fine-grained Manipulation, Refusal: the columns of its paper's table) may lie beside the
+#: annotation file. A sample can be in several.
+OSWORLD_BUCKET_FILES = ("buckets.json", "classification_result.json")
+
+
+def read_osworld_buckets(folder: Path) -> tuple[dict[str, list[str]], str | None]:
+    """``{sample id: [bucket, ...]}`` from the first of `OSWORLD_BUCKET_FILES` in ``folder``, and
+    that file's name (``{}, None`` when there is none).
+
+    Read as ``{"classified": {bucket: [id or {"id": id}, ...]}}`` (the shape third-party loaders of
+    the upstream ``classification_result.json`` read) or the same mapping at the top level.
+    """
+    for name in OSWORLD_BUCKET_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        what = "OSWorld-G bucket file"
+        data = read_json(path, what, expect=dict, fix="pass the benchmark's own file or remove it")
+        buckets = data.get("classified", data)
+        out: dict[str, list[str]] = {}
+        if not isinstance(buckets, dict):
+            raise LavError(f"{what} {path}: 'classified' is not an object of bucket -> ids; remove the file")
+        for bucket, members in buckets.items():
+            if not isinstance(members, list):
+                raise LavError(
+                    f"{what} {path}: bucket {bucket!r} is not a list of sample ids; remove the file"
+                )
+            for m in members:
+                ident = m.get("id") if isinstance(m, dict) else m
+                if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+                    raise LavError(
+                        f"{what} {path}: bucket {bucket!r} holds {m!r}, not a sample id; remove the file"
+                    )
+                out.setdefault(str(ident), []).append(str(bucket))
+        return out, name
+    return {}, None
