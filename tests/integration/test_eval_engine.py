@@ -140,6 +140,32 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
         assert not rec_garbled["base"]["correct"] and rec_garbled["base"]["wrong_format"]
 
 
+def test_a_screenshot_stored_smaller_than_annotated_scores_as_the_official_script(viz, tmp_path):
+    """ScreenSpot-Pro's rule on a real answer: the click as a fraction of the stored 96 x 80 image,
+    the box divided by the annotated 192 x 160 (eval_screenspot_pro.py l. 141-142)."""
+    (path,) = _screens(tmp_path, 1)  # stored 96 x 80
+    res = viz.analyze(Image.open(path), "Click it", response="(500, 500)")  # (48, 40) px: (0.5, 0.5)
+    annotated = {"image_size": (192, 160), "size_rule": "annotated"}
+    # [80, 60, 100, 90] / (192, 160) = [0.417, 0.375, 0.521, 0.5625]: (0.5, 0.5) is inside. In stored
+    # pixels (48, 40) lies far left of x1 = 80: comparing pixels of two sizes would miss it.
+    hit = record(Sample("hit", path, "Click it", "box", (80.0, 60.0, 100.0, 90.0), **annotated), res)
+    assert hit["correct"] and hit["annotated_size"] == [192, 160] and hit["image_size"] == [96, 80]
+    # (500, 500) -> 0.5 = 96 / 192, the box's left edge: inclusive.
+    edge = record(Sample("edge", path, "Click it", "box", (96.0, 60.0, 120.0, 90.0), **annotated), res)
+    assert edge["correct"]
+    # Reversed corners as written (x1 = 100 > x2 = 80): never hit, though the point is inside once swapped.
+    reversed_ = Sample(
+        "rev",
+        path,
+        "Click it",
+        "box",
+        (80.0, 60.0, 100.0, 90.0),
+        written=(100.0, 60.0, 80.0, 90.0),
+        **annotated,
+    )
+    assert not record(reversed_, res)["correct"]
+
+
 def test_polygon_targets_score_the_polygon_not_its_box(viz, tmp_path):
     (path,) = _screens(tmp_path, 1)
     triangle = ((40.0, 30.0), (80.0, 30.0), (40.0, 70.0))
