@@ -90,15 +90,16 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     rec = record(box, res)
     assert rec["click"] == {"x": 48.0, "y": 40.0}
     assert rec["correct"] and not rec["wrong_format"]
-    # (500, 500) is the same point read as y, x; 0-999 puts it at (48.05, 40.04): still inside.
+    # 0-999: (48.05, 40.04) inside; y-first 0-1000 of (500, 500) is the same point; original pixels
+    # and 0-100 ((480, 400) px) are outside.
     assert rec["conventions"] == {
         "relative-1000": True,
-        "relative-1000-yx": True,
+        "absolute-resized": False,
+        "normalized-1": False,
+        "absolute-original": False,
         "relative-999": True,
         "relative-100": False,
-        "absolute-resized": False,
-        "absolute-original": False,
-        "normalized-1": False,
+        "relative-1000-yx": True,
     }
     assert rec["chance"] == pytest.approx(16 * 20 / (96 * 80))
     # Per layer: the same numbers lav.metrics gives for that layer's map.
@@ -127,9 +128,9 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     assert (
         rec_none["correct"] and not rec_none["wrong_format"] and rec_none["maps"]["focus"]["pointing"] is None
     )
-    # A refusal on a target that is there: wrong, counted as refused, not as a format error.
+    # "no such element" is a refusal (lav.AnswerRules): no click, but no format error either.
     rec_box_none = record(box, none)
-    assert not rec_box_none["correct"] and not rec_box_none["wrong_format"] and rec_box_none["refused"]
+    assert not rec_box_none["correct"] and rec_box_none["refused"] and not rec_box_none["wrong_format"]
     # A garbled answer (ScreenSpot-Pro's truncated "(430, ) 7)"): neither a point nor a refusal, so
     # wrong and wrong_format on the negative and on the box alike.
     garbled = viz.analyze(image, "Click it", response="(430, ) 7)", focus_layers="all", compare_base=True)
