@@ -154,6 +154,13 @@ def _official(summary: Mapping[str, Any]) -> str:
         f'<p class="note">rule and names: {_e(off.get("source") or "lav")}</p>',
         _table(["number", "average", "n (cells for macro)", "accuracy"], rows),
     ]
+    buckets = off.get("buckets") or {}
+    if buckets:
+        parts.append(
+            _table(
+                ["category", "n", "accuracy"], [[k, v["n"], _pct(v["accuracy"])] for k, v in buckets.items()]
+            )
+        )
     for name, cells in off.get("tables", {}).items():
         cols = sorted({c for row in cells.values() for c in row if c != "all"}) + ["all"]
         body = [
