@@ -131,9 +131,40 @@ def test_records_score_clicks_conventions_and_layers_as_the_official_rule(viz, t
     # "no such element" is a refusal (lav.AnswerRules): no click, but no format error either.
     rec_box_none = record(box, none)
     assert not rec_box_none["correct"] and rec_box_none["refused"] and not rec_box_none["wrong_format"]
-    garbled = record(box, viz.analyze(image, "Click it", response="I cannot tell.", focus_layers="all"))
-    assert not garbled["correct"] and garbled["wrong_format"] and garbled["click"] is None
-    assert not garbled["refused"]
+    # A garbled answer (ScreenSpot-Pro's truncated "(430, ) 7)"): neither a point nor a refusal, so
+    # wrong and wrong_format on the negative and on the box alike.
+    garbled = viz.analyze(image, "Click it", response="(430, ) 7)", focus_layers="all", compare_base=True)
+    for sample in (negative, box):
+        rec_garbled = record(sample, garbled)
+        assert not rec_garbled["correct"] and rec_garbled["wrong_format"] and not rec_garbled["refused"]
+        assert rec_garbled["conventions"] == dict.fromkeys(rec_garbled["conventions"], False)
+        assert not rec_garbled["base"]["correct"] and rec_garbled["base"]["wrong_format"]
+
+
+def test_a_screenshot_stored_smaller_than_annotated_scores_as_the_official_script(viz, tmp_path):
+    """ScreenSpot-Pro's rule on a real answer: the click as a fraction of the stored 96 x 80 image,
+    the box divided by the annotated 192 x 160 (eval_screenspot_pro.py l. 141-142)."""
+    (path,) = _screens(tmp_path, 1)  # stored 96 x 80
+    res = viz.analyze(Image.open(path), "Click it", response="(500, 500)")  # (48, 40) px: (0.5, 0.5)
+    annotated = {"image_size": (192, 160), "size_rule": "annotated"}
+    # [80, 60, 100, 90] / (192, 160) = [0.417, 0.375, 0.521, 0.5625]: (0.5, 0.5) is inside. In stored
+    # pixels (48, 40) lies far left of x1 = 80: comparing pixels of two sizes would miss it.
+    hit = record(Sample("hit", path, "Click it", "box", (80.0, 60.0, 100.0, 90.0), **annotated), res)
+    assert hit["correct"] and hit["annotated_size"] == [192, 160] and hit["image_size"] == [96, 80]
+    # (500, 500) -> 0.5 = 96 / 192, the box's left edge: inclusive.
+    edge = record(Sample("edge", path, "Click it", "box", (96.0, 60.0, 120.0, 90.0), **annotated), res)
+    assert edge["correct"]
+    # Reversed corners as written (x1 = 100 > x2 = 80): never hit, though the point is inside once swapped.
+    reversed_ = Sample(
+        "rev",
+        path,
+        "Click it",
+        "box",
+        (80.0, 60.0, 100.0, 90.0),
+        written=(100.0, 60.0, 80.0, 90.0),
+        **annotated,
+    )
+    assert not record(reversed_, res)["correct"]
 
 
 def test_polygon_targets_score_the_polygon_not_its_box(viz, tmp_path):
@@ -168,14 +199,16 @@ def test_bad_samples_are_recorded_as_errors_and_the_run_goes_on(viz, tmp_path):
     assert set(reasons) == {"missing", "broken", "special"}
     assert "does not exist" in reasons["missing"] and "nope.png" in reasons["missing"]
     assert "broken.png" in reasons["broken"]
-    assert ev.summary["n"] == 4 and ev.summary["n_samples"] == 7
+    # Inside n, scored wrong: nothing leaves the denominator.
+    assert ev.summary["n"] == 7 and ev.summary["n_samples"] == 7 and ev.summary["n_errors"] == 3
     lines = [json.loads(x) for x in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
     assert [r["id"] for r in lines] == [s.id for s in ds.samples]  # dataset order, each once
     for r in lines:
         assert set(r) >= {"id", "instruction", "bbox", "response", "click", "correct", "wrong_format", "base"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary == json.loads(json.dumps(ev.summary))
-    assert summary["correct"] == sum(r["correct"] for r in lines if not r["error"])
+    assert summary["correct"] == sum(r["correct"] for r in lines)
+    assert sum(summary["flips"].values()) == 7 and summary["flips"]["both_wrong"] >= 3
     assert set(summary["by"]) == {"ui_type"} and "flips" in summary and 0 <= summary["mcnemar_p"] <= 1
     page = (tmp_path / "out" / "report.html").read_text()
     assert "default-src 'none'" in page and "<svg" in page and "http" not in page.replace("http-equiv", "")
@@ -441,6 +474,24 @@ def test_lav_eval_on_the_demo_benchmark_with_the_shipped_model(tmp_path):
     table = summary["flips"]
     assert sum(table.values()) == 12
     assert math.isclose(summary["accuracy"], (table["fixed"] + table["both_right"]) / 12)
+    # The benchmark's own numbers (ScreenSpot-Pro's layout): Avg (micro), the macro named as such,
+    # group x ui_type and application x ui_type cells, each cell the share of its records.
+    off = summary["official"]
+    assert off["benchmark"] == "ScreenSpot-Pro" and off["micro"]["name"] == "Avg"
+    assert off["micro"]["accuracy"] == summary["accuracy"] and "not in the paper" in off["macro"]["name"]
+    assert set(off["tables"]) == {"group x ui_type", "application x ui_type"}
+    for name, field in (("group x ui_type", "group"), ("application x ui_type", "application")):
+        for value, row in off["tables"][name].items():
+            mine = [r for r in lines if r["groups"].get(field) == value]
+            assert row["all"]["n"] == len(mine) and row["all"]["correct"] == sum(r["correct"] for r in mine)
+    assert summary["n_errors"] == 0 and "refused" in summary and "base" in summary
+    assert summary["base"]["official"]["micro"]["correct"] == summary["base"]["correct"]
+    # Negatives are right only on a refusal, and a right negative is a refusal.
+    for r in lines:
+        if r["target"] == "negative":
+            assert r["correct"] == r["refused"]
+    page = (out / "report.html").read_text()
+    assert "ScreenSpot-Pro: the official numbers" in page and "group x ui_type" in page
     assert (out / "report.html").stat().st_size > 1000
 
 

@@ -91,14 +91,17 @@ def test_screenspot_v1_boxes_are_xywh_converted_to_corners(screenspot_v1: Path):
     assert any("screenspot_mobile.json: bbox read as [x, y, w, h]" in n for n in ds.notes)
 
 
-def test_screenspot_file_whose_boxes_fit_both_readings_follows_the_v1_convention(tmp_path: Path):
+def test_screenspot_file_whose_boxes_fit_both_readings_is_refused_until_bbox_says_which(tmp_path: Path):
     path = _write_json(
         tmp_path / "screenspot_desktop.json",
         [{"img_filename": "a.png", "bbox": [10, 20, 30, 40], "instruction": "x", "data_type": "text"}],
     )
-    ds = load_dataset(path, images=tmp_path)
-    assert ds.samples[0].box == (10, 20, 40, 60)
-    assert any("both readings fit" in n and "[x, y, w, h]" in n for n in ds.notes)
+    with pytest.raises(LavError) as excinfo:
+        load_dataset(path, images=tmp_path)
+    message = _one_line_error(excinfo)
+    assert "fit both" in message and "--bbox xywh" in message and "--bbox xyxy" in message
+    assert load_dataset(path, images=tmp_path, bbox="xywh").samples[0].box == (10, 20, 40, 60)
+    assert load_dataset(path, images=tmp_path, bbox="xyxy").samples[0].box == (10, 20, 30, 40)
 
 
 def test_gui_actor_converted_v2_copy_is_detected_as_corners(tmp_path: Path):
@@ -305,13 +308,15 @@ def test_osworld_g_reads_boxes_polygons_both_ways_and_refusals(osworld_g: Path):
     assert box.id == "0FOB4CLBT2-0" and box.target == "box"
     assert box.box == pytest.approx((1422.9, 326.4, 1449.58, 354.8))
     assert box.image == (osworld_g / "images" / "0FOB4CLBT2.png").resolve() and box.image_size == (1920, 1080)
-    assert box.groups == {"box_type": "bbox", "GUI_types": "Label/Button/Icon"}
+    # buckets.json beside the annotations: the refusal sample is in bucket "refusal", the others in none.
+    assert box.groups == {"box_type": "bbox", "GUI_types": "Label/Button/Icon", "bucket": "none"}
     assert flat.target == "polygon" and flat.polygon[:3] == ((100, 100), (200, 100), (200, 150))
     assert flat.box == (100, 100, 200, 200)
     assert paired.polygon == ((300, 300), (400, 300), (350, 380)) and paired.box == (300, 300, 400, 380)
     assert paired.groups["GUI_types"] == "none"
-    assert refusal.target == "refusal" and refusal.box is None
+    assert refusal.target == "refusal" and refusal.box is None and refusal.groups["bucket"] == "refusal"
     assert any("1 bbox, 2 polygon, 1 refusal" in n for n in ds.notes)
+    assert any("buckets.json: 1 of 4 samples" in n for n in ds.notes)
     # The concave notch of the L is inside its bounding box but outside the polygon.
     assert in_target(flat, 120, 180) and in_target(flat, 180, 120)
     assert not in_target(flat, 180, 180)
@@ -505,7 +510,16 @@ def test_detect_format_names_every_layout(screenspot_v1, screenspot_pro, osworld
     assert detect_format(osworld_g) == "osworld-g"
     assert detect_format(osworld_g / "OSWorld-G.json") == "osworld-g"
     assert detect_format(ui_vision) == "ui-vision"
-    assert set(FORMATS) == {"screenspot", "screenspot-pro", "osworld-g", "ui-vision", "jsonl", "hf"}
+    assert set(FORMATS) == {
+        "screenspot",
+        "screenspot-pro",
+        "osworld-g",
+        "ui-vision",
+        "mmbench-gui",
+        "venusbench-gd",
+        "jsonl",
+        "hf",
+    }
 
 
 def test_detection_reads_fields_of_every_entry_not_just_the_first(tmp_path: Path):
@@ -556,7 +570,8 @@ def test_negative_and_refusal_samples_are_right_only_without_a_click(target):
 # --- bad data ----------------------------------------------------------------------------------
 
 
-_GOOD = {"img_filename": "a.png", "bbox": [1, 2, 3, 4], "instruction": "go", "data_type": "text"}
+# w < x: only [x, y, w, h] fits, so the file's convention is settled
+_GOOD = {"img_filename": "a.png", "bbox": [30, 2, 3, 4], "instruction": "go", "data_type": "text"}
 
 
 @pytest.mark.parametrize(

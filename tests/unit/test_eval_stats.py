@@ -94,12 +94,13 @@ def test_summary_by_group_flips_and_layers_by_hand():
         {"id": "d", "groups": {"ui_type": "icon"}, "error": "image file x does not exist", "correct": False},
     ]
     s = summarize(recs, ["ui_type"])
-    assert (s["n"], s["correct"], s["n_samples"]) == (3, 2, 4)
-    assert s["accuracy"] == pytest.approx(2 / 3)
+    # The sample whose image is missing stays in n, scored wrong (and wrong for the base model too).
+    assert (s["n"], s["correct"], s["n_samples"], s["n_errors"]) == (4, 2, 4, 1)
+    assert s["accuracy"] == pytest.approx(2 / 4)
     assert s["errors"] == [{"id": "d", "reason": "image file x does not exist"}]
-    assert s["by"]["ui_type"]["icon"]["n"] == 2 and s["by"]["ui_type"]["icon"]["correct"] == 1
+    assert s["by"]["ui_type"]["icon"]["n"] == 3 and s["by"]["ui_type"]["icon"]["correct"] == 1
     assert s["by"]["ui_type"]["text"]["accuracy"] == 1.0
-    assert s["flips"] == {"fixed": 1, "broken": 1, "both_right": 1, "both_wrong": 0}
+    assert s["flips"] == {"fixed": 1, "broken": 1, "both_right": 1, "both_wrong": 1}
     assert s["mcnemar_p"] == 1.0
     assert s["base"]["correct"] == 2
     focus = s["layers"]["focus"]

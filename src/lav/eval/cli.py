@@ -15,6 +15,8 @@ def add_parsers(subparsers, add_model_args) -> None:
     adds the model options of ``lav run`` (device, dtype, backend, max pixels)."""
     from ..cli import positive_int
     from .datasets import FORMATS
+    from .entries import BBOX_CONVENTIONS
+    from .stats import REFUSAL_CONVENTIONS
 
     p = subparsers.add_parser(
         "eval",
@@ -30,6 +32,24 @@ def add_parsers(subparsers, add_model_args) -> None:
     p.add_argument("--data", required=True, help="annotation file or benchmark folder")
     p.add_argument("--images", help="images folder (default: found beside the annotations)")
     p.add_argument("--format", choices=FORMATS, help="dataset format (default: detected)")
+    p.add_argument(
+        "--bbox",
+        choices=BBOX_CONVENTIONS,
+        help="how the data's four box numbers are written, where the data cannot tell: xywh "
+        "([x, y, width, height]) or xyxy ([x1, y1, x2, y2]); asked for when needed",
+    )
+    p.add_argument(
+        "--refusals",
+        choices=REFUSAL_CONVENTIONS,
+        default="official",
+        help="refusal samples (OSWorld-G): scored as the official script does (official, default) or "
+        "left out as ClawGUI does (excluded); summary.json gives both",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="run even when some images are missing: they are scored wrong and counted as errors",
+    )
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument(
         "--compare-base", action="store_true", help="also run every sample with the adapter disabled"
@@ -113,11 +133,22 @@ def run_eval(args: argparse.Namespace) -> int:
             "--device-map under torchrun: run one model per rank without it, or split with --shard I/N "
             "jobs, each seeing its own GPUs (CUDA_VISIBLE_DEVICES) with --device-map auto"
         )
-    dataset = load_dataset(args.data, images=args.images, format=args.format, limit=args.limit)
+    dataset = load_dataset(
+        args.data, images=args.images, format=args.format, limit=args.limit, bbox=args.bbox
+    )
     if not dataset.samples:
         raise InputError(f"{args.data} holds no samples; supported formats: {', '.join(FORMATS)}")
     for note in dataset.notes:
         _say(f"data: {note}")
+    missing = missing_images(dataset)
+    if missing:
+        # Before the model loads: a wrong --images would otherwise cost the load and score 0.
+        if not args.allow_missing:
+            raise InputError(
+                f"{len(missing)} of {len(dataset.samples)} samples' images are missing (first: {missing[0]}); "
+                "fix --images, or pass --allow-missing to score them wrong and count them as errors"
+            )
+        _say(f"data: {len(missing)} image(s) missing (first: {missing[0]}): scored wrong, counted as errors")
 
     from transformers.utils import logging as hf_logging
 
@@ -156,16 +187,17 @@ def run_eval(args: argparse.Namespace) -> int:
         save_maps=args.save_maps,
         shard=shard,
         maps=maps,
+        refusals=args.refusals,
     )
     if launch is not None:
         distributed.barrier()
-        merged = merge(out, dataset, launch.world) if launch.rank == 0 else None
+        merged = merge(out, dataset, launch.world, refusals=args.refusals) if launch.rank == 0 else None
         distributed.finish()
         if merged is None:
             return 0
         ev = merged
     elif shard is not None:
-        merged = merge(out, dataset, shard[1], require_all=False)
+        merged = merge(out, dataset, shard[1], require_all=False, refusals=args.refusals)
         if merged is None:
             _say(f"part {shard[0]}/{shard[1]} done in {ev.out}; the last part to finish merges into {out}")
             _print(ev.summary, ev.out, ev.resumed)
@@ -173,6 +205,18 @@ def run_eval(args: argparse.Namespace) -> int:
         ev = merged
     _print(ev.summary, out, ev.resumed)
     return 0
+
+
+def missing_images(dataset) -> list[str]:
+    """The image path of every sample of ``dataset`` whose image is not a file, in sample order."""
+    found: dict[Path, bool] = {}
+    out = []
+    for s in dataset.samples:
+        if s.image not in found:
+            found[s.image] = s.image.is_file()
+        if not found[s.image]:
+            out.append(str(s.image))
+    return out
 
 
 def _print(summary, out, resumed: int = 0) -> None:
@@ -195,6 +239,21 @@ def _print(summary, out, resumed: int = 0) -> None:
     note = (summary.get("conventions") or {}).get("note")
     if note:
         print(f"warning: {note}")
+    official = summary.get("official") or {}
+    macro = official.get("macro")
+    if macro and macro.get("accuracy") is not None:
+        print(
+            f"{official['benchmark']} {macro['name']}: {macro['accuracy']:.1%} (mean of {macro['cells']} {macro['over']} cells)"
+        )
+    conventions = summary.get("refusal_conventions")
+    if conventions:
+        print(
+            f"refusal samples scored: {conventions['official']['accuracy']:.1%}; "
+            f"left out: {conventions['excluded']['accuracy'] or 0:.1%} (--refusals {conventions['used']})"
+        )
     if summary["errors"]:
-        print(f"errors: {len(summary['errors'])} samples could not run (listed in summary.json)")
+        print(
+            f"errors: {len(summary['errors'])} samples could not run: scored wrong, inside n (listed in "
+            "summary.json)"
+        )
     print(f"outputs: {out}/report.html  {out}/summary.json  {out}/samples.jsonl")

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import LavError
 from ..files import check_path, read_json
 from .demo_data import write_demo_benchmark
+from .entries import BBOX_CONVENTIONS
 from .formats.benchmarks import (
     Parsed,
     no_files,
@@ -25,15 +26,26 @@ from .formats.benchmarks import (
     read_ui_vision,
 )
 from .formats.hf import is_hf, read_hf
+from .formats.newer import no_l2, read_mmbench_gui, read_venusbench_gd
 from .formats.rows import read_jsonl
 from .samples import Dataset, Sample, in_target
 
-FORMATS = ("screenspot", "screenspot-pro", "osworld-g", "ui-vision", "jsonl", "hf")
+FORMATS = (
+    "screenspot",
+    "screenspot-pro",
+    "osworld-g",
+    "ui-vision",
+    "mmbench-gui",
+    "venusbench-gd",
+    "jsonl",
+    "hf",
+)
 
 _SUPPORTED = (
     "supported formats: screenspot (screenspot_*.json), screenspot-pro (a folder with annotations/ "
-    "and images/), osworld-g (OSWorld-G.json), ui-vision (element_grounding_*.json), jsonl (one "
-    "object per line), hf (a save_to_disk folder or parquet); pass --format to choose one"
+    "and images/), osworld-g (OSWorld-G.json), ui-vision (element_grounding_*.json), mmbench-gui "
+    "(L2_annotations.json), venusbench-gd (instruction/*_grounding.json), jsonl (one object per "
+    "line), hf (a save_to_disk folder or parquet); pass --format to choose one"
 )
 
 
@@ -51,6 +63,10 @@ def _by_fields(path: Path) -> str:
     if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
         raise _unknown(path, "it is not a non-empty JSON list of objects")
     common = set.intersection(*(set(d) for d in data))
+    if {"grounding_type", "platform", "image_path", "bbox"} <= common:
+        return "mmbench-gui"
+    if {"img_filename", "bbox", "instruction"} <= common and path.parent.name == "instruction":
+        return "venusbench-gd"
     if {"box_type", "box_coordinates"} <= common:
         return "osworld-g"
     if {"prompt_to_evaluate", "bbox", "image_path"} <= common:
@@ -72,6 +88,8 @@ def detect_format(path: str | os.PathLike) -> str:
             return "hf"
         if p.suffix == ".jsonl":
             return "jsonl"
+        if name == "l2_annotations.json":
+            return "mmbench-gui"
         if name.startswith("osworld-g") and p.suffix == ".json":
             return "osworld-g"
         if name.startswith("element_grounding_") and p.suffix == ".json":
@@ -83,6 +101,10 @@ def detect_format(path: str | os.PathLike) -> str:
         raise _unknown(p, f"a {p.suffix or 'suffix-less'} file")
     if (p / "annotations").is_dir() and _json_files(p / "annotations"):
         return "screenspot-pro"
+    if (p / "L2_annotations.json").is_file():
+        return "mmbench-gui"
+    if _venus_files(p):
+        return "venusbench-gd"
     if _uivision_files(p):
         return "ui-vision"
     if _osworld_files(p):
@@ -111,6 +133,15 @@ def _osworld_files(folder: Path) -> list[Path]:
     return sorted(files.values())
 
 
+def _venus_files(folder: Path) -> list[Path]:
+    """VenusBench-GD's task files: ``instruction/*.json`` (README.md layout)."""
+    where = folder / "instruction" if (folder / "instruction").is_dir() else folder
+    files = _json_files(where)
+    if any(f.stem.endswith("_grounding") for f in files):
+        return [f for f in files if f.stem.endswith("_grounding") or f.stem.startswith("refusal")]
+    return []
+
+
 def _uivision_files(folder: Path) -> list[Path]:
     for where in (folder, folder / "element_grounding", folder / "annotations" / "element_grounding"):
         files = [f for f in _json_files(where) if f.name.startswith("element_grounding_")]
@@ -129,7 +160,12 @@ def _images_dir(images: str | os.PathLike | None, candidates: list[Path]) -> Pat
 
 
 def _read(
-    fmt: str, p: Path, images: str | os.PathLike | None, cache: Path | None, limit: int | None
+    fmt: str,
+    p: Path,
+    images: str | os.PathLike | None,
+    cache: Path | None,
+    limit: int | None,
+    bbox: str | None = None,
 ) -> Parsed:
     folder = p if p.is_dir() else p.parent
     if fmt == "screenspot":
@@ -137,7 +173,18 @@ def _read(
         if not files:
             raise no_files("ScreenSpot", p, "screenspot_*.json")
         roots = [folder / "images", folder / "screenspotv2_image", folder]
-        return read_screenspot(files, _images_dir(images, roots))
+        return read_screenspot(files, _images_dir(images, roots), bbox)
+    if fmt == "mmbench-gui":
+        file = p / "L2_annotations.json" if p.is_dir() else p
+        if not file.is_file():
+            raise no_l2(p)
+        return read_mmbench_gui(file, _images_dir(images, [file.parent / "offline_images", file.parent]))
+    if fmt == "venusbench-gd":
+        files = _venus_files(p) if p.is_dir() else [p]
+        if not files:
+            raise no_files("VenusBench-GD", p, "instruction/*_grounding.json")
+        root = files[0].parent.parent if files[0].parent.name == "instruction" else files[0].parent
+        return read_venusbench_gd(files, _images_dir(images, [root / "images", root]))
     if fmt == "screenspot-pro":
         if p.is_dir():
             root = p if (p / "annotations").is_dir() else p.parent
@@ -151,7 +198,7 @@ def _read(
         files = _osworld_files(p) if p.is_dir() else [p]
         if not files:
             raise no_files("OSWorld-G", p, "OSWorld-G.json")
-        return read_osworld_g(files, _images_dir(images, [folder / "images", folder]))
+        return read_osworld_g(files, _images_dir(images, [folder / "images", folder]), bbox)
     if fmt == "ui-vision":
         files = (_uivision_files(p) or _json_files(p)) if p.is_dir() else [p]
         if not files:
@@ -165,10 +212,10 @@ def _read(
             if len(found) != 1:
                 raise no_files("JSON Lines", p, "exactly one *.jsonl")
             p = found[0]
-        return read_jsonl(p, _images_dir(images, [p.parent]))
+        return read_jsonl(p, _images_dir(images, [p.parent]), bbox)
     assert fmt == "hf"
     base = None if images is None else _images_dir(images, [])
-    return read_hf(p, base, cache, limit)
+    return read_hf(p, base, cache, limit, bbox)
 
 
 def load_dataset(
@@ -177,21 +224,27 @@ def load_dataset(
     format: str | None = None,
     limit: int | None = None,
     cache: str | os.PathLike | None = None,
+    bbox: str | None = None,
 ) -> Dataset:
     """The benchmark at ``path`` as a `Dataset` (format from `detect_format` unless given).
 
     ``images`` overrides where screenshots are looked up (default: the format's own layout, e.g. a
     sibling ``images/``); ``limit`` keeps the first N samples in file order; ``cache`` is where
     images embedded in a Hugging Face dataset are written (default: a new temporary folder).
-    Raises `LavError` for an unknown format, a malformed entry or no samples.
+    ``bbox`` ("xywh" / "xyxy"): how the boxes are written, for files whose boxes cannot tell
+    (ScreenSpot, OSWorld-G, jsonl, hf; refused without it).
+    Raises `LavError` for an unknown format, a malformed entry, an undecidable box convention or
+    no samples.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise LavError(f"limit must be a positive whole number of samples, got {limit!r}")
     if format is not None and format not in FORMATS:
         raise LavError(f"unknown format {format!r}; {_SUPPORTED}")
+    if bbox is not None and bbox not in BBOX_CONVENTIONS:
+        raise LavError(f"--bbox must be xywh or xyxy, got {bbox!r}")
     p = check_path(path, "benchmark path", kind="dir" if Path(os.fspath(path)).is_dir() else "file")
     fmt = format or detect_format(p)
-    parsed = _read(fmt, p, images, None if cache is None else Path(cache), limit)
+    parsed = _read(fmt, p, images, None if cache is None else Path(cache), limit, bbox)
     samples = _unique_ids(parsed)
     if limit is not None:
         samples = samples[:limit]

@@ -129,6 +129,7 @@ def evaluate(
     shard: tuple[int, int] | str | None = None,
     progress: bool | None = None,
     maps: Sequence[str] | None = None,
+    refusals: str = "official",
 ) -> Evaluation:
     """Run ``dataset`` through ``viz`` and score it; with ``out``, resumably into that folder.
 
@@ -141,6 +142,8 @@ def evaluate(
     ``maps``: more map methods (`lav.methods`) to score beside ``edge`` and ``focus`` (always run):
     each gets pointing game and mass in box per sample and in the summary's ``methods``.
     ``progress``: a bar on stderr (None: when stderr is a terminal, else a line every few samples).
+    ``refusals``: ``"official"`` scores refusal samples (OSWorld-G), ``"excluded"`` leaves them out
+    of the summary (the records are the same either way, so it is not a setting of the folder).
     """
     shard = parse_shard(shard)
     names, extra_maps = eval_maps(viz, maps)
@@ -191,7 +194,7 @@ def evaluate(
         sink.close()
     order = {s.id: n for n, s in enumerate(samples)}
     records = sorted((r for r in sink.records if r["id"] in order), key=lambda r: order[r["id"]])
-    summary = _summary(records, viz.model_name, viz.adapter_name, dataset, options)
+    summary = _summary(records, viz.model_name, viz.adapter_name, dataset, options, refusals)
     if folder is not None:
         write_outputs(folder, records, summary, resumed=resumed)
     return Evaluation(records, summary, folder, resumed)
@@ -287,15 +290,17 @@ def _in_gallery(rec: dict[str, Any]) -> bool:
     return not rec["correct"] or (base is not None and bool(base["correct"]) != bool(rec["correct"]))
 
 
-def _summary(records, model, adapter, dataset: Dataset, options) -> dict[str, Any]:
+def _summary(
+    records, model, adapter, dataset: Dataset, options, refusals: str = "official"
+) -> dict[str, Any]:
     summary = {
         "model": model,
         "adapter": adapter,
         "dataset": dataset.name,
         "format": dataset.format,
-        "notes": list(dataset.notes),
+        "notes": list(dataset.notes) + size_notes(records),
     }
-    summary.update(summarize(records, dataset.group_fields))
+    summary.update(summarize(records, dataset.group_fields, format=dataset.format, refusals=refusals))
     summary["options"] = {k: _layer_text(v) for k, v in options.items() if k != "shard"}
     return summary
 
@@ -331,7 +336,32 @@ def _locked(folder: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = True) -> Evaluation | None:
+def size_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """One note when screenshots are stored at another size than their boxes were annotated on."""
+    other = [
+        r
+        for r in records
+        if r.get("annotated_size") and r.get("image_size") and r["annotated_size"] != r["image_size"]
+    ]
+    if not other:
+        return []
+    first = other[0]
+    rule = (
+        "boxes divided by the annotated size, clicks taken as a fraction of the stored image, as the "
+        "official script does"
+        if first.get("size_rule") == "annotated"
+        else "boxes divided by the stored image's size, as the official script does (it opens the file)"
+    )
+    (aw, ah), (sw, sh) = first["annotated_size"], first["image_size"]
+    return [
+        f"{len(other)} image(s) stored at another size than annotated (e.g. {first['id']!r}: annotated "
+        f"{aw}x{ah}, stored {sw}x{sh}): {rule}"
+    ]
+
+
+def merge(
+    out: str | Path, dataset: Dataset, parts: int, require_all: bool = True, refusals: str = "official"
+) -> Evaluation | None:
     """Join the folders of a run's ``parts`` shards (``<out>/shards/rank-I``) into ``out``.
 
     Every shard must hold a finished summary and exactly its own samples; with ``require_all``
@@ -362,7 +392,9 @@ def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = Tru
             raise LavError(f"cannot merge: {len(missing)} samples are in no shard (e.g. {missing[0]!r})")
         records = [by_id[s.id] for s in dataset.samples]
         options = {k: base_settings.get(k) for k in _OPTION_KEYS}
-        summary = _summary(records, base_settings["model"], base_settings["adapter"], dataset, options)
+        summary = _summary(
+            records, base_settings["model"], base_settings["adapter"], dataset, options, refusals
+        )
         settings_all = {**base_settings, "parts": parts}
         log.write_atomic(out / log.RUN_FILE, json.dumps(settings_all, indent=2) + "\n")
         text = "".join(log.dumps(r) + "\n" for r in records)

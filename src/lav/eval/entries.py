@@ -184,3 +184,36 @@ def box_convention(
 
 def describe(convention: str) -> str:
     return "[x, y, w, h]" if convention == "xywh" else "[x1, y1, x2, y2]"
+
+
+#: The values of ``--bbox`` (``load_dataset(bbox=...)``): how a file's four numbers are written.
+BBOX_CONVENTIONS = ("xywh", "xyxy")
+
+
+def ambiguous(where: str, why: str) -> LavError:
+    """The one line that refuses a box convention the data cannot settle, naming ``--bbox``."""
+    return LavError(
+        f"{where}: {why}; say how its boxes are written with --bbox xywh ([x, y, width, height]) "
+        "or --bbox xyxy ([x1, y1, x2, y2])"
+    )
+
+
+def past_image(box: Sequence[float], size: tuple[int, int] | None, slack: float = 1.0) -> bool:
+    """Does ``box`` ([x1, y1, x2, y2] pixels) end past an image of ``size`` (one pixel of slack)?"""
+    if size is None:
+        return False
+    return max(box[0], box[2]) > size[0] + slack or max(box[1], box[3]) > size[1] + slack
+
+
+def fit_note(
+    name: str, boxes: Sequence[Sequence[float]], sizes: Sequence[tuple[int, int] | None]
+) -> list[str]:
+    """A note when boxes end past the annotated size they are divided by (a sign that they were
+    drawn on another copy of the image)."""
+    past = [i for i, (b, s) in enumerate(zip(boxes, sizes, strict=True)) if past_image(b, s)]
+    if not past:
+        return []
+    return [
+        f"{name}: {len(past)} box(es) end past their annotated image size (e.g. box {past[0]}); the "
+        "official script divides them by that size all the same, and so does lav"
+    ]

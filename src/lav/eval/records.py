@@ -4,11 +4,14 @@ Torch-free: scoring reads the answer, the click and the maps of a `Result` (also
 disk). A record holds everything the summary needs, so the summary is a function of the records.
 
 Record keys: ``id``, ``instruction``, ``target`` (box / polygon / negative / refusal), ``bbox``
-[x1, y1, x2, y2] original pixels (null for negative / refusal), ``image_size`` [w, h], ``groups``,
+[x1, y1, x2, y2] annotated pixels (null for negative / refusal), ``annotated_size`` [w, h] (the size
+the box was drawn on, null when the data does not say), ``size_rule`` (what the official script
+divides the box by: ``annotated`` or ``stored``), ``image_size`` [w, h] (the stored image), ``groups``,
 ``error`` (null, or why the sample could not be run), ``chance`` (box area / image area), ``layers``
 (``focus``: decoder layers, ``edge``: vision blocks) and the outcome of the run: ``response``,
 ``click`` {x, y} or null, ``click_error``, ``refused`` (the final answer is a refusal: a phrase or a
-sentinel such as [-1, -1]; not a wrong format), ``correct``, ``wrong_format``, ``convention``,
+sentinel such as [-1, -1]; not a wrong format), ``correct`` (by the official rule: `score`),
+``wrong_format`` (neither a point nor a refusal, on any sample), ``convention``,
 ``conventions`` (correct had the answer been read in each convention), ``maps`` (per layer:
 ``pointing``, ``mass``, and for the focus ``image_share``) and ``heads`` (L x H: 1 where that head's
 maximum is on the target). ``base``: the same outcome with the adapter disabled, or null.
@@ -27,7 +30,8 @@ import numpy as np
 from ..coords import CONVENTIONS, AnswerRules, parse_answer, to_click
 from ..metrics import chance_level, mass_in_box
 from ..result import Result
-from .datasets import Sample, in_target
+from .datasets import Sample
+from .samples import official_hit
 
 #: Targets that are correct only when the model does not click (ScreenSpot-Pro negatives,
 #: OSWorld-G refusals).
@@ -44,10 +48,22 @@ def _has_target(sample: Sample) -> bool:
     return sample.target not in NO_CLICK_TARGETS and sample.box is not None
 
 
-def _scored(sample: Sample, x: float | None, y: float | None) -> bool:
+def _hit(sample: Sample, x: float | None, y: float | None, size: tuple[int, int]) -> bool:
+    """A click at ``(x, y)`` (stored-image pixels; None: no click) on the target, by the official
+    rule (`official_hit`): never for a sample without a target."""
+    if x is None or y is None or not _has_target(sample):
+        return False
+    return official_hit(sample, x, y, size)
+
+
+def score(sample: Sample, x: float | None, y: float | None, refused: bool, size: tuple[int, int]) -> bool:
+    """Right by the official rule: a negative / refusal sample only when the answer is a refusal
+    (ScreenSpot-Pro ``eval_screenspot_pro.py`` l. 154-160: ``result == "negative"``; OSWorld-G's
+    refusal samples); any other sample only when the click hits. A garbled answer (neither a point
+    nor a refusal) is wrong on both."""
     if sample.target in NO_CLICK_TARGETS:
-        return x is None
-    return x is not None and y is not None and bool(in_target(sample, x, y))
+        return refused
+    return _hit(sample, x, y, size)
 
 
 def top_cell_centre(values: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float]:
@@ -63,6 +79,20 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def answer_fields(
+    sample: Sample, x: float | None, y: float | None, refused: bool, size: tuple[int, int]
+) -> dict[str, bool]:
+    """``correct``, ``wrong_format`` and ``refused`` of one answer: a click at ``(x, y)`` in pixels of
+    the stored image of ``size`` (None: no click), or a refusal."""
+    return {
+        "refused": refused,
+        "correct": score(sample, x, y, refused, size),
+        # Neither a point nor a refusal, on any sample (a negative included): the official scripts'
+        # ``wrong_format`` (ScreenSpot-Pro l. 146-147, 159-160; UI-Vision, SeeClick's except branch).
+        "wrong_format": x is None and not refused,
+    }
+
+
 def _map_metrics(sample: Sample, layers: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
     """Pointing game and mass in box of each layer's map ``layers`` (L, rows, cols)."""
     if not _has_target(sample):
@@ -70,7 +100,7 @@ def _map_metrics(sample: Sample, layers: np.ndarray, size: tuple[int, int]) -> d
     # Pointing scores the top cell against the target as the click is scored (a polygon as a
     # polygon); mass in box needs a box, so a polygon's bounding box stands in for it.
     return {
-        "pointing": [_scored(sample, *top_cell_centre(m, size)) for m in layers],
+        "pointing": [_hit(sample, *top_cell_centre(m, size), size) for m in layers],
         "mass": [_number(mass_in_box(m, sample.box, size)) for m in layers],
     }
 
@@ -82,7 +112,7 @@ def _heads(sample: Sample, res: Result) -> list[list[int]] | None:
     if heads is None or not _has_target(sample):
         return None
     size = res.image_size
-    return [[int(_scored(sample, *top_cell_centre(m, size))) for m in layer] for layer in heads]
+    return [[int(_hit(sample, *top_cell_centre(m, size), size)) for m in layer] for layer in heads]
 
 
 #: Refusals were decided when the result was made (with the model's rules, `Result.refused`); the
@@ -94,12 +124,13 @@ def _conventions(sample: Sample, res: Result) -> dict[str, bool]:
     """Correct or not had the answer been read in each convention (the fine-tuning-bug check)."""
     parsed = None if res.refused else parse_answer(res.response, _NO_REFUSALS)
     out = {}
+    size = res.image_size
     for convention in CONVENTIONS:
         if parsed is None:
-            out[convention] = _scored(sample, None, None)
+            out[convention] = score(sample, None, None, res.refused, size)
             continue
-        click = to_click(parsed, convention, res.resized_size, res.image_size)
-        out[convention] = _scored(sample, click.x, click.y)
+        click = to_click(parsed, convention, res.resized_size, size)
+        out[convention] = score(sample, click.x, click.y, False, size)
     return out
 
 
@@ -125,9 +156,7 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
         "response": res.response,
         "click": None if click is None else {"x": float(x), "y": float(y)},
         "click_error": res.click_error,
-        "refused": res.refused,
-        "correct": _scored(sample, x, y),
-        "wrong_format": click is None and not res.refused and sample.target not in NO_CLICK_TARGETS,
+        **answer_fields(sample, x, y, res.refused, size),
         "convention": res.coords_convention,
         "conventions": _conventions(sample, res),
         "maps": maps,
@@ -135,12 +164,14 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
     }
 
 
-def _head(sample: Sample) -> dict[str, Any]:
+def sample_head(sample: Sample) -> dict[str, Any]:
     return {
         "id": sample.id,
         "instruction": sample.instruction,
         "target": sample.target,
         "bbox": None if sample.box is None else [float(v) for v in sample.box],
+        "annotated_size": None if sample.image_size is None else [int(v) for v in sample.image_size],
+        "size_rule": sample.size_rule,
         "groups": dict(sample.groups),
     }
 
@@ -149,7 +180,7 @@ def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[
     """The ``samples.jsonl`` line of a sample that ran (with ``res.base`` when compared), scoring
     ``extra_maps`` beside edge and focus."""
     size = res.image_size
-    out = _head(sample)
+    out = sample_head(sample)
     out["image_size"] = [int(size[0]), int(size[1])]
     out["error"] = None
     out["chance"] = chance_level(sample.box, size) if _has_target(sample) else None
@@ -163,7 +194,9 @@ def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[
 
 def error_record(sample: Sample, reason: str) -> dict[str, Any]:
     """The ``samples.jsonl`` line of a sample that could not be run, and why."""
-    out = _head(sample)
+    out = sample_head(sample)
+    # Scored wrong and kept in n (no official script drops a sample; SeeClick stops on a missing
+    # image, screenspot_test.py l. 63-65): ``errors`` in the summary counts them.
     out.update({"image_size": None, "error": reason, "response": None, "click": None, "correct": False})
     out.update({"refused": False, "wrong_format": False, "base": None})
     return out

@@ -177,6 +177,50 @@ def _groups(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = (
     return note + "".join(parts) if parts else "<p>The dataset has no grouping fields.</p>"
 
 
+def _official(summary: Mapping[str, Any]) -> str:
+    """The benchmark's own table: micro and macro named as the paper names them, the two-way cells,
+    and both refusal conventions (`lav.eval.official`)."""
+    off = summary.get("official")
+    if not off:
+        return ""
+    micro, macro = off["micro"], off.get("macro")
+    rows = [[micro["name"], "micro", micro["n"], _pct(micro["accuracy"])]]
+    if macro:
+        rows.append([macro["name"], f"macro over {macro['over']}", macro["cells"], _pct(macro["accuracy"])])
+    conventions = summary.get("refusal_conventions")
+    if conventions:
+        for name in ("official", "excluded"):
+            c = conventions[name]
+            rows.append(
+                [
+                    f"refusal samples {'scored' if name == 'official' else 'left out'}",
+                    name,
+                    c["n"],
+                    _pct(c["accuracy"]),
+                ]
+            )
+    parts = [
+        f"<h2>{_e(off['benchmark'])}: the official numbers</h2>",
+        f'<p class="info">rule and names: {_e(off.get("source") or "lav")}</p>',
+        _table(["number", "average", "n (cells for macro)", "accuracy"], rows),
+    ]
+    buckets = off.get("buckets") or {}
+    if buckets:
+        parts.append(
+            _table(
+                ["category", "n", "accuracy"], [[k, v["n"], _pct(v["accuracy"])] for k, v in buckets.items()]
+            )
+        )
+    for name, cells in off.get("tables", {}).items():
+        cols = sorted({c for row in cells.values() for c in row if c != "all"}) + ["all"]
+        body = [
+            [row] + [_pct(cells[row][c]["accuracy"]) if c in cells[row] else "–" for c in cols]
+            for row in cells
+        ]
+        parts.append(_table([name, *cols], body))
+    return "".join(parts)
+
+
 def _curve(
     series: Sequence[tuple[str, str, Sequence[float | None]]], xs: Sequence[int], chance: float | None
 ) -> str:
@@ -431,6 +475,7 @@ def build_report(
             ["run", "n", "correct", "accuracy", "95% CI (Wilson)", "wrong format"], _accuracy_rows(summary)
         )
         + _flips(summary)
+        + _official(summary)
         + f"<h2>By group</h2>{_groups(summary, records)}"
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"

@@ -16,6 +16,8 @@ from ..metrics import point_in_box
 
 #: What a sample asks of the model.
 TARGETS = ("box", "polygon", "negative", "refusal")
+#: What a box is divided by before a click (a fraction of the image the model saw) is compared.
+SIZE_RULES = ("annotated", "stored")
 
 Box = tuple[float, float, float, float]
 Polygon = tuple[tuple[float, float], ...]
@@ -40,6 +42,12 @@ class Sample:
     polygon: Polygon | None = None
     image_size: tuple[int, int] | None = None
     groups: dict[str, str] = field(default_factory=dict)
+    #: What the official script divides the box by: ``"annotated"`` (``image_size``, the size the
+    #: box was drawn on) or ``"stored"`` (the image file it opens). See `official_hit`.
+    size_rule: str = "stored"
+    #: The box as the official script reads it when that differs from ``box``: ScreenSpot-Pro takes
+    #: ``[x1, y1, x2, y2]`` as written, so a box with reversed corners is never hit.
+    written: Box | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -48,6 +56,10 @@ class Sample:
             raise ValueError(f"a {self.target!r} sample needs its box")
         if self.target == "polygon" and (self.polygon is None or len(self.polygon) < 3):
             raise ValueError("a 'polygon' sample needs a polygon of at least 3 points")
+        if self.size_rule not in SIZE_RULES:
+            raise ValueError(f"size_rule must be one of {SIZE_RULES}, got {self.size_rule!r}")
+        if self.size_rule == "annotated" and self.image_size is None:
+            raise ValueError("size_rule 'annotated' needs the annotated image_size")
 
 
 @dataclass(frozen=True)
@@ -111,3 +123,25 @@ def polygon_box(polygon: Polygon) -> Box:
     xs = [p[0] for p in polygon]
     ys = [p[1] for p in polygon]
     return (min(xs), min(ys), max(xs), max(ys))
+
+
+def official_hit(sample: Sample, x: float, y: float, stored: tuple[int, int]) -> bool:
+    """Does a click at ``(x, y)`` (pixels of the stored image, of size ``stored``) hit ``sample``'s
+    target under its benchmark's official rule?
+
+    The rule of every official script (ScreenSpot-Pro ``eval_screenspot_pro.py`` l. 137-150,
+    UI-Vision ``eval/grounding/eval_uivision.py`` ``eval_sample_positive_gt``, SeeClick
+    ``pretrain/screenspot_test.py`` l. 68-71 and 87): the click as a fraction of the image the model
+    saw, the box divided by the annotated size (``size_rule`` "annotated") or by the stored image's
+    size ("stored"), ``x1 <= x <= x2`` and ``y1 <= y <= y2`` with the box as the script reads it
+    (`Sample.written`; edges included). A polygon is scored in annotated pixels.
+    """
+    fx, fy = float(x) / stored[0], float(y) / stored[1]
+    ref = sample.image_size if sample.size_rule == "annotated" and sample.image_size else stored
+    if sample.target == "polygon":
+        assert sample.polygon is not None
+        return bool(point_in_polygon(fx * ref[0], fy * ref[1], sample.polygon))
+    box = sample.written if sample.written is not None else sample.box
+    assert box is not None
+    x1, y1, x2, y2 = box[0] / ref[0], box[1] / ref[1], box[2] / ref[0], box[3] / ref[1]
+    return bool(x1 <= fx <= x2 and y1 <= fy <= y2)

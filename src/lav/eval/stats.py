@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..metrics import wilson_interval
+from .official import official, rate
 
 Record = Mapping[str, Any]
 
@@ -167,7 +168,7 @@ def _run_summary(
 ) -> dict[str, Any]:
     k = sum(bool(o["correct"]) for o in outcomes)
     out: dict[str, Any] = _rate(k, len(outcomes))
-    out["wrong_format"] = sum(bool(o["wrong_format"]) for o in outcomes)
+    out["wrong_format"] = sum(bool(o.get("wrong_format")) for o in outcomes)
     by: dict[str, dict[str, Any]] = {}
     for field in fields:
         groups: dict[str, list[bool]] = {}
@@ -187,27 +188,62 @@ def _run_summary(
     return out
 
 
-def summarize(records: Sequence[Record], group_fields: Sequence[str] | None = None) -> dict[str, Any]:
+#: How a record that could not run counts for the base model of a paired run: wrong.
+_ERROR_OUTCOME: dict[str, Any] = {"correct": False, "wrong_format": False, "refused": False}
+
+#: ``--refusals``: OSWorld-G's refusal samples scored (``official``) or left out (``excluded``, as
+#: ClawGUI's harness does).
+REFUSAL_CONVENTIONS = ("official", "excluded")
+
+
+def summarize(
+    records: Sequence[Record],
+    group_fields: Sequence[str] | None = None,
+    *,
+    format: str = "",
+    refusals: str = "official",
+) -> dict[str, Any]:
     """The summary of an evaluation from its records (the lines of ``samples.jsonl``).
 
-    Records with an ``error`` are listed under ``errors`` and left out of every rate; ``n`` counts
-    the scored ones. ``group_fields``: the grouping fields of the dataset (default: every key found
-    in the records' ``groups``). With base results: ``base`` (the same summary for the base model),
-    ``flips`` and ``mcnemar_p`` over the samples both runs scored.
+    Records with an ``error`` (a missing or unreadable image) are scored wrong and stay in ``n``
+    (no official script drops a sample); ``n_errors`` and ``errors`` list them. ``group_fields``:
+    the grouping fields of the dataset (default: every key found in the records' ``groups``).
+    ``format``: the benchmark format, for the ``official`` block (`lav.eval.official`).
+    ``refusals``: ``"excluded"`` leaves refusal samples (OSWorld-G) out of every number;
+    ``refusal_conventions`` gives the accuracy both ways whenever there are some.
+    With base results: ``base`` (the same summary for the base model), ``flips`` and ``mcnemar_p``.
     """
-    scored = [r for r in records if not r.get("error")]
-    errors = [{"id": r["id"], "reason": r["error"]} for r in records if r.get("error")]
+    if refusals not in REFUSAL_CONVENTIONS:
+        raise ValueError(f"refusals must be one of {REFUSAL_CONVENTIONS}, got {refusals!r}")
+    all_records = list(records)
+    kept = [r for r in all_records if not (refusals == "excluded" and r.get("target") == "refusal")]
+    errors = [{"id": r["id"], "reason": r["error"]} for r in kept if r.get("error")]
     if group_fields is None:
-        group_fields = sorted({k for r in records for k in (r.get("groups") or {})})
-    summary = _run_summary(scored, scored, group_fields)
+        group_fields = sorted({k for r in kept for k in (r.get("groups") or {})})
+    summary = _run_summary(kept, kept, group_fields)
+    summary["n_errors"] = len(errors)
     summary["errors"] = errors
-    summary["n_samples"] = len(records)
-    chances = [r["chance"] for r in scored if r.get("chance") is not None]
+    summary["n_samples"] = len(all_records)
+    summary["refused"] = sum(bool(r.get("refused")) for r in kept)
+    chances = [r["chance"] for r in kept if r.get("chance") is not None]
     summary["chance"] = _mean(chances)
-    paired = [r for r in scored if r.get("base")]
-    if paired:
-        summary["base"] = _run_summary([r["base"] for r in paired], paired, group_fields)
-        table = flips((bool(r["base"]["correct"]), bool(r["correct"])) for r in paired)
+    summary["official"] = official(kept, format, refusals)
+    if any(r.get("target") == "refusal" for r in all_records):
+        positives = [r for r in all_records if r.get("target") != "refusal"]
+        summary["refusal_conventions"] = {
+            "official": rate([bool(r["correct"]) for r in all_records]),
+            "excluded": rate([bool(r["correct"]) for r in positives]),
+            "used": refusals,
+        }
+    if any(r.get("base") for r in kept):
+        # A sample that could not run is wrong for both models: it stays in the paired table.
+        paired = [r for r in kept if r.get("base") or r.get("error")]
+        base = [r["base"] if r.get("base") else _ERROR_OUTCOME for r in paired]
+        summary["base"] = _run_summary(base, paired, group_fields)
+        summary["base"]["official"] = official(
+            [{**r, "correct": b["correct"]} for r, b in zip(paired, base, strict=True)], format, refusals
+        )
+        table = flips((bool(b["correct"]), bool(r["correct"])) for r, b in zip(paired, base, strict=True))
         summary["flips"] = table
         summary["mcnemar_p"] = mcnemar_exact(table["fixed"], table["broken"])
     return summary

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ...errors import LavError
 from ...files import read_json
-from ..entries import Entry, box_convention, describe, ordered
+from ..entries import Entry, ambiguous, box_convention, describe, fit_note, ordered, past_image
 from ..samples import Sample, polygon_box
 
 
@@ -63,9 +63,14 @@ def screenspot_split(stem: str) -> str:
     return name or stem
 
 
-def read_screenspot(files: list[Path], images: Path) -> Parsed:
+def read_screenspot(files: list[Path], images: Path, bbox: str | None = None) -> Parsed:
     """ScreenSpot v1/v2 files (``bbox`` [x, y, w, h] px) and GUI-Actor's copy (``img_size``,
-    [x1, y1, x2, y2] px): the convention is decided per file from all its boxes."""
+    [x1, y1, x2, y2] px): the convention is decided per file from all its boxes; a file whose boxes
+    fit both readings is refused unless ``bbox`` ("xywh" / "xyxy") says which.
+
+    Scoring: SeeClick ``pretrain/screenspot_test.py`` l. 68-71 divides the box by the size of the
+    image file it opened (``size_rule`` "stored"); GUI-Actor's copy carries ``img_size``, which is
+    then the size the box is divided by, as ScreenSpot-Pro does."""
     out = Parsed()
     for path in files:
         what = "ScreenSpot annotation file"
@@ -73,9 +78,17 @@ def read_screenspot(files: list[Path], images: Path) -> Parsed:
         raw = [e.numbers("bbox") for e in entries]
         sizes = [e.size("img_size") for e in entries]
         sized = bool(entries) and all(s is not None for s in sizes)
-        convention, evidence = box_convention(
-            raw, sizes, default="xyxy" if sized else "xywh", where=f"{what} {path}"
-        )
+        if bbox is not None:
+            convention, evidence = bbox, "given with --bbox"
+        else:
+            convention, evidence = box_convention(
+                raw, sizes, default="xyxy" if sized else "xywh", where=f"{what} {path}"
+            )
+            if raw and evidence.startswith("both readings fit"):
+                raise ambiguous(
+                    f"{what} {path}",
+                    f"all {len(raw)} boxes fit both [x, y, w, h] and [x1, y1, x2, y2]",
+                )
         if sized and convention == "xyxy":
             why = "entries carry img_size (GUI-Actor's converted copy, verifier/README.md)"
         elif convention == "xywh" and not sized:
@@ -101,6 +114,7 @@ def read_screenspot(files: list[Path], images: Path) -> Parsed:
                     box=target,
                     image_size=size,
                     groups=groups,
+                    size_rule="annotated" if size is not None else "stored",
                 )
             )
             out.add_groups([g for g in SCREENSPOT_GROUPS if g in groups])
@@ -114,23 +128,32 @@ PRO_GROUPS = ["split", "group", "application", "platform", "ui_type", "gt_type"]
 
 def read_screenspot_pro(files: list[Path], images: Path) -> Parsed:
     """ScreenSpot-Pro ``annotations/<app>_<os>.json``: ``bbox`` [x1, y1, x2, y2] px, ``img_size``,
-    ``gt_type`` positive (or absent) / negative."""
+    ``gt_type`` positive (or absent) / negative.
+
+    Scoring (``eval_screenspot_pro.py`` l. 137-150): the box is taken as written (l. 138-139: a box
+    with reversed corners is never hit) and divided by ``img_size`` (l. 141-142, the annotated size).
+    """
     out = Parsed()
     swapped_total = 0
     negatives = 0
+    written, sizes = [], []
     for path in files:
         for e in _entries(path, "ScreenSpot-Pro annotation file"):
             gt = e.data.get("gt_type", "positive")
             if gt not in ("positive", "negative"):
                 raise e.error(f"is {gt!r}, not 'positive' or 'negative'", "gt_type")
             size = e.size("img_size")
+            raw = None
             if gt == "negative":
                 negatives += 1
                 target, box = "negative", None
             else:
                 target = "box"
-                box, swapped = ordered(e.numbers("bbox"))
+                raw = e.numbers("bbox")
+                box, swapped = ordered(raw)
                 swapped_total += swapped
+                written.append(raw)
+                sizes.append(size)
             groups = {"split": path.stem, **e.groups(PRO_GROUPS[1:])}
             out.samples.append(
                 Sample(
@@ -141,16 +164,23 @@ def read_screenspot_pro(files: list[Path], images: Path) -> Parsed:
                     box=box,
                     image_size=size,
                     groups=groups,
+                    size_rule="stored" if size is None else "annotated",
+                    written=None if raw is None else (raw[0], raw[1], raw[2], raw[3]),
                 )
             )
             out.add_groups([g for g in PRO_GROUPS if g in groups])
     out.notes.append(f"bbox read as [x1, y1, x2, y2] pixels (ScreenSpot-Pro) from {len(files)} file(s)")
+    out.notes += fit_note("ScreenSpot-Pro", written, sizes)
     if negatives:
         out.notes.append(
             f"{negatives} gt_type negative sample(s): correct only when the model says the target "
             "is not there (no click)"
         )
-    out.notes += _swapped_note(swapped_total, "ScreenSpot-Pro", "as the scoring orders them")
+    if swapped_total:
+        out.notes.append(
+            f"ScreenSpot-Pro: {swapped_total} box(es) have reversed corners (x2 < x1 or y2 < y1): never "
+            "hit, as eval_screenspot_pro.py takes the box as written (l. 138-139)"
+        )
     return out
 
 
@@ -159,17 +189,48 @@ def read_screenspot_pro(files: list[Path], images: Path) -> Parsed:
 OSWORLD_GROUPS = ["box_type", "GUI_types"]
 
 
-def read_osworld_g(files: list[Path], images: Path) -> Parsed:
+def _osworld_convention(path: Path, entries: list[Entry], bbox: str | None) -> str:
+    """``xywh`` (the release's convention) unless a box would end past its image as [x, y, w, h]:
+    then the file holds corners and ``--bbox`` must say so."""
+    if bbox is not None:
+        return bbox
+    for e in entries:
+        if e.data.get("box_type") != "bbox":
+            continue
+        x, y, w, h = e.numbers("box_coordinates")
+        if past_image((x, y, x + w, y + h), e.size("image_size")):
+            raise ambiguous(
+                f"OSWorld-G annotation file {path}: {e.label}",
+                f"box_coordinates {[x, y, w, h]!r} as [x, y, w, h] ends past the image: the file may "
+                "hold [x1, y1, x2, y2] boxes",
+            )
+    return "xywh"
+
+
+def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> Parsed:
     """OSWorld-G ``OSWorld-G.json``: ``box_type`` bbox ([x, y, w, h] px), polygon (flat or paired
-    points) or refusal; ``image_path`` relative to ``images/``."""
+    points) or refusal; ``image_path`` relative to ``images/``. A file whose bbox boxes end past
+    the image as [x, y, w, h] is refused unless ``bbox`` says how they are written."""
+    from .newer import read_osworld_buckets
+
     out = Parsed()
     kinds: Counter[str] = Counter()
     for path in files:
-        for e in _entries(path, "OSWorld-G annotation file"):
+        entries = _entries(path, "OSWorld-G annotation file")
+        convention = _osworld_convention(path, entries, bbox)
+        buckets, bucket_file = read_osworld_buckets(path.parent)
+        if bucket_file:
+            placed = sum(_ident(e, path.stem) in buckets for e in entries)
+            out.notes.append(
+                f"OSWorld-G categories from {bucket_file}: {placed} of {len(entries)} samples in at least one"
+            )
+        for e in entries:
             kind = e.text("box_type")
             kinds[kind] += 1
             polygon = None
-            if kind == "bbox":
+            if kind == "bbox" and convention == "xyxy":
+                target, box = "box", ordered(e.numbers("box_coordinates"))[0]
+            elif kind == "bbox":
                 target, box = "box", e.xywh_box("box_coordinates")
             elif kind == "polygon":
                 polygon = e.polygon("box_coordinates")
@@ -179,6 +240,10 @@ def read_osworld_g(files: list[Path], images: Path) -> Parsed:
             else:
                 raise e.error(f"is {kind!r}, not 'bbox', 'polygon' or 'refusal'", "box_type")
             groups = e.groups(OSWORLD_GROUPS)
+            if bucket_file:
+                # Several buckets joined by '|' (GUI_types already uses '/'); the summary's
+                # official block counts a sample in each of them.
+                groups["bucket"] = "|".join(buckets.get(_ident(e, path.stem), [])) or "none"
             out.samples.append(
                 Sample(
                     id=_ident(e, path.stem),
@@ -189,15 +254,20 @@ def read_osworld_g(files: list[Path], images: Path) -> Parsed:
                     polygon=polygon,
                     image_size=e.size("image_size"),
                     groups=groups,
+                    size_rule="annotated" if e.has("image_size") else "stored",
                 )
             )
-            out.add_groups([g for g in OSWORLD_GROUPS if g in groups])
+            out.add_groups([g for g in [*OSWORLD_GROUPS, "bucket"] if g in groups])
     counts = ", ".join(f"{kinds[k]} {k}" for k in ("bbox", "polygon", "refusal") if kinds[k])
-    out.notes.append(f"OSWorld-G box types: {counts}; bbox read as [x, y, w, h] pixels")
+    how = "[x1, y1, x2, y2] (--bbox xyxy)" if bbox == "xyxy" else "[x, y, w, h]"
+    out.notes.append(f"OSWorld-G box types: {counts}; bbox read as {how} pixels")
     if kinds["polygon"]:
         out.notes.append("polygons are scored as polygons (edges inclusive), not as their bounding boxes")
     if kinds["refusal"]:
-        out.notes.append("refusal samples are correct only when the model declines and does not click")
+        out.notes.append(
+            "refusal samples are correct only when the answer is a refusal (--refusals excluded leaves "
+            "them out, as ClawGUI does)"
+        )
     return out
 
 
@@ -211,11 +281,17 @@ def read_ui_vision(files: list[Path], images: Path) -> Parsed:
     (reversed corners swapped, as the official script does), ``prompt_to_evaluate``."""
     out = Parsed()
     swapped_total = 0
+    boxes, sizes = [], []
     for path in files:
         split = path.stem.removeprefix("element_grounding_")
         for e in _entries(path, "UI-Vision annotation file"):
+            # eval_uivision.py eval_sample_positive_gt: reversed corners swapped, then divided by
+            # the annotation's image_size (EVAL.md: l. ~155-162).
             box, swapped = ordered(e.numbers("bbox"))
             swapped_total += swapped
+            size = e.size("image_size")
+            boxes.append(box)
+            sizes.append(size)
             groups = {"split": split, **e.groups(UIVISION_GROUPS[1:])}
             out.samples.append(
                 Sample(
@@ -224,11 +300,13 @@ def read_ui_vision(files: list[Path], images: Path) -> Parsed:
                     instruction=e.text("prompt_to_evaluate", "instruction"),
                     target="box",
                     box=box,
-                    image_size=e.size("image_size"),
+                    image_size=size,
                     groups=groups,
+                    size_rule="stored" if size is None else "annotated",
                 )
             )
             out.add_groups([g for g in UIVISION_GROUPS if g in groups])
+    out.notes += fit_note("UI-Vision", boxes, sizes)
     out.notes.append(
         "bbox read as [x1, y1, x2, y2] pixels (UI-Vision); prompt_to_evaluate is the instruction"
     )

@@ -25,7 +25,15 @@ from ...files import reading
 from ..entries import Entry, box_convention, describe, ordered, scale
 from ..samples import Sample
 from .benchmarks import Parsed
-from .rows import INSTRUCTION_FIELDS, NOT_GROUPS, SIZE_FIELDS, are_fractions, group_names, ident
+from .rows import (
+    INSTRUCTION_FIELDS,
+    NOT_GROUPS,
+    SIZE_FIELDS,
+    are_fractions,
+    check_past_image,
+    group_names,
+    ident,
+)
 
 _WHAT = "dataset"
 _PARQUET = re.compile(r"^(?P<split>.+?)(-\d{5}-of-\d{5})?\.parquet$")
@@ -107,8 +115,12 @@ def _parts(path: Path) -> list[_Part]:
     return parts
 
 
-def read_hf(path: Path, images: Path | None, cache: Path | None, limit: int | None) -> Parsed:
-    """The rows of the dataset at ``path``, the first ``limit`` of them with their images as files."""
+def read_hf(
+    path: Path, images: Path | None, cache: Path | None, limit: int | None, bbox: str | None = None
+) -> Parsed:
+    """The rows of the dataset at ``path``, the first ``limit`` of them with their images as files.
+    ``bbox`` ("xywh" / "xyxy") overrides the detected box convention; without it, pixel boxes that
+    end past their image are refused."""
     parts = _parts(path)
     rows: list[tuple[_Part, Entry, int]] = []
     for part in parts:
@@ -126,9 +138,12 @@ def read_hf(path: Path, images: Path | None, cache: Path | None, limit: int | No
     for _, e, _ in rows:
         e.text(*INSTRUCTION_FIELDS)
     fractions = are_fractions(raw)
-    convention, evidence = box_convention(
-        raw, [None] * len(raw), default="xyxy", where=f"dataset {path}", unit=1.0 if fractions else None
-    )
+    if bbox is not None:
+        convention, evidence = bbox, "given with --bbox"
+    else:
+        convention, evidence = box_convention(
+            raw, [None] * len(raw), default="xyxy", where=f"dataset {path}", unit=1.0 if fractions else None
+        )
     entries = [e for _, e, _ in rows]
     groups = [g for g in group_names(entries) if g not in NOT_GROUPS]
     multi = len({p.split for p in parts}) > 1
@@ -151,6 +166,8 @@ def read_hf(path: Path, images: Path | None, cache: Path | None, limit: int | No
             if size is None:
                 raise e.error(f"is {box!r}, fractions of the image, but the image cannot be read", "bbox")
             box = list(scale(box, size))
+        if not fractions:
+            check_past_image(f"dataset {path}", [e], [box], [size], bbox)
         pixels, _ = ordered(box)
         out.samples.append(
             Sample(

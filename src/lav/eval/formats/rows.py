@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ...files import read_text, reading
-from ..entries import Entry, ordered, scale
+from ..entries import Entry, ambiguous, ordered, past_image, scale
 from ..samples import Box, Sample
 from .benchmarks import Parsed
 
@@ -71,8 +71,24 @@ def ident(e: Entry, stem: str) -> str:
     return str(value)
 
 
-def read_jsonl(path: Path, images: Path) -> Parsed:
-    """A JSON Lines file: one object per line (blank lines skipped)."""
+def check_past_image(
+    where: str, rows: list[Entry], boxes: list[list[float]], sizes: list, bbox: str | None
+) -> None:
+    """Refuse [x1, y1, x2, y2] pixel boxes that end past their image: such a file may hold
+    [x, y, w, h] boxes, and only ``--bbox`` can say so."""
+    if bbox is not None:
+        return
+    for e, box, size in zip(rows, boxes, sizes, strict=True):
+        if past_image(box, size):
+            raise ambiguous(
+                f"{where}: {e.label}",
+                f"bbox {box!r} as [x1, y1, x2, y2] ends past the {size[0]}x{size[1]} image",
+            )
+
+
+def read_jsonl(path: Path, images: Path, bbox: str | None = None) -> Parsed:
+    """A JSON Lines file: one object per line (blank lines skipped). Boxes are [x1, y1, x2, y2]
+    unless ``bbox`` is "xywh"; pixel boxes that end past their image are refused without it."""
     what = "JSON Lines file"
     text = read_text(path, what)
     rows: list[Entry] = []
@@ -85,6 +101,10 @@ def read_jsonl(path: Path, images: Path) -> Parsed:
     raw = [e.numbers("bbox") for e in rows]
     sizes = [e.size(*SIZE_FIELDS) for e in rows]
     fractions = are_fractions(raw)
+    if bbox == "xywh":
+        raw = [list(e.xywh_box("bbox", b)) for e, b in zip(rows, raw, strict=True)]
+    if not fractions:
+        check_past_image(f"JSON Lines file {path}", rows, raw, sizes, bbox)
     groups = group_names(rows)
     out = Parsed(group_fields=list(groups))
     swapped_total = 0
@@ -100,12 +120,14 @@ def read_jsonl(path: Path, images: Path) -> Parsed:
                 box=pixels,
                 image_size=size,
                 groups=e.groups(groups),
+                size_rule="stored" if size is None else "annotated",
             )
         )
     if fractions:
         out.notes.append("boxes were fractions of the image (every value in [0, 1]): scaled by image_size")
     else:
-        out.notes.append("bbox read as [x1, y1, x2, y2] original-image pixels")
+        how = "[x, y, w, h] (--bbox xywh)" if bbox == "xywh" else "[x1, y1, x2, y2]"
+        out.notes.append(f"bbox read as {how} original-image pixels")
     if swapped_total:
         out.notes.append(f"{swapped_total} box(es) had reversed corners: swapped")
     out.notes.append(f"grouping fields: {', '.join(groups) if groups else 'none'}")
