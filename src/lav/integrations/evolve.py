@@ -137,7 +137,7 @@ def evolve(
     batch_size: int = 8,
     edge_layers=(-2, -1),
     focus_layers="all",
-    max_new_tokens: int = 64,
+    max_new_tokens: int | None = None,
     coords: str | None = None,
     system: str | None = None,
     template: str | None = None,
