@@ -17,6 +17,7 @@ from torch import nn
 
 from .analysis import Visualizer
 from .coords import CONVENTIONS
+from .coords.rules import DEFAULT_RULES
 from .errors import AdapterError, AdapterWarning, InputError, LavError, LavWarning, UnsupportedModelError
 from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
 from .inputs import DEFAULT_MAX_PIXELS
@@ -322,6 +323,7 @@ def apply_preset(viz: Visualizer, preset: Preset | None, image_pixels: tuple[int
     when given, replaces the preset's bounds). A preset made for another family is used, with a warning."""
     viz.preset = preset
     viz.image_pixels = image_pixels if image_pixels is not None else (preset and preset.image_pixels)
+    viz.answer_rules = DEFAULT_RULES if preset is None else preset.rules()
     if preset is None:
         return
     if preset.coords not in CONVENTIONS:
@@ -329,7 +331,6 @@ def apply_preset(viz: Visualizer, preset: Preset | None, image_pixels: tuple[int
             f"preset {preset.name} reads answers as {preset.coords!r}, a convention this lav does not know "
             f"({', '.join(CONVENTIONS)}); update lav"
         )
-    viz.answer_rules = preset.rules()
     if viz.parts.family not in preset.families:
         warnings.warn(
             f"preset {preset.name} is for {', '.join(preset.families)} models but this is a {viz.parts.family} "

@@ -87,10 +87,11 @@ def prompt_text(
     (without it the image comes first). ``size``: the resized image's (width, height), put in for
     ``{width}`` / ``{height}`` in the system prompt and the template (see `lav.presets`).
     """
-    user_text = fill(template or "{instruction}", instruction, size)
+    user_text = template or "{instruction}"
     if "{image}" not in user_text:
         user_text = "{image}" + user_text
-    before, _, after = user_text.partition("{image}")
+    # Split before filling in: an instruction that happens to contain "{image}" stays text.
+    before, _, after = (fill(part, instruction, size) for part in user_text.partition("{image}"))
     content: list[dict[str, str]] = [{"type": "text", "text": before}] if before else []
     content.append({"type": "image"})
     if after:

@@ -136,3 +136,20 @@ def test_conventions_on_demo_data_says_the_demo_model_answers_on_0_1000(tmp_path
         line for line in out if not line.startswith("fits") and ("(processor)" in line or "(preset " in line)
     ]
     assert len(rows) == 3 and "(processor)" in rows[0]
+
+
+def test_eval_warns_when_another_convention_scores_clearly_higher(tmp_path, capsys):
+    """The demo model answers on 0-1000; read as fractions its clicks miss, and lav eval says so."""
+    data = tmp_path / "data"
+    assert run_cli("demo-data", "--out", data, "-n", "4", "--seed", "1") == 0
+    code = run_cli(
+        "eval", "--model", assets.BASE, "--adapter", assets.ADAPTER, "--data", data, "--coords", "normalized-1",
+        "--focus-layers", "-1", "--device", "cpu", "--out", tmp_path / "ev",
+    )  # fmt: skip
+    assert code == 0
+    warned = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("lav: warning: answers read as")
+    ]
+    assert len(warned) == 1 and "relative-1000" in warned[0] and "lav conventions" in warned[0]

@@ -161,10 +161,10 @@ def pick(*names: str | None) -> tuple[Preset, str] | None:
 def fill(text: str, instruction: str | None = None, size: tuple[int, int] | None = None) -> str:
     """``text`` with ``{instruction}`` and the resized image's ``{width}`` / ``{height}`` put in
     (``{image}`` stays: it marks where the image goes). Other braces are text (JSON in prompts)."""
-    if instruction is not None:
-        text = text.replace("{instruction}", instruction)
     if size is not None:
         text = text.replace("{width}", str(size[0])).replace("{height}", str(size[1]))
+    if instruction is not None:  # last, so the instruction's own braces stay as written
+        text = text.replace("{instruction}", instruction)
     return text
 
 
