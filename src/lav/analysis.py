@@ -26,10 +26,13 @@ from .methods import MapMethod, Needs, Selection, chosen, resolve_heads
 from .methods.heads import HeadSpec
 from .models import ModelParts, inspect_model, resolve_layers, unwrap
 from .placement import input_device
+from .presets import Preset
 from .result import Result
 from .stages import Request, make_maps, prepare, read_click, run
 
 LayerArg = int | Sequence[int] | str | None
+#: Longest answer generated when neither the call nor a preset says (a point or box is a few dozen tokens).
+DEFAULT_MAX_NEW_TOKENS = 64
 
 #: Keys an item of `Visualizer.analyze_many` may carry; the rest are options of the whole call.
 ITEM_KEYS = ("image", "instruction", "response", "system", "template", "coords")
@@ -77,6 +80,10 @@ class Visualizer:
             adapter_name = str(getattr(model, "active_adapter", None) or "adapter")
         self.adapter_name = adapter_name
         self.max_image_pixels = max_image_pixels
+        # What a preset (`lav.presets`) sets: request defaults, the processor's resize bounds
+        # ((min, max) pixels, None: its own) and how answers refuse. `lav.load` fills them.
+        self.preset: Preset | None = None
+        self.image_pixels: tuple[int, int] | None = None
         #: What refuses in this model's answers (a preset sets it; `analyze(answer_rules=)` overrides).
         self.answer_rules: AnswerRules = DEFAULT_RULES
 
@@ -122,7 +129,7 @@ class Visualizer:
         edge_layers: LayerArg = (-2, -1),
         focus_layers: LayerArg = -1,
         compare_base: bool = False,
-        max_new_tokens: int = 64,
+        max_new_tokens: int | None = None,
         system: str | None = None,
         template: str | None = None,
         coords: str | None = None,
@@ -145,6 +152,8 @@ class Visualizer:
         ``progress``: called with each stage as it starts (see `analyze_many`).
         ``answer_rules``: the refusal phrases and sentinels (`lav.AnswerRules`; None: the Visualizer's
         ``answer_rules``). The click is read from the final answer, after any reasoning.
+        ``system``, ``template``, ``coords`` and ``max_new_tokens`` left at None take the preset's
+        values (`lav.load`'s ``preset``), else the model's defaults (``max_new_tokens`` 64).
         """
         item = {
             "image": image,
@@ -175,7 +184,7 @@ class Visualizer:
         edge_layers: LayerArg = (-2, -1),
         focus_layers: LayerArg = -1,
         compare_base: bool = False,
-        max_new_tokens: int = 64,
+        max_new_tokens: int | None = None,
         maps: Sequence[str] | None = None,
         focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
@@ -204,7 +213,9 @@ class Visualizer:
         raw_items = list(items)
         if not raw_items:
             return []
-        plain = [_item_dict(i, n) for n, i in enumerate(raw_items)]
+        plain = [self._with_preset(_item_dict(i, n)) for n, i in enumerate(raw_items)]
+        if max_new_tokens is None:
+            max_new_tokens = DEFAULT_MAX_NEW_TOKENS if self.preset is None else self.preset.max_new_tokens
         for d in plain:
             validate_request(
                 d["instruction"],
@@ -284,6 +295,19 @@ class Visualizer:
                     for i, res in zip(group, out, strict=True):
                         results[i] = res
         return [r for r in results if r is not None]
+
+    def _with_preset(self, item: dict[str, Any]) -> dict[str, Any]:
+        """``item`` with the preset's system prompt, template and convention where it gives none."""
+        if self.preset is None:
+            return item
+        for key, value in (
+            ("system", self.preset.system),
+            ("template", self.preset.template),
+            ("coords", self.preset.coords),
+        ):
+            if item.get(key) is None:
+                item[key] = value
+        return item
 
     def _batch(
         self,

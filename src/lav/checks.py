@@ -68,7 +68,8 @@ def validate_request(
                 "the template must contain '{instruction}' where the instruction goes, "
                 'e.g. "Task: {instruction}"'
             )
-    _count(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
+    if max_new_tokens is not None:  # None: the preset's, else the default
+        _count(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
     _layers(edge_layers, "edge_layers", "vision blocks")
     _layers(focus_layers, "focus_layers", "full-attention decoder layers")
     if coords is not None and coords not in CONVENTIONS:

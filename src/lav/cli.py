@@ -61,6 +61,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="refuse images with more pixels than this (default 64M)",
     )
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="run the model as its authors do: prompt, image size, convention, answer length (lav presets "
+        "lists them; default: picked when the model id names a known model; 'none': no preset)",
+    )
+    p.add_argument(
+        "--pixels",
+        type=pixel_range,
+        metavar="MIN:MAX",
+        help="resize screenshots into MIN..MAX pixels as the processor does (default: the preset's, else "
+        "the processor's own)",
+    )
     big = p.add_argument_group("big and quantized models")
     big.add_argument(
         "--device-map",
@@ -81,9 +94,26 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def pixel_range(text: str) -> tuple[int, int]:
+    """argparse type of ``--pixels MIN:MAX``: two whole numbers, 0 < MIN <= MAX."""
+    low, sep, high = text.partition(":")
+    try:
+        pixels = (int(low), int(high))
+    except ValueError:
+        pixels = None
+    if not sep or pixels is None or not 0 < pixels[0] <= pixels[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected MIN:MAX pixels with 0 < MIN <= MAX, e.g. 3136:12845056, got {text!r}"
+        )
+    return pixels
+
+
 def placement_options(args: argparse.Namespace) -> dict:
-    """`lav.load` keywords of `_add_model_args`' big-model options, as given (checked by `lav.load`)."""
+    """`lav.load` keywords of `_add_model_args`' loading options (placement, quantization, preset,
+    resize bounds), as given (checked by `lav.load`)."""
     return {
+        "preset": args.preset,
+        "image_pixels": args.pixels,
         "device_map": args.device_map,
         "offload_folder": args.offload_folder,
         "max_memory": args.max_memory,
@@ -107,7 +137,9 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
         "--coords", choices=CONVENTIONS, help="coordinate convention of the answer (default: by model family)"
     )
     p.add_argument(
-        "--max-new-tokens", type=positive_int, default=64, help="longest answer to generate, in tokens"
+        "--max-new-tokens",
+        type=positive_int,
+        help="longest answer to generate, in tokens (default: the preset's, else 64)",
     )
     p.add_argument("--system", help="system prompt")
     p.add_argument(
@@ -160,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evolve_parser(sub, _add_model_args)
     _add_plan_parser(sub)
+    from .presets.cli import add_parsers as add_preset_parsers
+
+    add_preset_parsers(sub, _add_model_args)
     return parser
 
 
@@ -332,7 +367,15 @@ COMMANDS = {
     "demo-data": cmd_demo_data,
     "evolve": cmd_evolve,
     "plan": cmd_plan,
+    "presets": lambda args: _presets_cli().run_presets(args),
+    "conventions": lambda args: _presets_cli().run_conventions(args),
 }
+
+
+def _presets_cli():
+    from .presets import cli
+
+    return cli
 
 
 MAPS_HELP = (

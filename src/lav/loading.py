@@ -7,6 +7,7 @@ damaged or incomplete checkpoint is named with its file rather than met as a sta
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -15,11 +16,14 @@ import transformers
 from torch import nn
 
 from .analysis import Visualizer
-from .errors import AdapterError, AdapterWarning, InputError, LavError
+from .coords import CONVENTIONS
+from .coords.rules import DEFAULT_RULES
+from .errors import AdapterError, AdapterWarning, InputError, LavError, LavWarning, UnsupportedModelError
 from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
 from .inputs import DEFAULT_MAX_PIXELS
 from .models import spec_for_config
 from .placement import placement_kwargs
+from .presets import NO_PRESET, Preset, get_preset, pick
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
@@ -226,6 +230,8 @@ def load(
     max_memory: str | dict | None = None,
     load_in_4bit: bool = False,
     load_in_8bit: bool = False,
+    preset: str | Preset | None = None,
+    image_pixels: tuple[int, int] | None = None,
 ) -> Visualizer:
     """Load a Qwen-VL checkpoint (hub id or local folder) and optionally a LoRA adapter folder.
 
@@ -240,12 +246,20 @@ def load(
     ``max_memory`` caps each device (``"0=20GiB,cpu=64GiB"``); the model then stays where the map put
     it. ``load_in_4bit`` / ``load_in_8bit`` quantize the base with bitsandbytes (a base saved
     quantized needs neither); a LoRA adapter goes on top as in QLoRA.
+
+    ``preset``: how the model's authors run it (`lav.presets`: prompt, resize bounds, convention,
+    refusals, answer length), by name or as a `Preset`; None picks one when the model id or the
+    checkpoint's ``name_or_path`` names a known model (said on stderr), ``"none"`` runs without.
+    ``image_pixels``: ``(min_pixels, max_pixels)`` the processor resizes screenshots into,
+    overriding the preset's (None: the preset's, else the processor's own).
     """
     if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels <= 0:
         raise InputError(
             f"max_image_pixels must be a positive integer, got {max_image_pixels!r}; "
             "pass the largest width x height to accept"
         )
+    image_pixels = _check_pixels(image_pixels)
+    chosen = _explicit_preset(preset)
     if isinstance(model, nn.Module):
         if processor is None:
             raise InputError("pass processor= with a model object (AutoProcessor.from_pretrained(...))")
@@ -264,12 +278,16 @@ def load(
         check_processor(processor, getattr(model, "config", None), "the processor passed")
         spec_for_config(getattr(model, "config", None))
         name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+        chosen = chosen if preset is not None else _auto_preset(name)
         loaded = model
     elif isinstance(model, (str, os.PathLike)):
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         name = os.fspath(model)
         local = check_model_source(name)  # every file of a local folder, before transformers reads it
+        if preset is None:
+            # By the id first: a model lav cannot run (OpenCUA) is named before its config is read.
+            chosen = _auto_preset(name, _saved_name(local))
         config = _load_config(name, local)
         spec_for_config(config)  # refuse an unsupported family before loading any weights
         if processor is None:
@@ -289,13 +307,88 @@ def load(
         )
     if adapter is not None:
         loaded = load_adapter(loaded, adapter, model_name=name)
-    return Visualizer(
+    viz = Visualizer(
         loaded,
         processor,
         model_name=name,
         adapter_name=None if adapter is None else os.fspath(adapter),
         max_image_pixels=max_image_pixels,
     )
+    apply_preset(viz, chosen, image_pixels)
+    return viz
+
+
+def apply_preset(viz: Visualizer, preset: Preset | None, image_pixels: tuple[int, int] | None = None) -> None:
+    """Give ``viz`` the preset's request defaults, resize bounds and refusal rules (``image_pixels``,
+    when given, replaces the preset's bounds). A preset made for another family is used, with a warning."""
+    viz.preset = preset
+    viz.image_pixels = image_pixels if image_pixels is not None else (preset and preset.image_pixels)
+    viz.answer_rules = DEFAULT_RULES if preset is None else preset.rules()
+    if preset is None:
+        return
+    if preset.coords not in CONVENTIONS:
+        raise InputError(
+            f"preset {preset.name} reads answers as {preset.coords!r}, a convention this lav does not know "
+            f"({', '.join(CONVENTIONS)}); update lav"
+        )
+    if viz.parts.family not in preset.families:
+        warnings.warn(
+            f"preset {preset.name} is for {', '.join(preset.families)} models but this is a {viz.parts.family} "
+            "model; its prompt and convention are used as they are",
+            LavWarning,
+            stacklevel=3,
+        )
+
+
+def _explicit_preset(preset: str | Preset | None) -> Preset | None:
+    """The preset asked for by name or object (None for ``"none"`` or when none was named)."""
+    if preset is None or isinstance(preset, Preset):
+        return preset
+    if not isinstance(preset, str):
+        raise InputError(f"preset must be a preset name, 'none' or None, got {type(preset).__name__}")
+    return None if preset.strip().lower() == NO_PRESET else get_preset(preset)
+
+
+def _auto_preset(*names: str | None) -> Preset | None:
+    """The preset a model id or ``name_or_path`` names, said on stderr; a model lav cannot run is refused."""
+    found = pick(*names)
+    if found is None:
+        return None
+    preset, matched = found
+    if preset.unsupported:
+        raise UnsupportedModelError(f"{matched}: {preset.unsupported}")
+    print(
+        f"lav: preset {preset.name} ({preset.title}), since the model is {matched!r}; "
+        f"--preset NAME (preset=) picks another, --preset {NO_PRESET} runs without",
+        file=sys.stderr,
+        flush=True,
+    )
+    return preset
+
+
+def _saved_name(folder: Path | None) -> str | None:
+    """The ``_name_or_path`` a local checkpoint's config.json was saved with (the model it came from)."""
+    if folder is None or not (folder / "config.json").is_file():
+        return None
+    value = read_json(folder / "config.json", "model config").get("_name_or_path")
+    return value if isinstance(value, str) else None
+
+
+def _check_pixels(pixels: object) -> tuple[int, int] | None:
+    if pixels is None:
+        return None
+    ok = (
+        isinstance(pixels, (tuple, list))
+        and len(pixels) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in pixels)
+        and 0 < pixels[0] <= pixels[1]
+    )
+    if not ok:
+        raise InputError(
+            f"image_pixels must be (min_pixels, max_pixels) with 0 < min <= max, got {pixels!r} "
+            "(--pixels MIN:MAX on the command line)"
+        )
+    return int(pixels[0]), int(pixels[1])  # type: ignore[index]
 
 
 def _check_placement(model: nn.Module, device: str | torch.device, dtype: str | torch.dtype) -> None:

@@ -34,7 +34,9 @@ from .coords import (
 )
 from .errors import LavError
 from .geometry import Grid, grids_from_thw
+from .geometry.pixels import smart_resize
 from .methods import AnswerRows, Item, MapMethod, Needs, Selection
+from .presets import fill, needs_size
 from .result import Map
 
 if TYPE_CHECKING:
@@ -82,19 +84,64 @@ class Ran:
 # Stages
 
 
-def prompt_text(processor, instruction: str, system: str | None, template: str | None) -> str:
-    """The chat-template text of one user turn with one image, ready for the answer."""
-    user_text = instruction if template is None else template.replace("{instruction}", instruction)
+def prompt_text(
+    processor,
+    instruction: str,
+    system: str | None,
+    template: str | None,
+    size: tuple[int, int] | None = None,
+) -> str:
+    """The chat-template text of one user turn with one image, ready for the answer.
+
+    ``template``: the user text with ``{instruction}``; its ``{image}`` marks where the image goes
+    (without it the image comes first). ``size``: the resized image's (width, height), put in for
+    ``{width}`` / ``{height}`` in the system prompt and the template (see `lav.presets`).
+    """
+    user_text = template or "{instruction}"
+    if "{image}" not in user_text:
+        user_text = "{image}" + user_text
+    # Split before filling in: an instruction that happens to contain "{image}" stays text.
+    before, _, after = (fill(part, instruction, size) for part in user_text.partition("{image}"))
+    content: list[dict[str, str]] = [{"type": "text", "text": before}] if before else []
+    content.append({"type": "image"})
+    if after:
+        content.append({"type": "text", "text": after})
     messages = []
     if system:
-        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]})
+        messages.append({"role": "system", "content": [{"type": "text", "text": fill(system, None, size)}]})
+    messages.append({"role": "user", "content": content})
     try:
         return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     except (ValueError, TypeError) as exc:
         raise LavError(
             f"the processor has no usable chat template ({exc}); pass a processor that has one"
         ) from exc
+
+
+def pixel_bounds(viz: Visualizer) -> tuple[int, int]:
+    """(min_pixels, max_pixels) the processor resizes into: ``viz.image_pixels`` when set (a preset's or
+    the user's), else the image processor's own (``min_pixels`` / ``max_pixels`` or ``size``)."""
+    if viz.image_pixels is not None:
+        return viz.image_pixels
+    ip = getattr(viz.processor, "image_processor", None)
+    size = getattr(ip, "size", None)
+    get = size.get if isinstance(size, dict) else (lambda key: getattr(size, key, None))
+    low = getattr(ip, "min_pixels", None) or get("shortest_edge")
+    high = getattr(ip, "max_pixels", None) or get("longest_edge")
+    if not isinstance(low, int) or not isinstance(high, int):
+        raise LavError(
+            "the image processor states no min/max pixels (size shortest_edge / longest_edge); "
+            "pass image_pixels=(min, max) (--pixels MIN:MAX)"
+        )
+    return low, high
+
+
+def _resized_size(viz: Visualizer, image: Image.Image) -> tuple[int, int]:
+    """(width, height) of ``image`` after the processor's ``smart_resize`` (`pixel_bounds`)."""
+    low, high = pixel_bounds(viz)
+    factor = viz.parts.patch * viz.parts.merge
+    h, w = smart_resize(image.height, image.width, factor, low, high)
+    return w, h
 
 
 def _pad_left(encoded: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -128,12 +175,18 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
         raise LavError("a batch mixes forced and generated answers; prepare them as two batches")
     processor, tok = viz.processor, viz.processor.tokenizer
     limit = context_length(getattr(viz.model, "config", None))
+    # The processor's own resize bounds unless a preset or the user set others (`size` is the
+    # keyword both transformers 4.57 and 5 take at call time).
+    resize = {} if viz.image_pixels is None else {"size": _size_kwarg(viz.image_pixels)}
     encoded, prompt_lengths = [], []
     for r in requests:
-        text = prompt_text(processor, r.instruction, r.system, r.template)
+        size = _resized_size(viz, r.image) if needs_size(r.system, r.template) else None
+        text = prompt_text(processor, r.instruction, r.system, r.template, size)
         full = text + (r.response or "")
-        enc = dict(processor(text=[full], images=[r.image], return_tensors="pt"))
+        enc = dict(processor(text=[full], images=[r.image], return_tensors="pt", **resize))
         ids = enc["input_ids"][0]
+        if size is not None:
+            _check_size(size, enc["image_grid_thw"][0], viz.parts.patch)
         check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
         if forced:
             prompt_lengths.append(_prompt_length(tok, text, ids, viz.parts.image_token_id))
@@ -148,6 +201,20 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
         starts = [length] * len(requests)
     grids = grids_from_thw(inputs["image_grid_thw"], viz.parts.merge)
     return Prepared(list(requests), viz.to_device(inputs), starts, grids, forced)
+
+
+def _size_kwarg(pixels: tuple[int, int]) -> dict[str, int]:
+    return {"shortest_edge": int(pixels[0]), "longest_edge": int(pixels[1])}
+
+
+def _check_size(size: tuple[int, int], thw: torch.Tensor, patch: int) -> None:
+    """The size the prompt states must be the size the processor made (else the model is told a lie)."""
+    made = (int(thw[2]) * patch, int(thw[1]) * patch)
+    if made != tuple(size):
+        raise LavError(
+            f"the prompt states the resized image as {size[0]}x{size[1]} but the processor made it "
+            f"{made[0]}x{made[1]}; its resize differs from smart_resize: please report the processor"
+        )
 
 
 def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) -> int:

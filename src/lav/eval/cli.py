@@ -62,7 +62,11 @@ def add_parsers(subparsers, add_model_args) -> None:
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
     )
-    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="longest answer, in tokens")
+    p.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        help="longest answer, in tokens (default: the preset's, else 64)",
+    )
     p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--template", help="user text with {instruction} where the instruction goes")
@@ -238,7 +242,10 @@ def _print(summary, out, resumed: int = 0) -> None:
         print(f"flips: fixed {f['fixed']}, broken {f['broken']}; McNemar p = {summary['mcnemar_p']:.3g}")
     note = (summary.get("conventions") or {}).get("note")
     if note:
-        print(f"warning: {note}")
+        _say(
+            f"warning: {note} (lav conventions --model ... --data ... reads a few samples in every convention "
+            "and image size the family allows)"
+        )
     official = summary.get("official") or {}
     macro = official.get("macro")
     if macro and macro.get("accuracy") is not None:

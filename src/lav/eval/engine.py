@@ -121,7 +121,7 @@ def evaluate(
     edge_layers: LayerArg = (-2, -1),
     focus_layers: LayerArg = "all",
     compare_base: bool = False,
-    max_new_tokens: int = 64,
+    max_new_tokens: int | None = None,
     coords: str | None = None,
     system: str | None = None,
     template: str | None = None,
@@ -162,6 +162,10 @@ def evaluate(
         "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
+    if viz.preset is not None or viz.image_pixels is not None:
+        # Recorded only when set, so folders of runs without a preset still resume.
+        options["preset"] = None if viz.preset is None else viz.preset.name
+        options["image_pixels"] = None if viz.image_pixels is None else list(viz.image_pixels)
     folder = None if out is None else Path(out)
     if folder is not None:
         log.check_settings(folder, settings(viz, dataset, options))

@@ -43,7 +43,11 @@ def add_parser(subparsers, add_model_args) -> None:
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
     )
-    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="longest answer, in tokens")
+    p.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        help="longest answer, in tokens (default: the preset's, else 64)",
+    )
     p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--template", help="user text with {instruction} where the instruction goes")

@@ -137,7 +137,7 @@ def evolve(
     batch_size: int = 8,
     edge_layers=(-2, -1),
     focus_layers="all",
-    max_new_tokens: int = 64,
+    max_new_tokens: int | None = None,
     coords: str | None = None,
     system: str | None = None,
     template: str | None = None,
@@ -202,6 +202,8 @@ def evolve(
                 adapter_name=str(ckpt.path),
                 max_image_pixels=base.max_image_pixels,
             )
+            # The base's preset (prompt, resize, refusals) holds for every checkpoint of it.
+            viz.preset, viz.image_pixels, viz.answer_rules = base.preset, base.image_pixels, base.answer_rules
             ev = evaluate(viz, dataset, out / ckpt.label, **options)
         finally:
             # Take the LoRA layers off again: the next checkpoint goes onto the plain base model.

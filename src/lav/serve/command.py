@@ -56,7 +56,11 @@ def add_parser(
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers recorded (default: -1; the demo: all)"
     )
-    p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer to generate, in tokens")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="longest answer to generate, in tokens (default: the preset's, else 64)",
+    )
     from ..cli import MAPS_HELP  # here, not at import: lav.cli imports this module
 
     p.add_argument(

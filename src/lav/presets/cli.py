@@ -1,0 +1,116 @@
+"""`lav presets` (list the presets, or show one) and `lav conventions` (which convention fits)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+#: Samples `lav conventions` scores unless told (a few are enough to tell 0-1000 from pixels).
+DEFAULT_LIMIT = 20
+
+
+def add_parsers(subparsers, add_model_args) -> None:
+    from ..cli import positive_int
+
+    p = subparsers.add_parser("presets", help="the models lav knows how to run: prompt, convention, source")
+    p.add_argument("name", nargs="?", help="show this preset in full")
+
+    c = subparsers.add_parser(
+        "conventions",
+        help="which coordinate convention (and image size) fits a model's answers, on a few labelled samples",
+        description=(
+            "Runs a few samples of a benchmark once per resize setting the model's family allows (the "
+            "processor's own and its presets'), reads every answer in every coordinate convention and "
+            "prints the accuracy of each, and which fits."
+        ),
+    )
+    c.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
+    c.add_argument("--adapter", help="PEFT LoRA adapter folder")
+    c.add_argument("--data", required=True, help="annotation file or benchmark folder (as for lav eval)")
+    c.add_argument("--images", help="images folder (default: found beside the annotations)")
+    c.add_argument(
+        "--limit", type=positive_int, default=DEFAULT_LIMIT, help=f"samples (default {DEFAULT_LIMIT})"
+    )
+    c.add_argument("--batch-size", type=positive_int, default=8, help="samples per generate call (default 8)")
+    c.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        help="longest answer, in tokens (default: the preset's, else 64)",
+    )
+    c.add_argument("--system", help="system prompt (default: the preset's)")
+    c.add_argument("--template", help="user text with {instruction} (default: the preset's)")
+    add_model_args(c)
+
+
+def _say(msg: str) -> None:
+    print(f"lav: {msg}", file=sys.stderr, flush=True)
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    from . import get_preset, presets
+
+    if args.name is not None:
+        p = get_preset(args.name)
+        for key, value in p.to_dict().items():
+            if isinstance(value, tuple):
+                value = ", ".join(str(v) for v in value) or "-"
+            print(f"{key}: {value if value is not None else '-'}")
+        return 0
+    rows = [("name", "family", "convention", "tokens", "source")]
+    for p in presets().values():
+        family = ",".join(p.families) + (" (not runnable)" if p.unsupported else "")
+        rows.append((p.name, family, p.coords, str(p.max_new_tokens), p.source[0]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    print("lav presets NAME shows one in full (prompt, image size, answer form, what could not be read)")
+    return 0
+
+
+def run_conventions(args: argparse.Namespace) -> int:
+    from ..checks import validate_request
+    from ..eval.conventions import Setting, fit_conventions, table
+    from ..eval.datasets import load_dataset
+    from ..files import check_adapter_folder, check_model_source
+
+    validate_request("x", system=args.system, template=args.template, max_new_tokens=args.max_new_tokens)
+    dataset = load_dataset(args.data, images=args.images, limit=args.limit)
+    for note in dataset.notes:
+        _say(f"data: {note}")
+    check_model_source(args.model)
+    if args.adapter is not None:
+        check_adapter_folder(args.adapter)
+    from transformers.utils import logging as hf_logging
+
+    from ..cli import placement_options
+    from ..inputs import DEFAULT_MAX_PIXELS
+    from ..loading import load
+
+    hf_logging.disable_progress_bar()
+    _say(f"{dataset.name}: {len(dataset.samples)} samples; loading {args.model}")
+    viz = load(
+        args.model,
+        adapter=args.adapter,
+        device=args.device,
+        dtype=args.dtype,
+        attn_implementation=args.attn_implementation,
+        max_image_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        **placement_options(args),
+    )
+    settings = None if args.pixels is None else [Setting(args.pixels, "given")]
+    fits = fit_conventions(
+        viz,
+        dataset,
+        settings,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        system=args.system,
+        template=args.template,
+        say=_say,
+    )
+    default = viz.preset.coords if viz.preset is not None else viz.parts.spec.coords
+    print(
+        f"{viz.model_name}" + (f" + {viz.adapter_name}" if viz.adapter_name else "") + f" on {dataset.name}:"
+    )
+    print("\n".join(table(fits, default)))
+    return 0
