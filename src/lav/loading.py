@@ -15,11 +15,13 @@ import transformers
 from torch import nn
 
 from .analysis import Visualizer
+from .demo import assets
 from .errors import AdapterError, AdapterWarning, InputError, LavError
 from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
 from .inputs import DEFAULT_MAX_PIXELS
 from .models import spec_for_config
 from .placement import placement_kwargs
+from .quiet import no_bitsandbytes, progress_bars
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
@@ -130,7 +132,8 @@ def load_adapter(model: nn.Module, adapter: str | os.PathLike, model_name: str |
     ``config._name_or_path`` by default): a different name may still be the same weights, e.g. a local
     copy. Tensor shapes that do not fit are an `AdapterError`.
     """
-    import peft
+    with no_bitsandbytes():  # peft imports it eagerly; a quantized model has it imported already
+        import peft
     from safetensors import safe_open
 
     try:
@@ -146,7 +149,7 @@ def load_adapter(model: nn.Module, adapter: str | os.PathLike, model_name: str |
     if mismatch:
         warnings.warn(f"adapter {folder}: {mismatch}", AdapterWarning, stacklevel=2)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, no_bitsandbytes():
             warnings.simplefilter("always")
             wrapped = peft.PeftModel.from_pretrained(model, str(folder))
     except _LOADER_ERRORS as exc:
@@ -226,8 +229,12 @@ def load(
     max_memory: str | dict | None = None,
     load_in_4bit: bool = False,
     load_in_8bit: bool = False,
+    progress: bool = False,
 ) -> Visualizer:
     """Load a Qwen-VL checkpoint (hub id or local folder) and optionally a LoRA adapter folder.
+
+    ``"demo"`` names the tiny demo model shipped with lav (and ``adapter="demo"`` its LoRA adapter):
+    ``lav.load("demo", adapter="demo")`` needs no download.
 
     ``model`` may also be a model object you already loaded; then pass its ``processor`` too. It is
     used as it is: ``device`` and ``dtype`` left at ``"auto"`` keep its placement, and any other
@@ -239,8 +246,11 @@ def load(
     ``{module name: device}`` dict or JSON file (``"disk"`` offloads into ``offload_folder``),
     ``max_memory`` caps each device (``"0=20GiB,cpu=64GiB"``); the model then stays where the map put
     it. ``load_in_4bit`` / ``load_in_8bit`` quantize the base with bitsandbytes (a base saved
-    quantized needs neither); a LoRA adapter goes on top as in QLoRA.
+    quantized needs neither); a LoRA adapter goes on top as in QLoRA. bitsandbytes is imported only
+    then (`lav.quiet`). ``progress``: show transformers' loading bars (on stderr); off by default, so
+    nothing lands in a notebook cell.
     """
+    model, adapter = assets.model_path(model), assets.adapter_path(adapter)
     if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels <= 0:
         raise InputError(
             f"max_image_pixels must be a positive integer, got {max_image_pixels!r}; "
@@ -280,7 +290,8 @@ def load(
         placement = placement_kwargs(
             config, dev, device_map, offload_folder, max_memory, load_in_4bit, load_in_8bit, torch_dtype
         )
-        loaded = _load_weights(name, torch_dtype, attn_implementation, placement)
+        with no_bitsandbytes(), progress_bars(progress):  # bitsandbytes stays if placement imported it
+            loaded = _load_weights(name, torch_dtype, attn_implementation, placement)
         if not placement:
             loaded = loaded.to(dev)
     else:
@@ -288,7 +299,8 @@ def load(
             f"model must be a Hugging Face model id, a checkpoint folder or a loaded model, got {type(model).__name__}"
         )
     if adapter is not None:
-        loaded = load_adapter(loaded, adapter, model_name=name)
+        with progress_bars(progress):
+            loaded = load_adapter(loaded, adapter, model_name=name)
     return Visualizer(
         loaded,
         processor,
