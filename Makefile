@@ -16,12 +16,13 @@ demo:
 	$(VENV)/bin/lav demo
 
 # lav eval on a synthetic ScreenSpot-Pro-layout benchmark from the demo screens, base vs adapter
-# (no network). Outputs land in lav-eval-demo/out (run it again: it resumes, then re-summarises).
+# (no network). Outputs land in lav-eval-demo/out (run it again: it resumes, then re-summarises);
+# every sample's maps are kept, so `lav serve --results lav-eval-demo` opens each row.
 eval-demo:
 	@test -x $(VENV)/bin/lav || $(MAKE) install
 	$(VENV)/bin/lav demo-data --out lav-eval-demo/data
-	$(VENV)/bin/lav eval --model src/lav/demo/weights/base --adapter src/lav/demo/weights/adapter \
-		--data lav-eval-demo/data --compare-base --device cpu --out lav-eval-demo/out
+	$(VENV)/bin/lav eval --model demo --adapter demo \
+		--data lav-eval-demo/data --compare-base --save-maps --device cpu --out lav-eval-demo/out
 
 $(PY):
 	python3 -m venv $(VENV)
