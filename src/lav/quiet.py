@@ -1,4 +1,5 @@
-"""Loading a model without side effects the user did not ask for: no bitsandbytes, no progress bars.
+"""Loading a model without side effects the user did not ask for: no bitsandbytes, no progress bars,
+no import-time warnings in a notebook cell.
 
 peft (0.17 to 0.19 at least) imports bitsandbytes whenever it is installed, at ``import peft`` and
 again when it wraps layers with an adapter; bitsandbytes 0.50 then looks up a CPU kernel on the hub
@@ -12,6 +13,7 @@ still finds it. A bitsandbytes already imported (a quantized model is loaded) is
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,3 +61,12 @@ def progress_bars(enabled: bool) -> Iterator[None]:
         yield
     finally:
         (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
+
+
+@contextmanager
+def quiet_imports() -> Iterator[None]:
+    """Import the heavy stack without tqdm's "IProgress not found" warning: transformers imports
+    ``tqdm.auto``, which warns in every notebook without ipywidgets although lav draws no bar there."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        yield
