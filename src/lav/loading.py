@@ -7,6 +7,7 @@ damaged or incomplete checkpoint is named with its file rather than met as a sta
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import transformers
 from torch import nn
 
 from .analysis import Visualizer
+from .config_fields import FIX, VALIDATION_ERRORS, ConfigFieldError, check_fields
 from .demo import assets
 from .errors import AdapterError, AdapterWarning, InputError, LavError
 from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
@@ -106,12 +108,16 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 def _load_config(name: str, folder: Path | None):
     """The model's config; ``folder`` is the local checkpoint `check_model_source` found, else None."""
     if folder is not None:
+        check_fields(folder)
         with reading(folder / "config.json", "model config"):
             try:
                 return transformers.AutoConfig.from_pretrained(str(folder))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise LavError(
-                    f"model config {folder / 'config.json'} is not a usable config ({_first(exc)})"
+            except (KeyError, TypeError, AttributeError, *VALIDATION_ERRORS) as exc:
+                field = getattr(exc, "field", None) or re.search(r"field '([^']+)'", str(exc))
+                field = field[1] if isinstance(field, re.Match) else field
+                named = f"field {field} " if isinstance(field, str) else ""
+                raise ConfigFieldError(
+                    f"model config {folder / 'config.json'}: {named}is not usable ({_first(exc)}); {FIX}"
                 ) from exc
     try:
         return transformers.AutoConfig.from_pretrained(name)
