@@ -19,6 +19,7 @@ from PIL import Image
 import lav
 from lav.demo import assets
 from lav.serve.app import create_app
+from tests.deps import require
 
 from .journeys import lav as run_lav
 
@@ -40,10 +41,9 @@ def results(tmp_path_factory):
 def _kernel_run(cells: list[str]):
     """Run ``cells`` in a fresh python3 Jupyter kernel (this interpreter, this environment); the cells
     as executed, with their outputs."""
-    nbclient = pytest.importorskip(
-        "nbclient", reason="the dev extra is not installed: pip install -e '.[dev]'"
-    )
-    import nbformat
+    nbclient = require("nbclient", "pip install -e '.[dev]' (nbclient, ipykernel, nbformat)")
+    nbformat = require("nbformat", "pip install -e '.[dev]'")
+    require("ipykernel", "pip install -e '.[dev]'")
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
