@@ -26,11 +26,12 @@ def demo_data(out: Path, n: int) -> Path:
     return out
 
 
-def demo_eval(data: Path, out: Path, *extra: object) -> Path:
-    """``lav eval`` of the demo model with its adapter on ``data``, maps kept, base compared."""
+def demo_eval(data: Path, out: Path, *extra: object, save_maps: bool = True) -> Path:
+    """``lav eval`` of the demo model with its adapter on ``data``, base compared, maps kept."""
     lav(
         "eval", "--model", "demo", "--adapter", "demo", "--data", data, "--out", out,
-        "--compare-base", "--save-maps", "--device", "cpu", "--batch-size", 2, *extra,
+        "--compare-base", "--device", "cpu", "--batch-size", 2, *extra,
+        *(["--save-maps"] if save_maps else []),
     )  # fmt: skip
     return out
 
