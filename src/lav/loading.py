@@ -23,7 +23,7 @@ from .files import check_adapter_folder, check_model_source, check_tokenizer_fil
 from .inputs import DEFAULT_MAX_PIXELS
 from .models import spec_for_config
 from .placement import placement_kwargs
-from .quiet import no_bitsandbytes, progress_bars
+from .quiet import no_bitsandbytes, processor_notes_off, progress_bars
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
@@ -345,7 +345,8 @@ def _check_placement(model: nn.Module, device: str | torch.device, dtype: str | 
 
 def _load_processor(name: str):
     try:
-        return transformers.AutoProcessor.from_pretrained(name)
+        with processor_notes_off():
+            return transformers.AutoProcessor.from_pretrained(name)
     except LavError:
         raise
     except MemoryError:

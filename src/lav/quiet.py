@@ -12,6 +12,7 @@ still finds it. A bitsandbytes already imported (a quantized model is loaded) is
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from collections.abc import Iterator
@@ -70,3 +71,22 @@ def quiet_imports() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
         yield
+
+
+class _FastProcessorNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is now loaded as a fast processor by default" not in record.getMessage()
+
+
+@contextmanager
+def processor_notes_off() -> Iterator[None]:
+    """Load a processor without transformers 4.57's note that the Qwen image processor now loads
+    as the fast one by default: lav takes that default on every release, so the note (a warning on
+    stderr, or in a notebook cell) tells the user nothing to act on."""
+    logger = logging.getLogger("transformers.models.auto.image_processing_auto")
+    note = _FastProcessorNote()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
