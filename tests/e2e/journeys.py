@@ -5,11 +5,13 @@ output and never a folder written by hand."""
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from lav.cli import main
+from tests.deps import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,6 +47,8 @@ def demo_eval_sharded(data: Path, out: Path, parts: int = 2) -> Path:
 
 def make_commands(target: str) -> list[list[str]]:
     """The ``lav`` commands (arguments after ``lav``) that ``make TARGET`` runs, read from ``make -n``."""
+    if shutil.which("make") is None:
+        missing("make is not installed (apt-get install make)")
     # This interpreter's venv, so the Makefile's "install first" guard holds; -n only prints the rest.
     venv = sys.prefix
     text = subprocess.run(
