@@ -7,7 +7,9 @@ and logs "Failed to load CPU gemm_4bit_forward from kernels-community" -- for a 
 quantized at all. While `no_bitsandbytes` is active, ``import bitsandbytes`` fails and
 ``importlib.util.find_spec`` says it is absent, which is what peft and transformers check; the
 answers they cached meanwhile are forgotten on exit, so a quantized load later in the same process
-still finds it. A bitsandbytes already imported (a quantized model is loaded) is left alone.
+still finds it. A bitsandbytes already imported (a quantized model is loaded) is left alone. (peft's
+``helpers`` module keeps the ``None`` it saw at its first import; only its condition-number helper for
+quantized layers reads it.)
 """
 
 from __future__ import annotations
