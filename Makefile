@@ -16,12 +16,13 @@ demo:
 	$(VENV)/bin/lav demo
 
 # lav eval on a synthetic ScreenSpot-Pro-layout benchmark from the demo screens, base vs adapter
-# (no network). Outputs land in lav-eval-demo/out (run it again: it resumes, then re-summarises).
+# (no network). Outputs land in lav-eval-demo/out (run it again: it resumes, then re-summarises);
+# every sample's maps are kept, so `lav serve --results lav-eval-demo` opens each row.
 eval-demo:
 	@test -x $(VENV)/bin/lav || $(MAKE) install
 	$(VENV)/bin/lav demo-data --out lav-eval-demo/data
-	$(VENV)/bin/lav eval --model src/lav/demo/weights/base --adapter src/lav/demo/weights/adapter \
-		--data lav-eval-demo/data --compare-base --device cpu --out lav-eval-demo/out
+	$(VENV)/bin/lav eval --model demo --adapter demo \
+		--data lav-eval-demo/data --compare-base --save-maps --device cpu --out lav-eval-demo/out
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,9 +35,12 @@ install: $(PY) chromium
 	# Every extra: the tests cover the server (serve), the training callback (train) and 4/8-bit bases (quant).
 	$(PY) -m pip install -e ".[dev,serve,train,quant]"
 	# The oldest supported transformers, overlaid on the same venv via PYTHONPATH (with the hub client
-	# and tokenizers releases it pins, and requests, which that hub client needs).
+	# and tokenizers releases it pins, and requests, which that hub client needs), and a datasets that
+	# imports with that hub client (datasets 5 needs huggingface-hub 1), with the fsspec it pins: so
+	# the oldest pass runs the datasets and Trainer tests too instead of skipping them.
 	$(PY) -m pip install --no-deps --upgrade --target $(OLDEST) "transformers==4.57.6" "huggingface-hub>=0.34,<1.0" \
-		"tokenizers>=0.22,<=0.23.0" requests charset-normalizer urllib3 certifi
+		"tokenizers>=0.22,<=0.23.0" requests charset-normalizer urllib3 certifi \
+		"datasets>=4.0,<5" "fsspec>=2023.1.0,<=2026.2.0"
 
 # tests/browser drives Debian's Chromium through Playwright (never `playwright install`: no downloads).
 # Installed here as root with apt-get; otherwise a one-line note, and the browser tests skip saying

@@ -57,7 +57,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lav' has no attribute {name!r}")
-    value = getattr(import_module(module), _RENAMED.get(name, name))
+    from .quiet import quiet_imports
+
+    with quiet_imports():
+        value = getattr(import_module(module), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

@@ -155,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="analyse one screenshot and instruction")
-    run.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
-    run.add_argument("--adapter", help="PEFT LoRA adapter folder")
+    run.add_argument("--model", required=True, help=MODEL_HELP)
+    run.add_argument("--adapter", help=ADAPTER_HELP)
     run.add_argument("--image", required=True, help="screenshot file")
     run.add_argument("--instruction", required=True, help='e.g. "Click the Save button"')
     run.add_argument("--out", default="lav-out", help="output folder (default: lav-out)")
@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="memory per device for a device map and screenshot size, before loading")
-    p.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
-    p.add_argument("--adapter", help="PEFT LoRA adapter folder (its size is added)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--adapter", help=ADAPTER_HELP + " (its size is added)")
     p.add_argument("--image-size", nargs=2, type=positive_int, required=True, metavar=("W", "H"))
     p.add_argument("--device", default="auto", help="decides the auto dtype: auto, cpu, cuda")
     p.add_argument("--dtype", default="auto", choices=DTYPES)
@@ -378,6 +378,9 @@ def _presets_cli():
     return cli
 
 
+MODEL_HELP = "Hugging Face model id or local checkpoint folder ('demo': the tiny model shipped with lav)"
+ADAPTER_HELP = "PEFT LoRA adapter folder ('demo': the shipped demo adapter)"
+
 MAPS_HELP = (
     "map methods to run (default: edge,focus); more: focus_sink_masked, focus_relative, "
     "focus_selected, focus_grad, edge_rollout"
@@ -442,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 args = build_parser().parse_args(argv)
+                _demo_names(args)
                 return COMMANDS[args.command](args)
         except KeyboardInterrupt as exc:
             return _stopped(exc)
@@ -461,6 +465,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             # An import or a library call that wrapped our KeyboardInterrupt in its own error.
             return _stopped(exc, signals.received)
+
+
+def _demo_names(args: argparse.Namespace) -> None:
+    """``--model demo`` / ``--adapter demo`` (``--adapters demo``) of every command -> the shipped folders."""
+    from .demo import assets
+
+    if getattr(args, "model", None) is not None:
+        args.model = assets.model_path(args.model)
+    if getattr(args, "adapter", None) is not None:
+        args.adapter = assets.adapter_path(args.adapter)
+    if isinstance(getattr(args, "adapters", None), list):
+        args.adapters = [assets.adapter_path(a) for a in args.adapters]
 
 
 def _stopped(exc: BaseException, signum: int | None = None) -> int:

@@ -7,6 +7,7 @@ damaged or incomplete checkpoint is named with its file rather than met as a sta
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -16,14 +17,17 @@ import transformers
 from torch import nn
 
 from .analysis import Visualizer
+from .config_fields import FIX, VALIDATION_ERRORS, ConfigFieldError, check_fields
 from .coords import CONVENTIONS
 from .coords.rules import DEFAULT_RULES
+from .demo import assets
 from .errors import AdapterError, AdapterWarning, InputError, LavError, LavWarning, UnsupportedModelError
 from .files import check_adapter_folder, check_model_source, check_tokenizer_files, read_json, reading
 from .inputs import DEFAULT_MAX_PIXELS
 from .models import spec_for_config
 from .placement import placement_kwargs
 from .presets import NO_PRESET, Preset, get_preset, pick
+from .quiet import no_bitsandbytes, processor_notes_off, progress_bars
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DEVICES = "auto, cpu, cuda, cuda:N, mps or xpu"
@@ -108,12 +112,16 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 def _load_config(name: str, folder: Path | None):
     """The model's config; ``folder`` is the local checkpoint `check_model_source` found, else None."""
     if folder is not None:
+        check_fields(folder)
         with reading(folder / "config.json", "model config"):
             try:
                 return transformers.AutoConfig.from_pretrained(str(folder))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise LavError(
-                    f"model config {folder / 'config.json'} is not a usable config ({_first(exc)})"
+            except (KeyError, TypeError, AttributeError, *VALIDATION_ERRORS) as exc:
+                field = getattr(exc, "field", None) or re.search(r"field '([^']+)'", str(exc))
+                field = field[1] if isinstance(field, re.Match) else field
+                named = f"field {field} " if isinstance(field, str) else ""
+                raise ConfigFieldError(
+                    f"model config {folder / 'config.json'}: {named}is not usable ({_first(exc)}); {FIX}"
                 ) from exc
     try:
         return transformers.AutoConfig.from_pretrained(name)
@@ -134,7 +142,8 @@ def load_adapter(model: nn.Module, adapter: str | os.PathLike, model_name: str |
     ``config._name_or_path`` by default): a different name may still be the same weights, e.g. a local
     copy. Tensor shapes that do not fit are an `AdapterError`.
     """
-    import peft
+    with no_bitsandbytes():  # peft imports it eagerly; a quantized model has it imported already
+        import peft
     from safetensors import safe_open
 
     try:
@@ -150,7 +159,7 @@ def load_adapter(model: nn.Module, adapter: str | os.PathLike, model_name: str |
     if mismatch:
         warnings.warn(f"adapter {folder}: {mismatch}", AdapterWarning, stacklevel=2)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, no_bitsandbytes():
             warnings.simplefilter("always")
             wrapped = peft.PeftModel.from_pretrained(model, str(folder))
     except _LOADER_ERRORS as exc:
@@ -232,8 +241,12 @@ def load(
     load_in_8bit: bool = False,
     preset: str | Preset | None = None,
     image_pixels: tuple[int, int] | None = None,
+    progress: bool = False,
 ) -> Visualizer:
     """Load a Qwen-VL checkpoint (hub id or local folder) and optionally a LoRA adapter folder.
+
+    ``"demo"`` names the tiny demo model shipped with lav (and ``adapter="demo"`` its LoRA adapter):
+    ``lav.load("demo", adapter="demo")`` needs no download.
 
     ``model`` may also be a model object you already loaded; then pass its ``processor`` too. It is
     used as it is: ``device`` and ``dtype`` left at ``"auto"`` keep its placement, and any other
@@ -252,7 +265,10 @@ def load(
     checkpoint's ``name_or_path`` names a known model (said on stderr), ``"none"`` runs without.
     ``image_pixels``: ``(min_pixels, max_pixels)`` the processor resizes screenshots into,
     overriding the preset's (None: the preset's, else the processor's own).
+    ``progress``: show transformers' loading bars (on stderr); off by default, so nothing lands in
+    a notebook cell. bitsandbytes is imported only for a quantized load (`lav.quiet`).
     """
+    model, adapter = assets.model_path(model), assets.adapter_path(adapter)
     if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels <= 0:
         raise InputError(
             f"max_image_pixels must be a positive integer, got {max_image_pixels!r}; "
@@ -298,7 +314,8 @@ def load(
         placement = placement_kwargs(
             config, dev, device_map, offload_folder, max_memory, load_in_4bit, load_in_8bit, torch_dtype
         )
-        loaded = _load_weights(name, torch_dtype, attn_implementation, placement)
+        with no_bitsandbytes(), progress_bars(progress):  # bitsandbytes stays if placement imported it
+            loaded = _load_weights(name, torch_dtype, attn_implementation, placement)
         if not placement:
             loaded = loaded.to(dev)
     else:
@@ -306,7 +323,8 @@ def load(
             f"model must be a Hugging Face model id, a checkpoint folder or a loaded model, got {type(model).__name__}"
         )
     if adapter is not None:
-        loaded = load_adapter(loaded, adapter, model_name=name)
+        with progress_bars(progress):
+            loaded = load_adapter(loaded, adapter, model_name=name)
     viz = Visualizer(
         loaded,
         processor,
@@ -420,7 +438,8 @@ def _check_placement(model: nn.Module, device: str | torch.device, dtype: str | 
 
 def _load_processor(name: str):
     try:
-        return transformers.AutoProcessor.from_pretrained(name)
+        with processor_notes_off():
+            return transformers.AutoProcessor.from_pretrained(name)
     except LavError:
         raise
     except MemoryError:

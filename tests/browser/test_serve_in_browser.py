@@ -43,6 +43,7 @@ def chromium(browser):
 def results_root(tmp_path_factory, worker):
     """An evaluation output made from real demo-model results: samples.jsonl, summary.json, samples/<id>/."""
     from lav.demo import assets
+    from lav.eval.layout import safe_id
 
     root = tmp_path_factory.mktemp("results")
     out = root / "eval-demo"
@@ -51,7 +52,7 @@ def results_root(tmp_path_factory, worker):
         res = worker.viz.analyze(
             assets.SCREEN, instruction, compare_base=True, edge_layers="all", focus_layers="all"
         )
-        res.save(out / "samples" / f"s{n}")
+        res.save(out / "samples" / safe_id(f"s{n}"))  # lav eval's layout (lav.eval.layout)
         c = res.click
         # The box sits on the adapter's click for the first sample: right with the adapter; the
         # base is scored by the same rule, so a flip here is a real one.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import lav.coords
 from lav.coords import number_tokens, parse_answer, tokens_for_spans
+from tests.deps import require
 
 
 def _qwen_like(text: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -96,7 +96,7 @@ def test_synthetic_digit_tokens_are_exactly_the_number_tokens(template, x, y, pr
 
 
 def test_real_byte_level_tokenizer_with_qwen_pre_tokenizer_offsets():
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = require("tokenizers", "pip install -e '.[dev]' (transformers brings tokenizers)")
     from tokenizers import Regex, models, pre_tokenizers
 
     # Qwen2's pre-tokenizer (transformers' tokenization_qwen2.PRETOKENIZE_REGEX), byte-level.

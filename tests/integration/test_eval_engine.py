@@ -26,6 +26,7 @@ from lav.eval import merge, shard_of
 from lav.eval.records import record, safe_id
 from lav.eval.samples import Dataset, Sample
 from lav.testing import tiny_checkpoint
+from tests.deps import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -393,7 +394,7 @@ def _data_jsonl(folder: Path, n: int) -> Path:
 def test_torchrun_two_ranks_merge_to_the_single_process_output(model_dirs, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     if torchrun is None:
-        pytest.skip("torchrun is not installed beside this python")
+        missing("torchrun is not installed beside this python (it comes with torch)")
     data = _data_jsonl(tmp_path, 6)
     args = ["eval", "--model", str(model_dirs[0]), "--adapter", str(model_dirs[1]), "--data", str(data)]
     args += [

@@ -25,6 +25,7 @@ from PIL import Image
 
 import lav
 from lav.checks import validate_request
+from lav.eval.layout import safe_id
 from lav.result import SCHEMA_VERSION
 from lav.serve.app import MAX_UPLOAD, create_app
 from lav.serve.model import ModelWorker
@@ -456,7 +457,8 @@ def results_tree(done, tmp_path_factory):
     res.save(root / "runs" / "a")
     res.save(outside / "secret")
     ev = root / "evals" / "e1"
-    res.save(ev / "samples" / "s1")
+    # Where lav eval --save-maps keeps it (tests/e2e/test_journey_eval.py runs lav eval itself).
+    res.save(ev / "samples" / safe_id("s1"))
     samples = [
         {
             "id": "s1",

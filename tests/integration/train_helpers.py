@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import peft
-import pytest
 import torch
 import transformers
 
@@ -13,6 +12,7 @@ from lav.demo import screens as S
 from lav.demo.assets import BASE
 from lav.demo.batches import make_batch, processor
 from lav.demo.model import LORA
+from tests.deps import require
 
 
 def probe_items(n: int = 3) -> list[dict]:
@@ -49,12 +49,11 @@ def train(
     lr: float = 5e-3,
 ) -> transformers.Trainer:
     """Train ``steps`` optimizer steps (batch 2, CPU, seed 0) and return the trainer."""
-    try:
-        from transformers import Trainer
-    except ImportError as exc:
-        # transformers.trainer imports `datasets`; with the oldest overlay (PYTHONPATH=.oldest) the
-        # installed datasets needs a newer huggingface_hub than the overlay's.
-        pytest.skip(f"transformers.Trainer cannot be imported with this environment: {exc}")
+    # transformers.trainer imports `datasets`: make install puts one that fits the oldest overlay's
+    # huggingface_hub into .oldest too, so both passes run this.
+    Trainer = require(
+        "transformers.trainer", "make install (the train extra, and datasets in .oldest for 4.57)"
+    ).Trainer
     proc = processor()
     model = lora_model(dropout)
     data = [S.make_screen(seed, "adapter") for seed in range(16)]

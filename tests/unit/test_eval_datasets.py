@@ -19,6 +19,7 @@ from lav.eval import (
     load_dataset,
     write_demo_benchmark,
 )
+from tests.deps import require
 
 
 def _write_json(path: Path, data) -> Path:
@@ -419,13 +420,9 @@ def _screens(n: int) -> list[Image.Image]:
 
 
 def _datasets():
-    """The `datasets` package that builds the fixtures; under the transformers 4.57 overlay (make
-    test-oldest) its huggingface_hub is the old one, which datasets 5 cannot import: skip, saying so."""
-    try:
-        import datasets
-    except ImportError as exc:
-        pytest.skip(f"datasets cannot be imported with this huggingface_hub ({exc})")
-    return datasets
+    """The `datasets` package that builds the fixtures (under the transformers 4.57 overlay, the
+    datasets 4 that make install puts into .oldest: datasets 5 needs huggingface_hub 1)."""
+    return require("datasets", "make install (it also puts a datasets that fits 4.57's hub into .oldest)")
 
 
 def test_hf_save_to_disk_copy_of_screenspot_with_fraction_boxes(tmp_path: Path):

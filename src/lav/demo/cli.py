@@ -76,6 +76,21 @@ def _point(res) -> str:
     return f"({res.click.x:.1f}, {res.click.y:.1f}) px"
 
 
+def _judge(res, instruction: str) -> None:
+    """Whether the click hits the box of the shape the instruction names on the bundled screen."""
+    boxes = assets.boxes_for(instruction)
+    if not boxes:
+        on_screen = ", ".join(f"{c} {s}" for c, s, _ in assets.shapes())
+        print(
+            f'the bundled screen has no target for "{instruction}" (its shapes: {on_screen}); the click is not judged'
+        )
+        return
+    click = res.click
+    hit = [b for b in boxes if click is not None and b[0] <= click.x < b[2] and b[1] <= click.y < b[3]]
+    where = boxes[0] if len(boxes) == 1 else boxes
+    print(f"target box {hit[0] if hit else where}: the click is {'inside' if hit else 'OUTSIDE'} it")
+
+
 def _print(res, out: Path, image, instruction: str) -> None:
     w, h = res.image_size
     print(f'demo: "{instruction}" on {image} ({w}x{h})')
@@ -83,9 +98,7 @@ def _print(res, out: Path, image, instruction: str) -> None:
     if res.base is not None:
         print(f"base model: {res.base.response!r}  ->  click {_point(res.base)}")
     if image == assets.SCREEN:
-        box = assets.box()
-        inside = res.click is not None and box[0] <= res.click.x < box[2] and box[1] <= res.click.y < box[3]
-        print(f"target box {box}: the click is {'inside' if inside else 'OUTSIDE'} it")
+        _judge(res, instruction)
     print(
         f"outputs in {out}/: report.html, overlay.png, overlay_base.png, overlay_diff.png, result.json, maps.npz, image.png"
     )

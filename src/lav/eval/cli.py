@@ -13,7 +13,7 @@ DEFAULT_OUT = "lav-eval"
 def add_parsers(subparsers, add_model_args) -> None:
     """Register ``eval`` and ``demo-data`` on the ``lav`` command's sub-parsers; ``add_model_args``
     adds the model options of ``lav run`` (device, dtype, backend, max pixels)."""
-    from ..cli import positive_int
+    from ..cli import ADAPTER_HELP, MODEL_HELP, positive_int
     from .datasets import FORMATS
     from .entries import BBOX_CONVENTIONS
     from .stats import REFUSAL_CONVENTIONS
@@ -27,8 +27,8 @@ def add_parsers(subparsers, add_model_args) -> None:
             "rank runs one shard on its own device and rank 0 merges."
         ),
     )
-    p.add_argument("--model", required=True, help="Hugging Face model id or local checkpoint folder")
-    p.add_argument("--adapter", help="PEFT LoRA adapter folder")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--adapter", help=ADAPTER_HELP)
     p.add_argument("--data", required=True, help="annotation file or benchmark folder")
     p.add_argument("--images", help="images folder (default: found beside the annotations)")
     p.add_argument("--format", choices=FORMATS, help="dataset format (default: detected)")

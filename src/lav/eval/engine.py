@@ -26,16 +26,16 @@ from ..errors import InputError, LavError
 from ..inputs import load_image
 from . import log
 from .datasets import Dataset, Sample
+from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
+from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (eval.cli, tests)
+from .layout import shard_folder as shard_folder
 from .progress import Progress
-from .records import error_record, record, safe_id
+from .records import error_record, record
 from .stats import summarize
 
 if TYPE_CHECKING:
     from ..analysis import LayerArg, Visualizer
     from ..result import Result
-
-#: Where each part of a sharded run writes, under the run's folder.
-SHARDS_DIR = "shards"
 
 
 @dataclass
@@ -273,9 +273,9 @@ class _Sink:
                 if _in_gallery(rec):
                     from .report import write_thumbnail
 
-                    write_thumbnail(res, rec, self.folder / "thumbs" / f"{safe_id(rec['id'])}.png")
+                    write_thumbnail(res, rec, self.folder / THUMBS_DIR / f"{safe_id(rec['id'])}.png")
                 if self.save_maps:
-                    res.save(self.folder / "samples" / safe_id(rec["id"]))
+                    res.save(self.folder / SAMPLES_DIR / safe_id(rec["id"]))
             clean.append(rec)
         if self.log is not None:
             self.log.append(clean)
@@ -323,10 +323,6 @@ def write_outputs(
 
 # ---------------------------------------------------------------------------------------------
 # Parts of one run (--shard I/N, torchrun ranks)
-
-
-def shard_folder(out: str | Path, index: int) -> Path:
-    return Path(out) / SHARDS_DIR / f"rank-{index}"
 
 
 @contextmanager

@@ -19,9 +19,7 @@ maximum is on the target). ``base``: the same outcome with the adapter disabled,
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,17 +29,12 @@ from ..coords import CONVENTIONS, AnswerRules, parse_answer, to_click
 from ..metrics import chance_level, mass_in_box
 from ..result import Result
 from .datasets import Sample
+from .layout import safe_id as safe_id  # re-exported: callers read it from here
 from .samples import official_hit
 
 #: Targets that are correct only when the model does not click (ScreenSpot-Pro negatives,
 #: OSWorld-G refusals).
 NO_CLICK_TARGETS = ("negative", "refusal")
-
-
-def safe_id(sample_id: str) -> str:
-    """A folder or file name for ``sample_id``: its safe characters, then a hash that keeps it unique."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", sample_id).strip("._")[:60] or "sample"
-    return f"{stem}-{hashlib.sha256(sample_id.encode('utf-8')).hexdigest()[:10]}"
 
 
 def _has_target(sample: Sample) -> bool:

@@ -21,7 +21,11 @@ def add_parser(subparsers, add_model_args) -> None:
             "report.html (curves per layer, a filmstrip per sample). Rerun the same command to resume."
         ),
     )
-    p.add_argument("--model", required=True, help="the base model: Hugging Face id or local folder")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="the base model: Hugging Face id or local folder ('demo': the shipped one)",
+    )
     p.add_argument(
         "--adapters",
         "--checkpoints",

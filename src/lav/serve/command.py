@@ -35,7 +35,7 @@ def add_parser(
     p.add_argument(
         "--model", help="Hugging Face model id or local checkpoint folder ('demo': the shipped one)"
     )
-    p.add_argument("--adapter", help="PEFT LoRA adapter folder")
+    p.add_argument("--adapter", help="PEFT LoRA adapter folder ('demo': the shipped demo adapter)")
     p.add_argument(
         "--results", nargs="+", default=[], metavar="DIR", help="folders of saved results / lav eval outputs"
     )
@@ -125,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from ..checks import validate_request
 
     model, adapter = args.model, args.adapter
-    demo = model == "demo" or (model is None and not args.results)
+    from ..demo import assets
+
+    # `lav.cli.main` has already turned --model demo into the shipped folder.
+    demo = model in (assets.NAME, str(assets.BASE)) or (model is None and not args.results)
     default_layers = ("all", "all") if demo else ((-2, -1), -1)
     edge_layers = _layers(args.edge_layers, default_layers[0])
     focus_layers = _layers(args.focus_layers, default_layers[1])

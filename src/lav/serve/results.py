@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import LavError
+from ..eval.layout import SHARDS_DIR, is_part_name, sample_dirs
 from ..result import RECORD_FILES, Result
 
 #: The files that make a folder an evaluation output of `lav eval`.
@@ -179,6 +180,7 @@ class Roots:
         folder = self.resolve(root, rel)
         summary = _read_json(self.resolve(root, _join(rel, "summary.json")))
         samples_path = self.resolve(root, _join(rel, "samples.jsonl"))
+        parts = self._parts(root, rel)
         samples = []
         with open(samples_path, encoding="utf-8", errors="replace") as fh:
             for n, line in enumerate(fh):
@@ -192,7 +194,7 @@ class Roots:
                 except ValueError:
                     continue  # a line cut short by a killed run: the summary says what counts
                 if isinstance(rec, dict):
-                    rec["result_id"] = self._sample_result(root, rel, rec.get("id"))
+                    rec["result_id"] = self._sample_result(root, rel, parts, rec.get("id"))
                     rec["flip"] = _flip(rec)
                     samples.append(rec)
         groups = sorted({k for s in samples for k in (s.get("groups") or {}) if isinstance(k, str)})
@@ -205,15 +207,29 @@ class Roots:
             "group_fields": groups,
         }
 
-    def _sample_result(self, root: int, rel: str, sample_id: object) -> str | None:
-        if not isinstance(sample_id, (str, int)) or isinstance(sample_id, bool):
-            return None
-        inner = _join(rel, f"samples/{sample_id}")
+    def _parts(self, root: int, rel: str) -> list[str]:
+        """The ``shards/rank-I`` folder names of a sharded evaluation (each part keeps its own samples)."""
         try:
-            self.result_folder(root, inner)
-        except (PathRefused, LavError):
+            shards = self.resolve(root, _join(rel, SHARDS_DIR))
+        except PathRefused:
+            return []
+        if not shards.is_dir():
+            return []
+        return sorted((p.name for p in shards.iterdir() if is_part_name(p.name)), key=lambda n: int(n[5:]))
+
+    def _sample_result(self, root: int, rel: str, parts: list[str], sample_id: object) -> str | None:
+        """The id of the result folder `lav eval --save-maps` kept for ``sample_id`` (`lav.eval.layout`),
+        in the run's folder or in one of its ``parts``; None when none was kept."""
+        if not isinstance(sample_id, str):
             return None
-        return encode_id("r", root, inner)
+        for where in sample_dirs(parts, sample_id):
+            inner = _join(rel, where)
+            try:
+                self.result_folder(root, inner)
+            except (PathRefused, LavError):
+                continue
+            return encode_id("r", root, inner)
+        return None
 
 
 def _join(rel: str, name: str) -> str:

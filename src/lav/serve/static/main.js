@@ -282,6 +282,8 @@ class App {
     if (s.base) parts.push(`base ${pct(s.base.accuracy)}`);
     if (s.flips) parts.push(`fixed ${s.flips.fixed}, broken ${s.flips.broken}`);
     if (typeof s.mcnemar_p === "number") parts.push(`McNemar p = ${s.mcnemar_p.toPrecision(3)}`);
+    // Without --save-maps lav eval keeps only the records: say why no row opens.
+    if (data.samples.length && !data.samples.some((x) => x.result_id)) parts.push("no sample's maps were kept (run lav eval with --save-maps to open them here)");
     document.getElementById("eval-summary").textContent = parts.join(" · ");
     const groups = document.getElementById("group-filters");
     groups.replaceChildren();
