@@ -136,6 +136,7 @@ def plan(
         device_type=devices[0].split(":")[0],
         threads=torch.get_num_threads(),
         float32=torch_dtype == torch.float32,
+        float64=torch_dtype == torch.float64,
     )
     capture: dict[str, int] = {}
     if devices[0] == devices[1]:

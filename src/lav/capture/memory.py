@@ -11,6 +11,8 @@ Derived from what the recorder and `colsums` allocate (measured against torch's 
   each ``(G, N, F)`` float32 with ``F`` the head size plus one, padded to a multiple of 8; the
   weighted pass alone (trained models: every head of the README's real-size run) needs about half;
   a model in another dtype than float32 adds the group's queries and keys in float32;
+- where no fused op is checked (devices other than CPU and CUDA) and for float64 models, the exact
+  chunked method instead: one chunk of scores (`colsums.CHUNK_BYTES`) and its softmax;
 - on the CPU, torch's flash kernel's per-thread scratch: a query block by a key block of scores
   plus a query block of output, per thread (`torch.get_num_threads`);
 - per recorded decoder layer, one attention row per answer token ``(H_text, K)`` float32 and the
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .colsums import HEAD_GROUP_BYTES
+from .colsums import _FUSED, CHUNK_BYTES, HEAD_GROUP_BYTES
 
 _F32 = 4
 
@@ -74,22 +76,31 @@ def capture_memory(
     device_type: str = "cpu",
     threads: int = 1,
     float32: bool = True,
+    float64: bool = False,
 ) -> CaptureMemory:
     """Capture's peak for one screenshot of ``patches`` vision patches, ``blocks`` recorded vision
     blocks of ``heads`` heads of ``head_dim``, and ``decoder_layers`` recorded decoder layers of
     ``text_heads`` query heads (``text_kv_heads`` key heads) of ``text_head_dim`` over ``keys`` keys,
     one row per ``answer_tokens``. ``float32``: the model runs in float32 (else its queries and keys
-    are copied to float32 per head group). ``threads``: torch's CPU threads (CPU only)."""
+    are copied to float32 per head group). ``threads``: torch's CPU threads (CPU only). Devices
+    without a fused op lav checks, and float64 models, take the exact chunks instead."""
     n = patches
     kept = blocks * heads * n * _F32
-    group = head_group(heads, n, head_dim)
-    folded = head_dim + 1 + (-(head_dim + 1)) % 8
-    call = heads * n * _F32  # the forward's log-sum-exp
-    call += 4 * group * n * folded * _F32 + group * n * _F32  # the folded pass and its log-sum-exp
-    if not float32:
-        call += 2 * group * n * head_dim * _F32
-    if device_type == "cpu":
-        call += cpu_kernel_scratch(n, folded, threads)
+    if device_type in _FUSED and float64 is False:
+        group = head_group(heads, n, head_dim)
+        folded = head_dim + 1 + (-(head_dim + 1)) % 8
+        call = heads * n * _F32  # the forward's log-sum-exp
+        call += 4 * group * n * folded * _F32 + group * n * _F32  # the folded pass and its log-sum-exp
+        if not float32:
+            call += 2 * group * n * head_dim * _F32
+        if device_type == "cpu":
+            call += cpu_kernel_scratch(n, folded, threads)
+    else:
+        # The exact chunks (`colsums.received_chunked`): one chunk of scores and its softmax, and
+        # q and k in the computing dtype.
+        size = 8 if float64 else _F32
+        chunk = min(CHUNK_BYTES, heads * n * n * size)
+        call = 2 * chunk + (0 if float32 or float64 else 2 * heads * n * head_dim * size)
     decoder = 0
     if decoder_layers and keys and text_heads:
         kv = text_kv_heads or text_heads
