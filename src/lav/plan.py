@@ -3,8 +3,8 @@
 The model is built on empty weights from its config (accelerate's ``init_empty_weights``); the map
 is accelerate's own inference (``infer_auto_device_map``, balanced as transformers balances it) or
 the user's map; sizes are accelerate's ``compute_module_sizes`` with bitsandbytes' weight dtypes for
-the layers it quantizes. The capture extra is lav's own: what the recorder keeps and works in at
-that screenshot size (`lav.capture.colsums`).
+the layers it quantizes. The capture extra is lav's own: capture's peak at that screenshot size
+(`lav.capture.memory`, held against a measured run).
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
-from .capture.colsums import CHUNK_BYTES
+from .capture.memory import capture_memory
 from .errors import InputError
 
 #: Prompt tokens besides the image (system turn, instruction) assumed for the decoder's key length.
 PROMPT_TOKENS = 128
+#: Vision blocks the default edge map records (the last two).
+EDGE_BLOCKS = 2
 
 
 @dataclass
@@ -114,21 +116,38 @@ def plan(
     h, w = smart_resize(height, width, patch * merge, *pixels)
     n = (h // patch) * (w // patch)
     heads = getattr(vision, "num_heads", None) or vision.num_attention_heads
-    head_dim = (getattr(vision, "hidden_size", None) or vision.embed_dim) // heads
-    # Received attention of two blocks (kept), and one block's working set: q, k and the folded
-    # q' = [q*s, -lse], k' = [k, 1] in float32, plus one chunk of scores for the exact fallback.
-    edge = 2 * heads * n * 4 + 4 * heads * n * (head_dim + 1) * 4 + CHUNK_BYTES
-    keys = n // merge**2 + PROMPT_TOKENS + max_new_tokens
-    focus = max_new_tokens * text.num_attention_heads * keys * 4 * 2  # rows + the softmax of one step
-    capture: dict[str, int] = {}
+    text_heads = text.num_attention_heads
     parts = inspect_model(empty)
     names = {id(m): n for n, m in empty.named_modules()}
-    for module, extra in ((parts.vision_attention[-1], edge), (parts.decoder_attention[-1], focus)):
+    devices = []
+    for module in (parts.vision_attention[-1], parts.decoder_attention[-1]):
         key = _device_name(_device_of(dmap, names[id(module)]))
-        key = "cpu" if key == "disk" else key  # offloaded layers compute on the main device (CPU here)
-        capture[key] = capture.get(key, 0) + extra
+        devices.append("cpu" if key == "disk" else key)  # offloaded layers compute on the main device
+    mem = capture_memory(
+        n,
+        heads,
+        (getattr(vision, "hidden_size", None) or vision.embed_dim) // heads,
+        EDGE_BLOCKS,
+        text_heads=text_heads,
+        text_kv_heads=getattr(text, "num_key_value_heads", None) or text_heads,
+        text_head_dim=getattr(text, "head_dim", None) or text.hidden_size // text_heads,
+        keys=n // merge**2 + PROMPT_TOKENS + max_new_tokens,
+        answer_tokens=max_new_tokens,
+        device_type=devices[0].split(":")[0],
+        threads=torch.get_num_threads(),
+        float32=torch_dtype == torch.float32,
+        float64=torch_dtype == torch.float64,
+    )
+    capture: dict[str, int] = {}
+    if devices[0] == devices[1]:
+        capture[devices[0]] = mem.peak
+    else:
+        capture[devices[0]] = mem.vision_records + mem.vision_call
+        capture[devices[1]] = mem.decoder
     notes = [
-        f"capture: edge {_gib(edge)} on the vision tower's device, focus {_gib(focus)} on the last decoder layer's"
+        f"capture: vision {_gib(mem.vision_records + mem.vision_call)} at most on the vision tower's device "
+        f"({_gib(mem.vision_records)} kept, one block's pass {_gib(mem.vision_call)}), focus {_gib(mem.decoder)} "
+        "on the last decoder layer's (lav.capture.memory)"
     ]
     if adapter is not None:
         from .files import check_adapter_folder

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from transformers import TrainerState
 
 from lav import LavError, Result
@@ -22,7 +23,7 @@ from lav.demo.batches import processor
 from lav.eval.records import safe_id
 from lav.integrations import LavCallback
 from lav.integrations.callback import RECORDS_DIR, rng_kept
-from lav.integrations.reporters import tensorboard_dir
+from lav.integrations.reporters import NO_REPORTER
 from lav.metrics import mass_in_box, point_in_box, pointing_game
 
 from .train_helpers import lora_model, probe_items, train
@@ -85,7 +86,7 @@ def test_tensorboard_holds_scalars_and_overlays_equal_to_the_saved_records(watch
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, cb, trainer = watched
-    ea = EventAccumulator(tensorboard_dir(trainer.args), size_guidance={"scalars": 0, "images": 0})
+    ea = EventAccumulator(cb.log_dir, size_guidance={"scalars": 0, "images": 0})
     ea.Reload()
     steps = list(range(EVERY, STEPS + 1, EVERY))
     for step in steps:
@@ -100,6 +101,67 @@ def test_tensorboard_holds_scalars_and_overlays_equal_to_the_saved_records(watch
         events = ea.Images(tag)
         assert [e.step for e in events] == steps
         assert events[0].width > 0 and events[0].encoded_image_string[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def watched_again(watched, probe):
+    """A second run into the same ``output_dir`` (one analysis, at step 2)."""
+    out, first, _ = watched
+    cb = LavCallback(processor(), probe[:1], every_n_steps=EVERY, max_new_tokens=8, images=1)
+    train(out, [cb], steps=EVERY, report_to=["tensorboard"])
+    return out, first, cb
+
+
+def _scalar_steps(log_dir, tag="lav/click_accuracy"):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(log_dir, size_guidance={"scalars": 0})
+    ea.Reload()
+    return [e.step for e in ea.Scalars(tag)]
+
+
+def test_a_second_run_into_the_same_output_dir_logs_into_a_run_folder_of_its_own(watched_again):
+    out, first, second = watched_again
+    assert first.log_dir and second.log_dir and first.log_dir != second.log_dir
+    for cb in (first, second):
+        # Inside this run's folder under output_dir/runs, as the trainer names its own.
+        assert cb.log_dir.startswith(str(out / "runs")) and cb.log_dir.endswith("/lav")
+    assert _scalar_steps(first.log_dir) == [2, 4]  # not 2, 4, 2
+    assert _scalar_steps(second.log_dir) == [2]
+
+
+def test_the_logged_overlays_name_their_panels_and_the_focus_layers(watched):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lav.integrations.overlays import footer, panel_labels
+
+    out, cb, _ = watched
+    res = Result.load(out / RECORDS_DIR / "step-2" / "samples" / safe_id("probe-0"))
+    assert panel_labels(res, 2, adapter=True) == ["adapter at step 2", "base model (adapter off)"]
+    assert footer(res)[0] == "decision focus: mean of decoder layers 0-3"
+    ea = EventAccumulator(cb.log_dir, size_guidance={"images": 0})
+    ea.Reload()
+    logged = ea.Images("lav/overlay/probe-0")[0]
+    with Image.open(out / RECORDS_DIR / "step-2" / "thumbs" / f"{safe_id('probe-0')}.png") as thumb:
+        # The saved thumbnail (the step report's) with a band of panel names above, of layers below.
+        assert logged.width == thumb.width and logged.height > thumb.height + 30
+
+
+def test_the_step_report_names_its_step(watched):
+    out, _, _ = watched
+    for step in range(EVERY, STEPS + 1, EVERY):
+        page = (out / RECORDS_DIR / f"step-{step}" / "report.html").read_text()
+        assert f"<h1>lav eval · LavCallback probe at training step {step}</h1>" in page
+
+
+def test_no_reporter_in_report_to_is_said_once(tmp_path, model, probe, capsys):
+    cb = LavCallback(processor(), probe[:1], every_n_steps=1, max_new_tokens=4, compare_base=False)
+    args = SimpleNamespace(output_dir=str(tmp_path), report_to=[])  # transformers 5's default
+    for step in (1, 2):
+        cb.run(args, _state(step), model)
+    err = capsys.readouterr().err
+    said = NO_REPORTER.format(saved=f" (each step is saved in {tmp_path / RECORDS_DIR})")
+    assert err.count(said) == 1, err
 
 
 def test_each_step_is_saved_as_an_eval_folder(watched):

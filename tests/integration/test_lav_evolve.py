@@ -82,6 +82,10 @@ def test_evolve_over_saved_adapters_sorted_by_step(tmp_path, probe, capsys):
     assert (
         page.count("<svg") == 1 + 2 + 2
     )  # accuracy; pointing and mass per layer of the focus and the edge map
+    layers = [lr["layer"] for lr in evolution["checkpoints"][0]["layers"]["focus"]]
+    assert layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1  # the default: all of them
+    # The filmstrips say which decoder layers their focus averages.
+    assert f"the decision focus (mean of decoder layers {layers[0]}-{layers[-1]})" in page
     n = len(evolution["samples"])
     assert page.count('<div class="strip">') == n
     assert page.count('<img src="data:image/png;base64,') == n * 4  # base + three checkpoints

@@ -84,6 +84,12 @@ def add_parsers(subparsers, add_model_args) -> None:
     d = subparsers.add_parser(
         "demo-data",
         help="write a small synthetic benchmark (ScreenSpot-Pro layout) from the demo screens",
+        description=(
+            "Writes a small synthetic benchmark in ScreenSpot-Pro's layout (annotations/*.json + images/) "
+            "from held-out demo screens, half per demo task (shapes-base, shapes-adapter). About one "
+            "sample in ten is a negative sample (gt_type: negative) without a box: its instruction names a "
+            "shape that is not on the screen, so the right answer is to say so and not click."
+        ),
     )
     d.add_argument("--out", default="lav-eval-demo/data", help="output folder (default: lav-eval-demo/data)")
     d.add_argument("-n", type=positive_int, default=40, help="number of samples (default 40)")

@@ -5,9 +5,10 @@ steps (and after each evaluation) it runs `Visualizer.analyze_many` on the probe
 as it is, and
 
 - logs scalars (click accuracy; per decoder layer the pointing game and the focus mass in the
-  target box) and overlays (focus and click, adapter beside base) to TensorBoard and W&B (see
-  `lav.integrations.reporters`), with the adapter on and, from the first call (cached: a LoRA
-  leaves the base weights frozen), off;
+  target box) and overlays (focus and click, adapter beside base, each panel labelled, with the
+  decoder layers the focus averages) to TensorBoard and W&B (see `lav.integrations.reporters`; when
+  ``report_to`` names neither, it says so once), with the adapter on and, from the first call
+  (cached: a LoRA leaves the base weights frozen), off;
 - saves the step like a ``lav eval`` folder: ``output_dir/lav/step-N/`` holds ``samples.jsonl``,
   ``summary.json``, ``report.html``, ``thumbs/`` and each sample's `Result` folder under
   ``samples/`` (`Result.load` reads it back).
@@ -40,8 +41,9 @@ from transformers import TrainerCallback
 from ..errors import InputError, LavError
 from ..eval import log
 from ..eval.records import safe_id
+from .overlays import labelled
 from .probe import ProbeArg, load_probe, scalars, score
-from .reporters import Reporter, close_all, reporters_for
+from .reporters import Reporter, TensorBoardReporter, close_all, reporters_for, run_name, tensorboard_dir
 
 #: Sub-folder of ``output_dir`` where each analysed step is saved as ``step-N``.
 RECORDS_DIR = "lav"
@@ -141,6 +143,10 @@ class LavCallback(TrainerCallback):
         self.images = images
         self.save = save
         self.reporters: list[Reporter] | None = None
+        #: The TensorBoard run folder's name (`reporters.run_name`), new for each ``train()``.
+        self._run: str | None = None
+        #: Where this run's TensorBoard events went (None: not to TensorBoard).
+        self.log_dir: str | None = None
         self.history: list[dict[str, Any]] = []
         self._base = None  # the base model's results, from the first call
         self._viz = None
@@ -148,10 +154,14 @@ class LavCallback(TrainerCallback):
         self._step_started: float | None = None
         self._step_seconds: list[float] = []
         self._warned: set[str] = set()
+        self._adapter = False  # whether the analysed model has a LoRA adapter (labels its overlays)
 
     # --- the trainer's events ----------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         _check_whole_model(args)
+        # After the trainer's own TensorBoardCallback names its run (callbacks run in order, the
+        # trainer's first): the same name when both fall in the same second.
+        self._run = run_name()
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -170,6 +180,7 @@ class LavCallback(TrainerCallback):
         if self.reporters is not None:
             close_all(self.reporters)
             self.reporters = None
+        self._run = None
 
     # --- one analysis ------------------------------------------------------------------------
     def run(self, args, state, model: torch.nn.Module) -> dict[str, float] | None:
@@ -179,6 +190,7 @@ class LavCallback(TrainerCallback):
             return None
         self._last_step = step
         viz = self._visualizer(model, args)
+        self._adapter = bool(viz.has_adapter)
         compare = self.compare_base and viz.has_adapter and self._base is None
         if self.compare_base and not viz.has_adapter:
             self._warn("compare_base: the model has no LoRA adapter (not a PeftModel); logging it alone")
@@ -206,6 +218,8 @@ class LavCallback(TrainerCallback):
         summary.update(
             {"step": step, "model": viz.model_name, "adapter": viz.adapter_name, "seconds": seconds}
         )
+        # The step's report.html is titled by its dataset: name the step there.
+        summary["dataset"] = f"LavCallback probe at training step {step}"
         values = scalars(summary)
         with tempfile.TemporaryDirectory(prefix="lav-thumbs-") as tmp:
             if self.save:
@@ -213,7 +227,7 @@ class LavCallback(TrainerCallback):
                     Path(args.output_dir) / RECORDS_DIR / f"step-{step}", results, records, summary
                 )
             else:
-                thumbs = self._thumbnails(Path(tmp), results[: self.images], records)
+                thumbs = self._thumbnails(Path(tmp), results[: self.images], records, step)
         self._report(args, values, thumbs, step)
         self.history.append({"step": step, **values})
         if len(self.history) == 1:
@@ -236,15 +250,15 @@ class LavCallback(TrainerCallback):
         folder.mkdir(parents=True, exist_ok=True)
         for res, rec in zip(results, records, strict=True):
             res.save(folder / "samples" / safe_id(rec["id"]))
-        thumbs = self._thumbnails(folder, results, records)
+        thumbs = self._thumbnails(folder, results, records, int(summary["step"]))
         log.write_atomic(folder / log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
-        summary = {"dataset": "probe", "format": "probe", "notes": [], **summary}
+        summary = {"format": "probe", "notes": [], **summary}
         write_outputs(folder, records, summary)
         return thumbs
 
-    def _thumbnails(self, folder: Path, results, records) -> dict[str, Image.Image]:
+    def _thumbnails(self, folder: Path, results, records, step: int) -> dict[str, Image.Image]:
         """``folder/thumbs/<id>.png`` for each result (adapter | base, target box, clicks); the first
-        ``images`` of them as images to log."""
+        ``images`` of them as images to log, labelled (`overlays.labelled`)."""
         from ..eval.report import write_thumbnail
 
         thumbs: dict[str, Image.Image] = {}
@@ -253,12 +267,19 @@ class LavCallback(TrainerCallback):
             write_thumbnail(res, rec, path)
             if n < self.images:
                 with Image.open(path) as img:
-                    thumbs[f"lav/overlay/{rec['id']}"] = img.convert("RGB")
+                    thumbs[f"lav/overlay/{rec['id']}"] = labelled(
+                        img.convert("RGB"), res, step, self._adapter
+                    )
         return thumbs
 
     def _report(self, args, values, thumbs, step: int) -> None:
         if self.reporters is None:
-            self.reporters = reporters_for(args, self._warn)
+            if self._run is None:  # called outside a Trainer's train(): a run of its own
+                self._run = run_name()
+            saved = str(Path(args.output_dir) / RECORDS_DIR) if self.save else None
+            self.reporters = reporters_for(args, self._warn, self._run, saved)
+            if any(isinstance(r, TensorBoardReporter) for r in self.reporters):
+                self.log_dir = tensorboard_dir(args, self._run)
         for r in self.reporters:
             r.log(values, thumbs, step)
 

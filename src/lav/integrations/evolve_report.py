@@ -137,13 +137,34 @@ def _strips(evolution: Mapping[str, Any], out: Path) -> str:
     return "".join(parts) + more
 
 
+def _focus_layers(evolution: Mapping[str, Any], out: Path) -> list[int] | None:
+    """The decoder layers the filmstrips' focus averages: those of the first saved result."""
+    folders = (["base"] if evolution.get("base") else []) + [
+        r["checkpoint"] for r in evolution["checkpoints"]
+    ]
+    for name in folders:
+        for sid in evolution["samples"][:1]:
+            try:
+                res = Result.load(out / name / "samples" / safe_id(sid))
+            except LavError:
+                continue
+            return res.focus_layers if "focus" in res.maps else None
+    return None
+
+
 def build_report(evolution: Mapping[str, Any], out: Path) -> str:
     """The page (a string); ``out``: the evolve folder, where each run's folder lies."""
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     title = f"lav evolve · {evolution.get('dataset')}"
+    layers = _focus_layers(evolution, out)
+    which = ""
+    if layers:
+        from .overlays import layer_list
+
+        which = f" ({'decoder layer' if len(layers) == 1 else 'mean of decoder layers'} {layer_list(layers)})"
     legend = (
-        "<p>Each frame: the decision focus (red/yellow) and the click (crosshair) at that checkpoint; blue: "
-        "the target box; ✓ the click is on the target.</p>"
+        f"<p>Each frame: the decision focus{_e(which)} (red/yellow) and the click (crosshair) at that "
+        "checkpoint; blue: the target box; ✓ the click is on the target.</p>"
     )
     return (
         "<!doctype html>\n"
