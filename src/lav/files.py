@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from . import jsonsafe
 from .errors import LavError
 
 #: JSON files of a Hugging Face model folder that transformers reads when present.
@@ -166,7 +167,7 @@ def read_json(
     """
     text = read_text(path, what, fix)
     with reading(path, what, fix):
-        value = json.loads(text)
+        value = jsonsafe.loads(text)
     if not isinstance(value, expect) or (expect is dict and isinstance(value, bool)):
         want = _json_kind(expect)
         raise LavError(f"{what} {path} holds a JSON {_json_kind(type(value))}, not a JSON {want}; {fix}")
@@ -193,7 +194,7 @@ def check_safetensors(path: object, what: str, fix: str = "restore or re-downloa
                     f"{size:,}); {fix}"
                 )
             raw = f.read(n)
-        header = json.loads(raw.decode("utf-8"))
+        header = jsonsafe.loads(raw.decode("utf-8"))
     if not isinstance(header, dict):
         raise LavError(f"{what} {p} has a damaged header (not a JSON object); {fix}")
     data = size - 8 - n

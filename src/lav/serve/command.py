@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 
+from .. import argtypes
 from ..errors import InputError, LavError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -45,10 +46,10 @@ def add_parser(
         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
     )
     p.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+        "--port", type=argtypes.port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
     )
     p.add_argument(
-        "--max-queue", type=int, default=8, help="jobs that may wait for the model (503 beyond; default 8)"
+        "--max-queue", type=argtypes.max_queue, default=8, help="jobs that may wait for the model (503 beyond; default 8)"
     )
     p.add_argument(
         "--edge-layers", nargs="+", metavar="I", help="vision blocks recorded (default: -2 -1; the demo: all)"
@@ -56,7 +57,7 @@ def add_parser(
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers recorded (default: -1; the demo: all)"
     )
-    p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer to generate, in tokens")
+    p.add_argument("--max-new-tokens", type=argtypes.max_new_tokens, default=64, help="longest answer to generate, in tokens")
     from ..cli import MAPS_HELP  # here, not at import: lav.cli imports this module
 
     p.add_argument(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .. import jsonsafe
 from ..errors import LavError
 from ..result import RECORD_FILES, Result
 
@@ -188,7 +188,7 @@ class Roots:
                 if not line:
                     continue
                 try:
-                    rec = json.loads(line)
+                    rec = jsonsafe.loads(line)
                 except ValueError:
                     continue  # a line cut short by a killed run: the summary says what counts
                 if isinstance(rec, dict):
@@ -222,7 +222,7 @@ def _join(rel: str, name: str) -> str:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return jsonsafe.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise LavError(f"cannot read {path.name}: {exc}") from exc
 
