@@ -136,6 +136,14 @@ class _Cache:
         self._items: OrderedDict[str, tuple[object, _Served]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(s.nbytes for _, s in self._items.values())
+
     def get(self, key: str, stamp: object) -> _Served | None:
         with self._lock:
             hit = self._items.get(key)
@@ -349,6 +357,7 @@ def create_app(
     app.state.stopping = stopping
     app.state.job_left_running = False
     saved = _Cache(cache_bytes // 2)
+    app.state.results_cache = saved
 
     def begin_shutdown() -> None:
         """Called on SIGTERM / Ctrl-C before the server drains: progress streams end, nothing new queues."""
