@@ -106,6 +106,12 @@ def test_deeply_nested_result_json_is_refused_on_load(tmp_path):
         lav.Result.load(out)
 
 
+def test_plan_for_a_screenshot_wider_than_200_to_1_is_one_line(capsys):
+    # Found by the fuzz (tests/e2e/test_fuzz_surfaces.py): smart_resize's ValueError escaped.
+    code, err = _run(capsys, ["plan", "--model", str(assets.BASE), "--image-size", "1", "201"])
+    assert code == 2 and "200:1" in err
+
+
 # --- numbers at the argument parser -----------------------------------------------------------
 BIG = "99999999999999999999999"
 
