@@ -25,15 +25,18 @@ def whole(low: int, high: int) -> Callable[[str], int]:
             value = int(text)
         except ValueError:  # also "1e21", "2.5" and numbers of thousands of digits
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
-        if not low <= value <= high:
-            shown = (
-                f"{value:,}" if abs(value) < 10**30 else f"{str(value)[:12]}... ({len(str(value))} digits)"
-            )
-            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {shown}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:,}, got {_shown(value)}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {_shown(value)}")
         return value
 
     parse.__name__ = f"whole number from {low} to {high}"  # argparse names the type in its messages
     return parse
+
+
+def _shown(value: int) -> str:
+    return f"{value:,}" if abs(value) < 10**30 else f"{str(value)[:12]}... ({len(str(value))} digits)"
 
 
 def shard(text: str) -> tuple[int, int]:

@@ -139,5 +139,5 @@ def test_numbers_out_of_range_are_a_usage_error(capsys, argv, tmp_path):
         argv = [*argv, "--out", str(tmp_path / "o")]
     code, err = _run(capsys, argv)
     assert code == 2
-    assert re.search(r"argument [-\w/ ]+: (must be from|part \d+ of)", err), err
+    assert re.search(r"argument [-\w/ ]+: (must be at (least|most)|part \d+ of)", err), err
     assert not (tmp_path / "o").exists()
