@@ -35,14 +35,18 @@ def add_parsers(subparsers, add_model_args) -> None:
         "--compare-base", action="store_true", help="also run every sample with the adapter disabled"
     )
     p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
-    p.add_argument("--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)")
+    p.add_argument(
+        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
+    )
     p.add_argument(
         "--edge-layers", nargs="+", metavar="I", help="vision blocks for the edge map (default: -2 -1; 'all')"
     )
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
     )
-    p.add_argument("--max-new-tokens", type=argtypes.max_new_tokens, default=64, help="longest answer, in tokens")
+    p.add_argument(
+        "--max-new-tokens", type=argtypes.max_new_tokens, default=64, help="longest answer, in tokens"
+    )
     p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--template", help="user text with {instruction} where the instruction goes")
@@ -54,7 +58,12 @@ def add_parsers(subparsers, add_model_args) -> None:
         metavar="NAME,...",
         help="more map methods to score beside edge and focus (focus_sink_masked, focus_relative, focus_grad, ...)",
     )
-    p.add_argument("--shard", type=argtypes.shard, metavar="I/N", help="run part I of N (0-based); the last part to finish merges")
+    p.add_argument(
+        "--shard",
+        type=argtypes.shard,
+        metavar="I/N",
+        help="run part I of N (0-based); the last part to finish merges",
+    )
     add_model_args(p)
 
     d = subparsers.add_parser(

@@ -39,11 +39,15 @@ def add_parser(subparsers, add_model_args) -> None:
         "--no-compare-base", action="store_true", help="skip the base model's run (the reference line)"
     )
     p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
-    p.add_argument("--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)")
+    p.add_argument(
+        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
+    )
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
     )
-    p.add_argument("--max-new-tokens", type=argtypes.max_new_tokens, default=64, help="longest answer, in tokens")
+    p.add_argument(
+        "--max-new-tokens", type=argtypes.max_new_tokens, default=64, help="longest answer, in tokens"
+    )
     p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--template", help="user text with {instruction} where the instruction goes")
