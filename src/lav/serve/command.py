@@ -229,7 +229,10 @@ def _own_hosts(host: str, port: int) -> list[str]:
     names = set(LOOPBACK_NAMES)
     if host not in ("0.0.0.0", "::", ""):
         names.add(f"[{host}]" if ":" in host else host)
-    return sorted(f"{n}:{port}" for n in names)
+    hosts = {f"{n}:{port}" for n in names}
+    if port == 80:  # browsers leave the default port out of Host
+        hosts |= names
+    return sorted(hosts)
 
 
 def _maps(text: str | None) -> list[str] | None:
