@@ -60,7 +60,13 @@ _SAFETENSORS_ITEMSIZE = {
     "I64": 8,
     "U64": 8,
     "F64": 8,
+    "C64": 8,
+    "F8_E8M0": 1,
+    "F8_E4M3FNUZ": 1,
+    "F8_E5M2FNUZ": 1,
 }
+#: Sub-byte dtypes the format also knows: their sizes are the loader's to check.
+_SAFETENSORS_PACKED = ("F4", "F6_E2M3", "F6_E3M2")
 
 
 def as_path(path: object, what: str, error: type[LavError] = LavError) -> Path:
@@ -202,6 +208,12 @@ def check_safetensors(path: object, what: str, fix: str = "restore or re-downloa
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if dtype not in _SAFETENSORS_ITEMSIZE and dtype not in _SAFETENSORS_PACKED:
+            # A flipped bit in a dtype name: safetensors itself would raise its own error class.
+            raise LavError(
+                f"{what} {p} is damaged (tensor {name!r} has no known dtype: {str(dtype)[:20]!r}); {fix}"
+            )
         ok = isinstance(info, dict) and _tensor_fits(info, data)
         if not ok:
             raise LavError(

@@ -141,3 +141,19 @@ def test_numbers_out_of_range_are_a_usage_error(capsys, argv, tmp_path):
     assert code == 2
     assert re.search(r"argument [-\w/ ]+: (must be at (least|most)|part \d+ of)", err), err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_safetensors_dtype_name_with_a_flipped_bit_is_named_before_the_loader(tmp_path):
+    # Found by the fuzz of lav evolve: safetensors' own SafetensorError escaped the adapter loader.
+    import shutil
+
+    from lav.files import check_adapter_folder
+
+    shutil.copytree(assets.ADAPTER, tmp_path / "ad")
+    path = tmp_path / "ad" / "adapter_model.safetensors"
+    data = bytearray(path.read_bytes())
+    i = data.find(b'"F32"')
+    data[i + 3] = ord("3")  # "F33"
+    path.write_bytes(bytes(data))
+    with pytest.raises(lav.LavError, match="no known dtype: 'F33'"):
+        check_adapter_folder(tmp_path / "ad")
