@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import argtypes
+from .argtypes import positive_int  # noqa: F401  (kept for callers of lav.cli.positive_int)
 from .checks import check_out, split_names, validate_request
 from .coords import CONVENTIONS
 from .errors import LavError, LavWarning
@@ -20,17 +22,6 @@ from .files import check_adapter_folder, check_model_source
 
 EXIT_BAD_INPUT = 2
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1 (shared by every subcommand)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _say(msg: str) -> None:
@@ -57,7 +48,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-pixels",
-        type=positive_int,
+        type=argtypes.max_pixels,
         default=None,
         help="refuse images with more pixels than this (default 64M)",
     )
@@ -138,7 +129,7 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-new-tokens",
-        type=positive_int,
+        type=argtypes.max_new_tokens,
         help="longest answer to generate, in tokens (default: the preset's, else 64)",
     )
     p.add_argument("--system", help="system prompt")
@@ -202,7 +193,7 @@ def _add_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="memory per device for a device map and screenshot size, before loading")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--adapter", help=ADAPTER_HELP + " (its size is added)")
-    p.add_argument("--image-size", nargs=2, type=positive_int, required=True, metavar=("W", "H"))
+    p.add_argument("--image-size", nargs=2, type=argtypes.image_side, required=True, metavar=("W", "H"))
     p.add_argument("--device", default="auto", help="decides the auto dtype: auto, cpu, cuda")
     p.add_argument("--dtype", default="auto", choices=DTYPES)
     p.add_argument("--device-map", default="auto", metavar="MAP", help="as for lav run (default: auto)")

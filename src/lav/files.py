@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from . import jsonsafe
 from .errors import LavError
 
 #: JSON files of a Hugging Face model folder that transformers reads when present.
@@ -59,7 +60,13 @@ _SAFETENSORS_ITEMSIZE = {
     "I64": 8,
     "U64": 8,
     "F64": 8,
+    "C64": 8,
+    "F8_E8M0": 1,
+    "F8_E4M3FNUZ": 1,
+    "F8_E5M2FNUZ": 1,
 }
+#: Sub-byte dtypes the format also knows: their sizes are the loader's to check.
+_SAFETENSORS_PACKED = ("F4", "F6_E2M3", "F6_E3M2")
 
 
 def as_path(path: object, what: str, error: type[LavError] = LavError) -> Path:
@@ -166,7 +173,7 @@ def read_json(
     """
     text = read_text(path, what, fix)
     with reading(path, what, fix):
-        value = json.loads(text)
+        value = jsonsafe.loads(text)
     if not isinstance(value, expect) or (expect is dict and isinstance(value, bool)):
         want = _json_kind(expect)
         raise LavError(f"{what} {path} holds a JSON {_json_kind(type(value))}, not a JSON {want}; {fix}")
@@ -193,7 +200,7 @@ def check_safetensors(path: object, what: str, fix: str = "restore or re-downloa
                     f"{size:,}); {fix}"
                 )
             raw = f.read(n)
-        header = json.loads(raw.decode("utf-8"))
+        header = jsonsafe.loads(raw.decode("utf-8"))
     if not isinstance(header, dict):
         raise LavError(f"{what} {p} has a damaged header (not a JSON object); {fix}")
     data = size - 8 - n
@@ -201,6 +208,12 @@ def check_safetensors(path: object, what: str, fix: str = "restore or re-downloa
     for name, info in header.items():
         if name == "__metadata__":
             continue
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if dtype not in _SAFETENSORS_ITEMSIZE and dtype not in _SAFETENSORS_PACKED:
+            # A flipped bit in a dtype name: safetensors itself would raise its own error class.
+            raise LavError(
+                f"{what} {p} is damaged (tensor {name!r} has no known dtype: {str(dtype)[:20]!r}); {fix}"
+            )
         ok = isinstance(info, dict) and _tensor_fits(info, data)
         if not ok:
             raise LavError(

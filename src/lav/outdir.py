@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import jsonsafe
 from .errors import LavError
 
 #: The file in every output folder that lists what lav wrote there.
@@ -143,7 +144,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | str:
     if not stat.S_ISREG(st.st_mode):
         return f"a {MANIFEST} that is not a plain file"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = jsonsafe.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         return f"a damaged {MANIFEST}"
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:

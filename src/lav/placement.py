@@ -9,7 +9,6 @@ one line naming the fix instead of a stack trace from deep inside the loader.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from . import jsonsafe
 from .errors import InputError, LavError
 
 #: The strategies accelerate infers a map from (``infer_auto_device_map``), as transformers accepts them.
@@ -77,7 +77,7 @@ def read_device_map(value: str | os.PathLike | dict | None) -> DeviceMap | None:
                 f"device map {os.fspath(value)!r} is neither one of {', '.join(STRATEGIES)} nor a JSON file"
             )
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
+            value = jsonsafe.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise InputError(
                 f"device map {path} is not readable JSON ({type(exc).__name__}); write an object such as "

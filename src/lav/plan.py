@@ -17,6 +17,7 @@ import torch
 
 from .capture.memory import capture_memory
 from .errors import InputError
+from .inputs import MAX_ASPECT_RATIO
 
 #: Prompt tokens besides the image (system turn, instruction) assumed for the decoder's key length.
 PROMPT_TOKENS = 128
@@ -78,6 +79,12 @@ def plan(
     width, height = image_size
     if width < 1 or height < 1:
         raise InputError(f"--image-size must be two positive numbers (width height), got {width} {height}")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        # The processors refuse it (`smart_resize`), as `lav run` does an image of that shape.
+        raise InputError(
+            f"--image-size {width} {height} is wider than {MAX_ASPECT_RATIO}:1, which the Qwen-VL processors "
+            "refuse; plan for the cropped screenshot"
+        )
     name = os.fspath(model)
     config = _load_config(name, check_model_source(name))
     spec_for_config(config)

@@ -265,8 +265,17 @@ class Result:
         self.image.save(folder / "image.png", format="PNG")
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> Result:
-        """Read a folder written by `Result.save` back into an equal `Result` (no torch needed)."""
+    def load(cls, folder: str | os.PathLike, max_pixels: int | None = None) -> Result:
+        """Read a folder written by `Result.save` back into an equal `Result` (no torch needed).
+
+        Everything is checked on load (`lav.record`): the record's fields and types, each array's
+        header before its data, the maps' shapes against the grid, and ``image.png`` against
+        ``max_pixels`` (default: `lav run`'s limit) before it is decoded. A damaged or forged folder
+        raises one `LavError` naming the part.
+        """
+        from . import record
+        from .inputs import DEFAULT_MAX_PIXELS
+
         folder = Path(folder)
         for name in RECORD_FILES:
             if not (folder / name).is_file():
@@ -274,16 +283,7 @@ class Result:
                     f"{folder} is not a lav result folder: {name} is missing "
                     "(it is written by lav run --out / Result.save, lav 0.2 or newer)"
                 )
-        try:
-            data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-            with np.load(folder / "maps.npz", allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            with Image.open(folder / "image.png") as img:
-                image = img.convert("RGB") if img.mode != "RGB" else img.copy()
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise LavError(f"cannot read the result in {folder}: {exc}; save it again") from exc
-        if not isinstance(data, dict):
-            raise LavError(f"{folder}/result.json is not a JSON object; save the result again")
+        data = record.read_json(folder)
         version = data.get("schema_version")
         if version not in READABLE_VERSIONS:
             readable = " and ".join(str(v) for v in READABLE_VERSIONS)
@@ -291,6 +291,9 @@ class Result:
                 f"{folder}/result.json has schema_version {version!r}; this lav reads versions "
                 f"{readable}: run the analysis again with this lav"
             )
+        record.check_record(data, f"{folder}/result.json")
+        arrays = record.read_arrays(folder, data)
+        image = record.read_image(folder, data, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
         try:
             return cls._from(data, arrays, "", image)
         except (KeyError, TypeError, ValueError) as exc:

@@ -113,12 +113,12 @@ class Page:
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
 
-    def analyse(self, instruction: str, response: str | None = None, compare: bool = True) -> str:
+    def analyse(self, instruction: str, response: str | None = None, compare: bool = True, image=None) -> str:
         from lav.demo import assets
 
         p = self.page
         p.goto(self.server.url + "/#/analyse")
-        p.set_input_files("#file", str(assets.SCREEN))
+        p.set_input_files("#file", str(image or assets.SCREEN))
         p.fill("#instruction", instruction)
         if response:
             p.fill("#response", response)
@@ -248,6 +248,34 @@ def test_hover_readout_equals_the_maps_at_that_patch(analysed, server):
         assert got["focus"]["value"] == pytest.approx(float(focus[frow, fcol]), abs=1e-7)
         pixel = page.page.eval_on_selector("#readout .ro-pixel", "e => [+e.dataset.x, +e.dataset.y]")
         assert pixel == pytest.approx(list(px), abs=1)
+
+
+def test_a_screenshot_over_the_display_size_is_drawn_and_read_in_its_own_pixels(chromium, server, tmp_path):
+    # The server keeps and sends a display-size copy; the page maps it onto the original's pixels.
+    from lav.demo import assets
+    from lav.serve.app import DISPLAY_SIDE
+
+    big = tmp_path / "big.png"
+    with Image.open(assets.SCREEN) as im:
+        im.convert("RGB").resize((im.width * 20, im.height * 20), Image.Resampling.NEAREST).save(big)
+    page = Page(chromium, server)
+    try:
+        rid = page.analyse("Click the purple triangle", compare=False, image=big)
+        record = httpx.get(f"{server.url}/api/results/{rid}").json()
+        w, h = record["image_size"]
+        shown = Image.open(io.BytesIO(httpx.get(f"{server.url}/api/results/{rid}/image").content))
+        assert (w, h) == (im.width * 20, im.height * 20) and max(shown.size) == DISPLAY_SIDE
+        edge = _npy(server, rid, "edge")
+        scale = float(page.page.eval_on_selector("#canvas", "c => c.dataset.scale"))
+        for row, col in [(0, 0), (edge.shape[0] - 1, edge.shape[1] - 1)]:
+            px = _move_to_patch(page, record, *edge.shape, row, col)
+            got = page.readout()
+            assert (got["edge"]["row"], got["edge"]["col"]) == (row, col)
+            pixel = page.page.eval_on_selector("#readout .ro-pixel", "e => [+e.dataset.x, +e.dataset.y]")
+            assert pixel == pytest.approx(list(px), abs=2 / scale)
+        assert page.errors == []
+    finally:
+        page.context.close()
 
 
 def test_picking_a_layer_and_a_head_shows_that_map(analysed, server):

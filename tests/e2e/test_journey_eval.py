@@ -37,7 +37,7 @@ def results(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(results):
-    with TestClient(create_app(None, [results])) as c:
+    with TestClient(create_app(None, [results]), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -97,7 +97,7 @@ def test_make_eval_demo_keeps_every_sample_so_every_row_opens(tmp_path, monkeypa
     lav(*commands[0], "-n", 2)
     lav(*commands[1], "--limit", 2)
     out = tmp_path / commands[1][commands[1].index("--out") + 1]
-    with TestClient(create_app(None, [out.parent])) as c:
+    with TestClient(create_app(None, [out.parent]), base_url="http://127.0.0.1") as c:
         (ev,) = c.get("/api/browse").json()["evals"]
         samples = c.get(f"/api/evals/{ev['id']}").json()["samples"]
         assert len(samples) == 2

@@ -49,7 +49,7 @@ def test_every_checkpoint_and_sample_of_lav_evolve_opens_in_lav_serve(results):
     evolution = json.loads((out / "evolution.json").read_text())
     runs = ["base"] + [r["checkpoint"] for r in evolution["checkpoints"]]
     assert runs == ["base", "checkpoint-0", "checkpoint-400"]
-    with TestClient(create_app(None, [results])) as client:
+    with TestClient(create_app(None, [results]), base_url="http://127.0.0.1") as client:
         evals = {e["path"]: e for e in client.get("/api/browse").json()["evals"]}
         assert set(evals) == {f"evolve/{r}" for r in runs}
         for name in runs:

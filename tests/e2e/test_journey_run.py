@@ -98,7 +98,7 @@ def test_loading_bars_show_when_asked_for(notebook):
 
 
 def test_the_same_folder_opens_in_lav_serve(results):
-    with TestClient(create_app(None, [results])) as client:
+    with TestClient(create_app(None, [results]), base_url="http://127.0.0.1") as client:
         (found,) = client.get("/api/browse").json()["results"]
         assert found["path"] == "run" and found["instruction"] == INSTRUCTION and found["has_base"]
         rec = client.get(f"/api/results/{found['id']}").json()

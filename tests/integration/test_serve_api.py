@@ -57,7 +57,7 @@ def worker(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(worker):
-    with TestClient(create_app(worker)) as c:
+    with TestClient(create_app(worker), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -99,7 +99,7 @@ def done(client):
     assert r.status_code == 202, r.text
     job = r.json()["id"]
     assert _wait(client, job)["state"] == "done"
-    return job, client.app.state.queue.get(job).output
+    return job, client.app.state.queue.get(job).output.result
 
 
 # --- the routes -------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def _done(client, **kwargs) -> tuple[str, lav.Result]:
     job = r.json()["id"]
     snap = _wait(client, job)
     assert snap["state"] == "done", snap
-    return job, client.app.state.queue.get(job).output
+    return job, client.app.state.queue.get(job).output.result
 
 
 def test_health_lists_the_maps_a_request_may_add(client):
@@ -259,7 +259,7 @@ def test_unknown_map_is_400_with_the_available_ones_before_queueing(client):
 
 def test_request_maps_replace_the_server_default_and_edge_focus_always_come(worker):
     served = ModelWorker(worker.viz, {**worker.analysis, "maps": ["edge_rollout"]})
-    with TestClient(create_app(served)) as c:
+    with TestClient(create_app(served), base_url="http://127.0.0.1") as c:
         assert c.get("/api/health").json()["model"]["maps"]["default"] == ["edge", "focus", "edge_rollout"]
         _, res = _done(c, compare_base=False)
         assert list(res.maps) == ["edge", "focus", "edge_rollout"]
@@ -383,7 +383,7 @@ class Gated:
 def gated(done):
     worker = Gated(done[1])
     app = create_app(worker, max_queue=2)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c, worker
         for _ in range(8):
             worker.gate.release()
@@ -498,7 +498,7 @@ def results_tree(done, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browse(results_tree):
     root, _ = results_tree
-    with TestClient(create_app(None, [root])) as c:
+    with TestClient(create_app(None, [root]), base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import argtypes
 from . import assets
 
 DEFAULT_OUT = "lav-demo"
@@ -30,7 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--image", help="your own screenshot instead of the bundled one (best at 256x192)")
     p.add_argument("--instruction", help='instruction for --image, e.g. "Click the purple circle"')
     p.add_argument(
-        "--seed", type=int, default=0, help="torch seed (the demo decodes greedily; kept for reproducibility)"
+        "--seed",
+        type=argtypes.seed,
+        default=0,
+        help="torch seed (the demo decodes greedily; kept for reproducibility)",
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     p.add_argument("--no-adapter", action="store_true", help="run the base model alone")

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import transformers
 
+from .. import jsonsafe
 from ..testing import save_checkpoint, tiny_config
 from .batches import FAMILY
 
@@ -94,7 +95,7 @@ def save_adapter(model, folder: Path) -> Path:
     model.save_pretrained(folder)
     # The folder is found next to the base model, not by name on the hub.
     cfg_file = folder / "adapter_config.json"
-    cfg = json.loads(cfg_file.read_text())
+    cfg = jsonsafe.loads(cfg_file.read_text())
     cfg["base_model_name_or_path"] = "lav-demo-base"
     cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     # PEFT's generated model card is a template of placeholders; the demo's README says it all.

@@ -13,7 +13,8 @@ DEFAULT_OUT = "lav-eval"
 def add_parsers(subparsers, add_model_args) -> None:
     """Register ``eval`` and ``demo-data`` on the ``lav`` command's sub-parsers; ``add_model_args``
     adds the model options of ``lav run`` (device, dtype, backend, max pixels)."""
-    from ..cli import ADAPTER_HELP, MODEL_HELP, positive_int
+    from .. import argtypes
+    from ..cli import ADAPTER_HELP, MODEL_HELP
     from .datasets import FORMATS
     from .entries import BBOX_CONVENTIONS
     from .stats import REFUSAL_CONVENTIONS
@@ -54,8 +55,10 @@ def add_parsers(subparsers, add_model_args) -> None:
     p.add_argument(
         "--compare-base", action="store_true", help="also run every sample with the adapter disabled"
     )
-    p.add_argument("--limit", type=positive_int, help="the first N samples only")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="samples per generate call (default 8)")
+    p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
+    p.add_argument(
+        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
+    )
     p.add_argument(
         "--edge-layers", nargs="+", metavar="I", help="vision blocks for the edge map (default: -2 -1; 'all')"
     )
@@ -64,7 +67,7 @@ def add_parsers(subparsers, add_model_args) -> None:
     )
     p.add_argument(
         "--max-new-tokens",
-        type=positive_int,
+        type=argtypes.max_new_tokens,
         help="longest answer, in tokens (default: the preset's, else 64)",
     )
     p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
@@ -78,7 +81,12 @@ def add_parsers(subparsers, add_model_args) -> None:
         metavar="NAME,...",
         help="more map methods to score beside edge and focus (focus_sink_masked, focus_relative, focus_grad, ...)",
     )
-    p.add_argument("--shard", metavar="I/N", help="run part I of N (0-based); the last part to finish merges")
+    p.add_argument(
+        "--shard",
+        type=argtypes.shard,
+        metavar="I/N",
+        help="run part I of N (0-based); the last part to finish merges",
+    )
     add_model_args(p)
 
     d = subparsers.add_parser(
@@ -92,8 +100,8 @@ def add_parsers(subparsers, add_model_args) -> None:
         ),
     )
     d.add_argument("--out", default="lav-eval-demo/data", help="output folder (default: lav-eval-demo/data)")
-    d.add_argument("-n", type=positive_int, default=40, help="number of samples (default 40)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("-n", type=argtypes.demo_samples, default=40, help="number of samples (default 40)")
+    d.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default 0)")
 
 
 def _say(msg: str) -> None:

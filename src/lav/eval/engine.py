@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LavError
+from ..files import read_json
 from ..inputs import load_image
 from . import log
 from .datasets import Dataset, Sample
@@ -376,7 +377,7 @@ def merge(
             if require_all:
                 raise LavError(f"cannot merge: {unfinished[0]} has not finished; run its shard first")
             return None
-        runs = [json.loads((f / log.RUN_FILE).read_text(encoding="utf-8")) for f in folders]
+        runs = [read_json(f / log.RUN_FILE, "shard settings", fix="run that shard again") for f in folders]
         base_settings = {k: v for k, v in runs[0].items() if k != "shard"}
         for f, run in zip(folders, runs, strict=True):
             if {k: v for k, v in run.items() if k != "shard"} != base_settings:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import jsonsafe
 from ..errors import LavError
 
 RUN_FILE = "run.json"
@@ -65,10 +66,10 @@ def check_settings(folder: Path, settings: Mapping[str, Any]) -> None:
         write_atomic(run, json.dumps({"eval_format": EVAL_FORMAT, **settings}, indent=2) + "\n")
         return
     try:
-        saved = json.loads(run.read_text(encoding="utf-8"))
+        saved = jsonsafe.loads(run.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LavError(f"cannot read {run} ({exc}); pass a new --out") from exc
-    wanted = json.loads(json.dumps({"eval_format": EVAL_FORMAT, **settings}))
+    wanted = jsonsafe.loads(json.dumps({"eval_format": EVAL_FORMAT, **settings}))
     diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if diff:
         shown = "; ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now" for k in diff[:3])
@@ -120,7 +121,7 @@ def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
         if last and not line:
             break
         try:
-            rec = json.loads(line) if not last else None  # a last piece without "\n" is torn
+            rec = jsonsafe.loads(line) if not last else None  # a last piece without "\n" is torn
         except ValueError:
             rec = None
         if rec is None or not isinstance(rec, dict) or "id" not in rec:

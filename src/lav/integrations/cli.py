@@ -10,7 +10,7 @@ DEFAULT_OUT = "lav-evolve"
 
 def add_parser(subparsers, add_model_args) -> None:
     """Register ``evolve`` on the ``lav`` command's sub-parsers (``add_model_args``: as ``lav run``)."""
-    from ..cli import positive_int
+    from .. import argtypes
 
     p = subparsers.add_parser(
         "evolve",
@@ -42,14 +42,16 @@ def add_parser(subparsers, add_model_args) -> None:
     p.add_argument(
         "--no-compare-base", action="store_true", help="skip the base model's run (the reference line)"
     )
-    p.add_argument("--limit", type=positive_int, help="the first N samples only")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="samples per generate call (default 8)")
+    p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
+    p.add_argument(
+        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
+    )
     p.add_argument(
         "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
     )
     p.add_argument(
         "--max-new-tokens",
-        type=positive_int,
+        type=argtypes.max_new_tokens,
         help="longest answer, in tokens (default: the preset's, else 64)",
     )
     p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")

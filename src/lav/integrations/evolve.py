@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import jsonsafe
 from ..errors import InputError
 from ..eval.log import write_atomic
 
@@ -78,8 +79,8 @@ def _step_of(folder: Path) -> int | None:
     state = folder / "trainer_state.json"
     if state.is_file():
         try:
-            return int(json.loads(state.read_text(encoding="utf-8"))["global_step"])
-        except (ValueError, KeyError, TypeError):
+            return int(jsonsafe.loads(state.read_text(encoding="utf-8"))["global_step"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
     return None
 

@@ -9,12 +9,12 @@ read back by `heads_from_ranking`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from .. import jsonsafe
 from ..errors import InputError
 from ..models import ModelParts
 from ..result import Map
@@ -82,7 +82,7 @@ def heads_from_ranking(path: str | Path, k: int, base: bool = False) -> list[tup
     if path.is_dir():
         path = path / "summary.json"
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
+        summary = jsonsafe.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the head ranking {path}: {exc}; pass lav eval's summary.json") from exc
     if base:

@@ -10,12 +10,12 @@ from a model id or a checkpoint's ``name_or_path``. Torch-free.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from .. import jsonsafe
 from ..coords.rules import AnswerRules
 from ..errors import InputError, LavError
 
@@ -124,7 +124,7 @@ def presets() -> dict[str, Preset]:
     for entry in sorted(resources.files(__name__).iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".json"):
             continue
-        preset = _from_json(json.loads(entry.read_text(encoding="utf-8")), entry.name)
+        preset = _from_json(jsonsafe.loads(entry.read_text(encoding="utf-8")), entry.name)
         if f"{preset.name}.json" != entry.name:
             raise LavError(f"preset file {entry.name} names itself {preset.name!r}; name the file after it")
         out[preset.name] = preset

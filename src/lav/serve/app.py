@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -31,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -38,6 +40,7 @@ from .. import __version__
 from ..checks import split_names
 from ..errors import LavError
 from ..result import Result
+from ..safeopen import read_regular
 from .jobs import TERMINAL, JobQueue, QueueFull
 from .model import Request as AnalysisRequest
 from .model import decode_upload
@@ -49,6 +52,12 @@ STATIC = Path(__file__).parent / "static"
 #: Largest upload: the image file (and the multipart body around it, plus a little for the text).
 MAX_UPLOAD = 20 * 1024 * 1024
 _FORM_SLACK = 256 * 1024
+#: Memory for finished jobs' results and opened saved results together (``--cache-mb``), in bytes.
+CACHE_BYTES = 512 * 1024 * 1024
+#: Longest side of the screenshot kept and served for the page (the maps are far coarser).
+DISPLAY_SIDE = 2560
+#: Host names that mean this machine: requests naming any other host are refused (DNS rebinding).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 #: The page may load its own files only, and talk to this server only.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -66,28 +75,100 @@ class ApiError(HTTPException):
 
 
 class _Served:
-    """A result the API hands out: the record, and its arrays and picture made once."""
+    """A result the API hands out, made once and kept small: the record, the arrays, a display-size PNG.
 
-    def __init__(self, result: Result, folder: Path | None = None) -> None:
-        self.result = result
+    The full-resolution screenshot is not kept (a 7900x7900 upload decodes to 187 MB): the record is
+    made from it first (``image_size`` stays the original's), then ``result`` keeps a copy no larger
+    than `DISPLAY_SIDE`, which is what the page draws. A job's download is rebuilt from its upload's
+    compressed bytes, a saved folder's from its files. ``nbytes`` is what it holds in memory.
+    """
+
+    def __init__(
+        self,
+        result: Result,
+        folder: Path | None = None,
+        upload: bytes | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
+        self.record = result.to_dict()
+        self.arrays = result.arrays()
+        small = _display_image(result.image)
+        buf = io.BytesIO()
+        small.save(buf, format="PNG")
+        self.png = buf.getvalue()
+        self.result = _with_image(result, small)
         self.folder = folder
-        self._arrays: dict[str, np.ndarray] | None = None
-        self._png: bytes | None = None
+        self.upload = upload
+        self.max_pixels = max_pixels
+        self.nbytes = (
+            sum(a.nbytes for a in self.arrays.values())
+            + len(self.png)
+            + len(upload or b"")
+            + small.width * small.height * 3
+            + len(json.dumps(self.record, default=str))
+        )
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        if self._arrays is None:
-            self._arrays = self.result.arrays()
-        return self._arrays
+    def full(self) -> Result:
+        """The result with its original screenshot (decoded again from the upload)."""
+        if self.upload is None or self.max_pixels is None:
+            return self.result
+        return _with_image(self.result, decode_upload(self.upload, self.max_pixels))
 
-    def png(self) -> bytes:
-        if self._png is None:
-            if self.folder is not None:
-                self._png = (self.folder / "image.png").read_bytes()
-            else:
-                buf = io.BytesIO()
-                self.result.image.save(buf, format="PNG")
-                self._png = buf.getvalue()
-        return self._png
+
+def _display_image(image: Image.Image) -> Image.Image:
+    w, h = image.size
+    k = DISPLAY_SIDE / max(w, h)
+    if k >= 1:
+        return image.copy()
+    return image.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS)
+
+
+def _with_image(result: Result, image: Image.Image) -> Result:
+    base = None if result.base is None else dataclasses.replace(result.base, image=image)
+    return dataclasses.replace(result, image=image, base=base)
+
+
+class _Cache:
+    """Opened saved results by id, the least recently used dropped beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[object, _Served]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(s.nbytes for _, s in self._items.values())
+
+    def get(self, key: str, stamp: object) -> _Served | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or hit[0] != stamp:
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: str, stamp: object, served: _Served) -> None:
+        with self._lock:
+            self._items[key] = (stamp, served)
+            self._items.move_to_end(key)
+            total = sum(s.nbytes for _, s in self._items.values())
+            while total > self.max_bytes and len(self._items) > 1:
+                _, (_, old) = self._items.popitem(last=False)
+                total -= old.nbytes
+
+
+#: Sent with every answer, errors and 500s included.
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+}
 
 
 class _Headers:
@@ -103,12 +184,7 @@ class _Headers:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"cross-origin-resource-policy", b"same-origin"),
-                ]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -117,6 +193,60 @@ class _Headers:
 
 class _TooLarge(Exception):
     pass
+
+
+class _SameHost:
+    """403 for a request whose ``Host`` or ``Origin`` is not this server (DNS rebinding, other pages).
+
+    A page on any site can send requests to a loopback server, and a host name an attacker controls
+    can be re-pointed to 127.0.0.1 so the browser treats the server as that site. Both show in the
+    headers: ``Origin`` names the page's site, ``Host`` the name the browser resolved. ``hosts``: the
+    ``host:port`` values accepted (None: the loopback names on any port); ``origins``: more
+    ``scheme://host:port`` values accepted (``--allow-origin``).
+    """
+
+    def __init__(self, app: Any, hosts: frozenset[str] | None, origins: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.origins = origins
+
+    def _host_ok(self, host: str) -> bool:
+        if self.hosts is not None:
+            return host in self.hosts or any(o.split("://", 1)[1] == host for o in self.origins)
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name in LOOPBACK_NAMES or any(o.split("://", 1)[1] == host for o in self.origins)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1").lower()
+        origin = headers.get(b"origin")
+        problem = None
+        if not self._host_ok(host):
+            problem = f"requests for host {host[:80]!r} are refused"
+        elif origin is not None:
+            text = origin.decode("latin-1").lower()
+            if text not in self.origins and not (
+                text.startswith("http://") and self._host_ok(text[len("http://") :])
+            ):
+                problem = f"requests from pages of {text[:80]!r} are refused"
+        if problem is None:
+            return await self.app(scope, receive, send)
+        body = json.dumps(
+            {
+                "error": f"{problem}: this server answers its own address only; start lav serve with "
+                "--allow-origin to name another"
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class _BodyLimit:
@@ -178,6 +308,9 @@ def create_app(
     max_upload: int = MAX_UPLOAD,
     keep_results: int = 32,
     shutdown_timeout: float | None = None,
+    cache_bytes: int = CACHE_BYTES,
+    hosts: Sequence[str] | None = None,
+    allow_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The `lav serve` app.
 
@@ -185,10 +318,20 @@ def create_app(
     ``check``, ``describe``, ``max_pixels`` and call), or None to only browse ``results`` (folders of
     saved results and `lav eval` outputs). ``max_queue``: jobs waiting at most (503 beyond);
     ``max_upload``: the largest image file in bytes (413 beyond); ``keep_results``: finished jobs whose
-    results stay available; ``shutdown_timeout``: seconds to wait for the running job at shutdown.
+    results stay available; ``shutdown_timeout``: seconds to wait for the running job at shutdown;
+    ``cache_bytes``: memory for finished jobs' results and opened saved results (half each);
+    ``hosts``: the ``host:port`` values requests may name (None: the loopback names, any port);
+    ``allow_origins``: more origins (``http://name:port``) whose pages and host names are let in.
     """
     roots = Roots(list(results)) if results else None
-    queue = JobQueue(worker, max_queue=max_queue, keep=keep_results) if worker is not None else None
+    queue = None
+    if worker is not None:
+
+        def work(req: AnalysisRequest, report) -> _Served:
+            # Made small in the worker thread: the full-resolution image goes with the Result.
+            return _Served(worker(req, report), upload=req.upload, max_pixels=worker.max_pixels)
+
+        queue = JobQueue(work, max_queue=max_queue, keep=keep_results, max_bytes=cache_bytes // 2)
     stopping = threading.Event()
 
     @asynccontextmanager
@@ -197,7 +340,8 @@ def create_app(
         stopping.set()
         if queue is not None:
             # The running job is finished (its client gets its result); the waiting ones are cancelled.
-            await run_in_threadpool(queue.close, shutdown_timeout)
+            finished = await run_in_threadpool(queue.close, shutdown_timeout)
+            app.state.job_left_running = not finished
 
     app = FastAPI(
         title="lav serve",
@@ -211,8 +355,9 @@ def create_app(
     app.state.roots = roots
     app.state.worker = worker
     app.state.stopping = stopping
-    saved: OrderedDict[str, _Served] = OrderedDict()
-    saved_lock = threading.Lock()
+    app.state.job_left_running = False
+    saved = _Cache(cache_bytes // 2)
+    app.state.results_cache = saved
 
     def begin_shutdown() -> None:
         """Called on SIGTERM / Ctrl-C before the server drains: progress streams end, nothing new queues."""
@@ -239,7 +384,12 @@ def create_app(
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"error": "internal error; the server log has the details"}, status_code=500)
+        # Sent by Starlette's outermost middleware, past `_Headers`: the headers go on here.
+        return JSONResponse(
+            {"error": "internal error; the server log has the details"},
+            status_code=500,
+            headers=SECURITY_HEADERS,
+        )
 
     # --- the page ---------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -274,8 +424,8 @@ def create_app(
         try:
             # Fields: instruction, response, compare_base and maps (one per name, or one comma-separated).
             form = await request.form(max_files=2, max_fields=16, max_part_size=64 * 1024)
-        except HTTPException:
-            raise
+        except (HTTPException, _TooLarge):
+            raise  # _TooLarge: a chunked body over the limit, answered 413 by `_BodyLimit`
         except Exception as exc:  # the multipart parser's own errors: a malformed body
             raise ApiError(
                 400, f"the request is not a readable multipart form ({type(exc).__name__})"
@@ -305,9 +455,8 @@ def create_app(
             image = await run_in_threadpool(decode_upload, data, worker.max_pixels)
         except LavError as exc:
             raise ApiError(400, _one_line(exc)) from None
-        del data
         try:
-            job = queue.submit(AnalysisRequest(image, instruction, response, compare_base, maps))
+            job = queue.submit(AnalysisRequest(image, instruction, response, compare_base, maps, upload=data))
         except QueueFull as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
         return {"id": job.id}
@@ -384,42 +533,37 @@ def create_app(
                 )
             if job.state != "done":
                 raise ApiError(404, f"job {result_id} has no result: it is {job.state}")
-            with saved_lock:
-                hit = saved.get(result_id)
-                if hit is None:
-                    hit = saved[result_id] = _Served(job.output)
-                    while len(saved) > 16:
-                        saved.popitem(last=False)
-                return hit
+            if job.output is None:
+                raise ApiError(404, f"the result of job {result_id} was dropped to make room for newer ones")
+            return job.output
         decoded = decode_id(result_id)
         if decoded is None or decoded[0] != "r" or roots is None:
             raise ApiError(404, f"no result {result_id!r}")
         _, root, rel = decoded
         try:
-            res = roots.load(root, rel)
             folder = roots.result_folder(root, rel)
+            stamp = roots.stamp(folder)
+            hit = saved.get(result_id, stamp)
+            if hit is not None:
+                return hit
+            served = _Served(roots.load(root, rel), folder)
         except PathRefused as exc:
             raise ApiError(404, f"no result {result_id!r}: {exc}") from None
         except LavError as exc:
             raise ApiError(404, _one_line(exc)) from None
-        with saved_lock:
-            hit = saved.get(result_id)
-            if hit is None or hit.result is not res:
-                hit = saved[result_id] = _Served(res, folder)
-                while len(saved) > 16:
-                    saved.popitem(last=False)
-            return hit
+        saved.put(result_id, stamp, served)
+        return served
 
     @app.get("/api/results/{result_id}")
     async def result_record(result_id: str) -> JSONResponse:
         served = await run_in_threadpool(_served, result_id)
-        return JSONResponse(served.result.to_dict())
+        return JSONResponse(served.record)
 
     @app.get("/api/results/{result_id}/maps/{name}")
     async def result_map(result_id: str, name: str) -> Response:
         served = await run_in_threadpool(_served, result_id)
         key = name[:-4] if name.endswith(".npy") else name
-        arrays = await run_in_threadpool(served.arrays)
+        arrays = served.arrays
         if key not in arrays:
             raise ApiError(404, f"this result has no array {key!r}; it has {', '.join(sorted(arrays))}")
         buf = io.BytesIO()
@@ -433,7 +577,7 @@ def create_app(
     @app.get("/api/results/{result_id}/image")
     async def result_image(result_id: str) -> Response:
         served = await run_in_threadpool(_served, result_id)
-        return Response(await run_in_threadpool(served.png), media_type="image/png")
+        return Response(served.png, media_type="image/png")
 
     @app.get("/api/results/{result_id}/download")
     async def result_download(result_id: str) -> Response:
@@ -464,6 +608,11 @@ def create_app(
         return JSONResponse(data)
 
     app.add_middleware(_BodyLimit, limit=max_upload + _FORM_SLACK)
+    app.add_middleware(
+        _SameHost,
+        hosts=None if hosts is None else frozenset(h.lower() for h in hosts),
+        origins=frozenset(o.lower().rstrip("/") for o in allow_origins),
+    )
     app.add_middleware(_Headers)
     return app
 
@@ -477,13 +626,17 @@ def _zip(served: _Served, roots: Roots | None) -> bytes:
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".lav-tmp"))
                 for name in sorted(filenames):
                     path = Path(dirpath) / name
-                    # Only real files inside the folder: a link could point anywhere.
+                    # Only real files inside the folder: a link could point anywhere, a FIFO block.
                     if path.is_symlink() or not path.is_file():
                         continue
-                    zf.write(path, "result/" + path.relative_to(served.folder).as_posix())
+                    try:
+                        data = read_regular(path)
+                    except (OSError, LavError):
+                        continue  # swapped for something else since the walk
+                    zf.writestr("result/" + path.relative_to(served.folder).as_posix(), data)
         else:
             with tempfile.TemporaryDirectory(prefix="lav-serve-") as tmp:
-                out = served.result.save(Path(tmp) / "result")
+                out = served.full().save(Path(tmp) / "result")
                 for path in sorted(out.rglob("*")):
                     if path.is_file():
                         zf.write(path, "result/" + path.relative_to(out).as_posix())

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
+from typing import NoReturn
 
+from .. import argtypes
 from ..errors import InputError, LavError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+#: After SIGTERM: open requests get this long, the running job this long after them, and the
+#: process ends at `_STOP_S` whatever a handler or the model is still doing.
+_GRACEFUL_S = 3
+_JOB_GRACE_S = 5.0
+_STOP_S = 9.5
 
 
 def add_parser(
@@ -45,10 +55,30 @@ def add_parser(
         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
     )
     p.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)"
+        "--port",
+        type=argtypes.port,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     p.add_argument(
-        "--max-queue", type=int, default=8, help="jobs that may wait for the model (503 beyond; default 8)"
+        "--max-queue",
+        type=argtypes.max_queue,
+        default=8,
+        help="jobs that may wait for the model (503 beyond; default 8)",
+    )
+    p.add_argument(
+        "--cache-mb",
+        type=argtypes.cache_mb,
+        default=512,
+        help="memory for finished jobs' results and opened saved results, in MiB (default 512)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also answer requests from this origin / for this host, e.g. http://myhost:8765 "
+        "(default: the server's own loopback address only)",
     )
     p.add_argument(
         "--edge-layers", nargs="+", metavar="I", help="vision blocks recorded (default: -2 -1; the demo: all)"
@@ -58,7 +88,7 @@ def add_parser(
     )
     p.add_argument(
         "--max-new-tokens",
-        type=int,
+        type=argtypes.max_new_tokens,
         help="longest answer to generate, in tokens (default: the preset's, else 64)",
     )
     from ..cli import MAPS_HELP  # here, not at import: lav.cli imports this module
@@ -75,6 +105,28 @@ def add_parser(
 
 def _say(msg: str) -> None:
     print(f"lav: {msg}", file=sys.stderr, flush=True)
+
+
+def _stop_within(seconds: float) -> None:
+    """End the process after ``seconds`` unless it ended by itself (once, on the first signal).
+
+    A handler blocked in a read, or a model call that runs for minutes, cannot be interrupted from
+    Python; a daemon timer ends the process instead, so SIGTERM always ends the server in time.
+    """
+    global _timer
+    if _timer is not None:
+        return
+
+    def stop() -> None:
+        print(f"lav: stopped after {seconds:g} s with a request still running", file=sys.stderr, flush=True)
+        os._exit(128 + signal.SIGTERM)
+
+    _timer = threading.Timer(seconds, stop)
+    _timer.daemon = True
+    _timer.start()
+
+
+_timer: threading.Timer | None = None
 
 
 def _is_loopback(host: str) -> bool:
@@ -140,15 +192,49 @@ def run(args: argparse.Namespace) -> int:
             "--maps chooses what analyses compute, and --results alone loads no model: add --model"
         )
     maps = _maps(args.maps)
+    origins = [_origin(o) for o in args.allow_origin]
     sock = _bind(args.host, args.port)
     try:
         worker = None
         if demo or model is not None:
             worker = _load(args, model, adapter, demo, edge_layers, focus_layers, maps)
-        app = create_app(worker, args.results, max_queue=args.max_queue)
+        port = sock.getsockname()[1]
+        app = create_app(
+            worker,
+            args.results,
+            max_queue=args.max_queue,
+            shutdown_timeout=_JOB_GRACE_S,
+            cache_bytes=args.cache_mb * 1024 * 1024,
+            hosts=_own_hosts(args.host, port),
+            allow_origins=origins,
+        )
         return _serve(app, sock, args.host)
     finally:
         sock.close()
+
+
+def _origin(text: str) -> str:
+    """``--allow-origin``: ``http(s)://host[:port]`` (a bare ``host:port`` means http)."""
+    value = text.strip().rstrip("/").lower()
+    if "://" not in value:
+        value = "http://" + value
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest or "/" in rest or any(c.isspace() for c in rest):
+        raise InputError(f"--allow-origin {text!r}: give an origin such as http://myhost:8765")
+    return value
+
+
+def _own_hosts(host: str, port: int) -> list[str]:
+    """The ``Host`` values that name this server: its loopback names, and the address it is bound to."""
+    from .app import LOOPBACK_NAMES
+
+    names = set(LOOPBACK_NAMES)
+    if host not in ("0.0.0.0", "::", ""):
+        names.add(f"[{host}]" if ":" in host else host)
+    hosts = {f"{n}:{port}" for n in names}
+    if port == 80:  # browsers leave the default port out of Host
+        hosts |= names
+    return sorted(hosts)
 
 
 def _maps(text: str | None) -> list[str] | None:
@@ -199,13 +285,17 @@ def _load(args, model, adapter, demo: bool, edge_layers, focus_layers, maps):
     return worker
 
 
-def _serve(app, sock: socket.socket, host: str) -> int:
+def _serve(app, sock: socket.socket, host: str) -> NoReturn:
     import uvicorn
+
+    received: list[int] = []
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
             # Progress streams end and nothing new is queued before uvicorn waits for open requests.
             app.state.begin_shutdown()
+            received.append(sig)
+            _stop_within(_STOP_S)
             super().handle_exit(sig, frame)
 
     port = sock.getsockname()[1]
@@ -216,9 +306,24 @@ def _serve(app, sock: socket.socket, host: str) -> int:
         _say(f"serving on http://{shown}:{port}/")
         _say(
             f"warning: listening on {host}, so anyone on the network who can reach this machine can use "
-            "the model and read the results; use --host 127.0.0.1 unless you mean to share it"
+            "the model and read the results; use --host 127.0.0.1 unless you mean to share it "
+            "(other machines reach it under a name of their own: add --allow-origin http://NAME:PORT)"
         )
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=60)
-    Server(config).run(sockets=[sock])
-    _say("stopped")
-    return 0
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=_GRACEFUL_S)
+    code, last = 0, "stopped"
+    try:
+        Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn hands SIGTERM / Ctrl-C on to lav's own handler
+        sigterm = signal.SIGTERM in received
+        code, last = (128 + signal.SIGTERM, "terminated") if sigterm else (130, "interrupted")
+    if _timer is not None:
+        _timer.cancel()
+    if app.state.job_left_running:
+        last = f"stopped; the running analysis did not finish within {_JOB_GRACE_S:g} s and was dropped"
+        code = 128 + signal.SIGTERM
+    _say(last)
+    # Nothing is left to clean up: the requests and the job are done, the temporary files gone. Leaving
+    # the interpreter the usual way would garbage-collect the whole model first (seconds), and abort
+    # ("terminate called without an active exception") under a torch thread still running.
+    sys.stdout.flush()
+    os._exit(code)

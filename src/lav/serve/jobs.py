@@ -5,7 +5,8 @@ or ends ``failed`` (with the user-facing message of a `LavError`) or ``cancelled
 at most ``max_queue`` waiting jobs; `JobQueue.submit` raises `QueueFull` beyond that, with a guess of
 when to come back. A running job cannot be interrupted inside the model call; cancelling it drops
 its result when the call returns. `JobQueue.close` cancels the waiting jobs and waits for the
-running one. Torch-free: the work itself is a callable handed in (`lav.serve.model`).
+running one. Finished jobs' outputs are kept within ``max_bytes`` (an output's ``nbytes``), the
+oldest dropped first, so memory stays bounded whatever the uploads. Torch-free: the work itself is a callable handed in (`lav.serve.model`).
 """
 
 from __future__ import annotations
@@ -50,17 +51,27 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cancel_requested: bool = False
+    #: The output was dropped to keep finished jobs within the memory budget.
+    dropped: bool = False
 
 
 class JobQueue:
     """One worker thread running ``work`` on the jobs in submission order, at most ``max_queue`` waiting."""
 
-    def __init__(self, work: Work, max_queue: int = 8, keep: int = 32, name: str = "model") -> None:
+    def __init__(
+        self,
+        work: Work,
+        max_queue: int = 8,
+        keep: int = 32,
+        name: str = "model",
+        max_bytes: int | None = None,
+    ) -> None:
         if max_queue < 1:
             raise LavError(f"--max-queue must be at least 1, got {max_queue}")
         self._work = work
         self.max_queue = max_queue
         self._keep = keep
+        self._max_bytes = max_bytes
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._waiting: deque[Job] = deque()
         self._running: Job | None = None
@@ -211,6 +222,7 @@ class JobQueue:
             else:
                 job.output = output
                 self._end(job, "done")
+                self._forget_old()
 
     # --- under the lock ------------------------------------------------------------------------
     def _end(self, job: Job, state: str, error: str | None = None) -> None:
@@ -233,3 +245,18 @@ class JobQueue:
         done = [j for j in self._jobs.values() if j.state in TERMINAL]
         for job in done[: max(0, len(self._jobs) - self._keep)]:
             del self._jobs[job.id]
+        if self._max_bytes is None:
+            return
+        # Oldest first, the newest output always stays (its client is about to fetch it).
+        held = [j for j in self._jobs.values() if j.output is not None]
+        total = sum(_nbytes(j.output) for j in held)
+        for job in held[:-1]:
+            if total <= self._max_bytes:
+                break
+            total -= _nbytes(job.output)
+            job.output = None
+            job.dropped = True
+
+
+def _nbytes(output: Any) -> int:
+    return int(getattr(output, "nbytes", 0))

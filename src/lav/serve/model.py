@@ -10,7 +10,7 @@ import io
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -31,6 +31,8 @@ class Request:
     compare_base: bool
     #: Map methods asked for (None: the server's ``--maps``, else the default ones).
     maps: tuple[str, ...] | None = None
+    #: The uploaded file as sent (compressed): the full-resolution image for a later download.
+    upload: bytes | None = field(default=None, repr=False)
 
 
 def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

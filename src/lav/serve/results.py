@@ -5,6 +5,10 @@ refused when it is absolute, climbs with ``..``, holds a NUL or a backslash, or 
 symbolic links) lands outside the root. A result folder's record files are checked one by one the
 same way, so a ``result.json`` that is a link to a file elsewhere is refused too.
 
+Only regular files are read (`lav.safeopen`: a FIFO, a device or a socket under a root is refused
+without blocking), each within a size and a time limit, and an entry that cannot be read is listed
+with its error instead of failing the whole listing.
+
 Ids are opaque in the API (``r<root>-<path as base64url>`` for a result folder, ``e<root>-...`` for
 an evaluation) and decoded back through `Roots.resolve` on every request: a crafted id is only
 another path to check.
@@ -14,17 +18,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .. import jsonsafe
 from ..errors import LavError
 from ..eval.layout import SHARDS_DIR, is_part_name, sample_dirs
 from ..result import RECORD_FILES, Result
+from ..safeopen import read_regular
 
 #: The files that make a folder an evaluation output of `lav eval`.
 EVAL_FILES = ("samples.jsonl", "summary.json")
@@ -73,17 +77,15 @@ class Found:
 
 
 class Roots:
-    """The ``--results`` folders: safe paths under them, what they hold, loaded results (a small cache)."""
+    """The ``--results`` folders: safe paths under them, what they hold, the results they keep."""
 
-    def __init__(self, roots: list[str | os.PathLike], cache_size: int = 16) -> None:
+    def __init__(self, roots: list[str | os.PathLike]) -> None:
         self.roots: list[Path] = []
         for r in roots:
             path = Path(r).expanduser()
             if not path.is_dir():
                 raise LavError(f"--results {path}: no such folder; pass a folder of saved results")
             self.roots.append(path.resolve(strict=True))
-        self._cache: OrderedDict[Path, tuple[float, Result]] = OrderedDict()
-        self._cache_size = cache_size
 
     # --- paths ---------------------------------------------------------------------------------
     def resolve(self, root: int, rel: str) -> Path:
@@ -115,6 +117,15 @@ class Roots:
                 raise PathRefused(f"{name} in {rel!r} is not a file")
         return folder
 
+    @staticmethod
+    def stamp(folder: Path) -> tuple[tuple[int, int], ...]:
+        """What changes when a result folder's record files change (size and time of each)."""
+        out = []
+        for name in RECORD_FILES:
+            st = (folder / name).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
     # --- what is there -------------------------------------------------------------------------
     def scan(self) -> list[Found]:
         """Every result folder and evaluation output under every root (links are not followed)."""
@@ -142,19 +153,25 @@ class Roots:
         """The browse page's data: the roots, each result's summary line, each evaluation's summary."""
         results, evals = [], []
         for f in self.scan():
-            if f.kind == "r":
-                try:
-                    folder = self.result_folder(f.root, f.rel)
-                    data = _read_json(folder / "result.json")
-                except (PathRefused, LavError):
-                    continue
-                results.append({"id": f.id, "root": f.root, "path": f.rel, **_result_line(data)})
-            else:
-                try:
-                    summary = _read_json(self.resolve(f.root, _join(f.rel, "summary.json")))
-                except (PathRefused, LavError):
-                    summary = None
-                evals.append({"id": f.id, "root": f.root, "path": f.rel, "summary": _summary_line(summary)})
+            row: dict[str, Any] = {"id": f.id, "root": f.root, "path": f.rel}
+            # One broken entry (a FIFO, a damaged or hostile file) fails its own row only.
+            try:
+                if f.kind == "r":
+                    data = _read_json(self.result_folder(f.root, f.rel) / "result.json")
+                    row.update(_result_line(data))
+                else:
+                    row["summary"] = _summary_line(
+                        _read_json(self.resolve(f.root, _join(f.rel, "summary.json")))
+                    )
+            except PathRefused:
+                if f.kind == "r":
+                    continue  # a record file that is a link out of the root: not a result here
+                row["summary"] = None
+            except LavError as exc:
+                row["error"] = " ".join(str(exc).split())
+                if f.kind == "e":
+                    row["summary"] = None
+            (results if f.kind == "r" else evals).append(row)
         return {
             "roots": [{"index": i, "name": p.name or str(p)} for i, p in enumerate(self.roots)],
             "results": results,
@@ -162,18 +179,8 @@ class Roots:
         }
 
     def load(self, root: int, rel: str) -> Result:
-        """`Result.load` of a checked folder, kept while its result.json is unchanged."""
-        folder = self.result_folder(root, rel)
-        stamp = (folder / "result.json").stat().st_mtime
-        hit = self._cache.get(folder)
-        if hit is not None and hit[0] == stamp:
-            self._cache.move_to_end(folder)
-            return hit[1]
-        res = Result.load(folder)
-        self._cache[folder] = (stamp, res)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return res
+        """`Result.load` of a checked folder (the app keeps what it serves, in its own bounded cache)."""
+        return Result.load(self.result_folder(root, rel))
 
     def evaluation(self, root: int, rel: str) -> dict[str, Any]:
         """An evaluation output: its summary and samples, each with the id of its result folder if kept."""
@@ -182,22 +189,33 @@ class Roots:
         samples_path = self.resolve(root, _join(rel, "samples.jsonl"))
         parts = self._parts(root, rel)
         samples = []
-        with open(samples_path, encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh):
-                if n >= MAX_SAMPLES:
-                    break
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a killed run: the summary says what counts
-                if isinstance(rec, dict):
-                    rec["result_id"] = self._sample_result(root, rel, parts, rec.get("id"))
-                    rec["flip"] = _flip(rec)
-                    samples.append(rec)
-        groups = sorted({k for s in samples for k in (s.get("groups") or {}) if isinstance(k, str)})
+        try:
+            text = read_regular(samples_path).decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise LavError(f"cannot read samples.jsonl ({exc.strerror or exc})") from exc
+        for n, line in enumerate(text.splitlines()):
+            if n >= MAX_SAMPLES:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = jsonsafe.loads(line)
+            except ValueError:
+                continue  # a line cut short by a killed run: the summary says what counts
+            if isinstance(rec, dict):
+                rec["result_id"] = self._sample_result(root, rel, parts, rec.get("id"))
+                rec["flip"] = _flip(rec)
+                samples.append(rec)
+        groups = sorted(
+            {
+                k
+                for s in samples
+                if isinstance(s.get("groups"), dict)
+                for k in s["groups"]
+                if isinstance(k, str)
+            }
+        )
         return {
             "id": encode_id("e", root, rel),
             "path": rel,
@@ -238,8 +256,8 @@ def _join(rel: str, name: str) -> str:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return jsonsafe.loads(read_regular(path).decode("utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: UTF-8, JSON and its bounds
         raise LavError(f"cannot read {path.name}: {exc}") from exc
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import transformers
 
+from .. import jsonsafe
 from ..errors import InputError
 from .models import tiny_model
 from .processor import build_processor
@@ -40,7 +41,7 @@ def _add_legacy_rope(config_file: Path) -> None:
     fails without them. Hub checkpoints carry the old keys, which 5 converts on load, so with both the
     folder loads in either release the way a downloaded one does.
     """
-    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config = jsonsafe.loads(config_file.read_text(encoding="utf-8"))
 
     def visit(node: dict[str, Any]) -> None:
         rope = node.get("rope_parameters")

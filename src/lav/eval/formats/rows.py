@@ -9,9 +9,9 @@ a file whose every box lies within [0, 1] holds fractions of the image, scaled b
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ... import jsonsafe
 from ...files import read_text, reading
 from ..entries import Entry, ambiguous, ordered, past_image, scale
 from ..samples import Box, Sample
@@ -96,7 +96,7 @@ def read_jsonl(path: Path, images: Path, bbox: str | None = None) -> Parsed:
         if not line.strip():
             continue
         with reading(f"{path} line {lineno}", what, fix="fix or remove that line"):
-            data = json.loads(line)
+            data = jsonsafe.loads(line)
         rows.append(Entry(path, len(rows), data, what, place=f"line {lineno}"))
     raw = [e.numbers("bbox") for e in rows]
     sizes = [e.size(*SIZE_FIELDS) for e in rows]

@@ -383,10 +383,11 @@ export class ResultView {
     if (!this.image) return;
     const w = this.stage.clientWidth;
     const h = this.stage.clientHeight;
-    const s = Math.min(w / this.image.naturalWidth, h / this.image.naturalHeight);
+    const [W, H] = this.rec.image_size;
+    const s = Math.min(w / W, h / H);
     this.scale = s;
-    this.ox = (w - this.image.naturalWidth * s) / 2;
-    this.oy = (h - this.image.naturalHeight * s) / 2;
+    this.ox = (w - W * s) / 2;
+    this.oy = (h - H * s) / 2;
     this.paint();
   }
 
@@ -412,12 +413,12 @@ export class ResultView {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.setTransform(dpr * s, 0, 0, dpr * s, dpr * this.ox, dpr * this.oy);
-    const W = this.image.naturalWidth;
-    const H = this.image.naturalHeight;
+    // Drawn in the original image's pixels: the server sends a display-size copy of a big screenshot.
+    const [W, H] = this.rec.image_size;
     // Smooth when shrinking; past 1:1 every image pixel stays a sharp square, as every patch always does.
     ctx.imageSmoothingEnabled = s < 1;
     ctx.imageSmoothingQuality = "high";
-    ctx.drawImage(this.image, 0, 0);
+    ctx.drawImage(this.image, 0, 0, W, H);
     ctx.imageSmoothingEnabled = false;
     ctx.globalAlpha = Number(this.opacity.value) / 100;
     const drawn = [];
@@ -480,8 +481,7 @@ export class ResultView {
   hover(sx, sy) {
     this.readout.replaceChildren();
     if (sx === null || !this.image) return;
-    const W = this.image.naturalWidth;
-    const H = this.image.naturalHeight;
+    const [W, H] = this.rec.image_size;
     const ix = (sx - this.ox) / this.scale;
     const iy = (sy - this.oy) / this.scale;
     if (ix < 0 || iy < 0 || ix >= W || iy >= H) return;
