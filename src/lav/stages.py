@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,6 +36,7 @@ from .errors import LavError
 from .geometry import Grid, grids_from_thw
 from .geometry.pixels import smart_resize
 from .methods import AnswerRows, Item, MapMethod, Needs, Selection
+from .methods.forcing import with_answers
 from .presets import fill, needs_size
 from .result import Map
 
@@ -360,6 +361,35 @@ def items(
     return out
 
 
+class BatchRunner:
+    """One batch as a `lav.methods.Runner`: what a method's `MapMethod.extra_pass` may run again."""
+
+    def __init__(self, viz: Visualizer, prepared: Prepared, ran: Ran, answers: Sequence[Answer]):
+        self.model = viz.model
+        self.parts = viz.parts
+        self.requests: Sequence[Request] = prepared.requests
+        self.inputs = prepared.inputs
+        self.grids: Sequence[Grid] = prepared.grids
+        self.answer_ids: Sequence[Sequence[int]] = ran.answers
+        self.answers: Sequence[AnswerRows] = [a.rows for a in answers]
+        self._viz, self._prepared, self._answers = viz, prepared, answers
+
+    def forced_inputs(self) -> tuple[dict[str, torch.Tensor], list[int]]:
+        if self._prepared.forced:
+            return self._prepared.inputs, self._prepared.answer_starts
+        return with_answers(self._prepared.inputs, self.answer_ids, pad_id(self._viz))
+
+    def rerun(
+        self, requests: Sequence[Request], forced_answers: Sequence[Sequence[int]], needs: Needs
+    ) -> list[Item]:
+        """``requests`` without responses: their prompts, then ``forced_answers`` as token ids (never
+        re-tokenised from text), one forward with capture on."""
+        prepared = prepare(self._viz, requests, 0)
+        inputs, starts = with_answers(prepared.inputs, forced_answers, pad_id(self._viz))
+        prepared = replace(prepared, inputs=inputs, answer_starts=starts, forced=True)
+        return items(self._viz, prepared, run(self._viz, prepared, needs, 0), self._answers)
+
+
 def make_maps(
     viz: Visualizer,
     prepared: Prepared,
@@ -370,7 +400,8 @@ def make_maps(
 ) -> list[dict[str, Map]]:
     """Each item's maps by name, from one recording."""
     # Methods that need more model work (another forward, a backward) do it here, under the lock.
-    extras = {m.name: m.extra_pass(viz, prepared, ran, answers, selection) for m in methods}
+    runner = BatchRunner(viz, prepared, ran, answers)
+    extras = {m.name: m.extra_pass(runner, selection) for m in methods}
     out = []
     for item in items(viz, prepared, ran, answers, extras):
         maps: dict[str, Map] = {}

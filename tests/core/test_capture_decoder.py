@@ -107,7 +107,7 @@ def test_left_padding_is_masked_like_the_model_masks_it(backend):
 
 def test_flash_style_2d_padding_mask_gives_the_same_rows_as_the_4d_mask():
     """Flash backends pass the 2-D padding mask; causality is then the recorder's to apply."""
-    from lav.capture.recorder import _row_bias
+    from lav.capture import row_mask
 
     like = torch.zeros(2, 1, 3, 6)
     pad = torch.tensor([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
@@ -115,7 +115,7 @@ def test_flash_style_2d_padding_mask_gives_the_same_rows_as_the_4d_mask():
     causal = torch.arange(k_len)[None, :] <= torch.tensor(local)[:, None]
     four_d_full = torch.zeros(2, 1, 6, 6, dtype=torch.bool)  # what sdpa_mask gives: padding & causal
     four_d_full[:, :, local] = pad[:, None, None, :].bool() & causal[None, None]
-    a = _row_bias(pad, local, start, k_len, like)
-    b = _row_bias(four_d_full, local, start, k_len, like)
+    a = row_mask(pad, local, start, k_len, like)[0]
+    b = row_mask(four_d_full, local, start, k_len, like)[0]
     torch.testing.assert_close(a, b)
     assert (a[1, 0, :, :2] < -1e30).all() and (a[0, 0, 0, 4:] < -1e30).all() and (a[0, 0, 2] == 0).all()

@@ -1,6 +1,9 @@
-"""Capture leaves no registration, config change or hook behind, after success or an exception."""
+"""Capture (and `override`, under every pass that swaps the attention function) leaves no registration,
+config change or hook behind, after success, an exception or a refused target."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import torch
@@ -8,7 +11,9 @@ import transformers
 from transformers.masking_utils import AttentionMaskInterface
 from transformers.modeling_utils import AttentionInterface
 
-from lav.capture import capture
+from lav.capture import capture, model_lock, override
+from lav.errors import UnsupportedModelError
+from lav.models import inspect_model
 from lav.testing import tiny_model
 
 from ..helpers import image_inputs
@@ -80,3 +85,96 @@ def test_outside_the_context_the_model_runs_its_own_backend():
     recorded = len(rec.vision[0])
     model(**inputs)
     assert len(rec.vision[0]) == recorded
+
+
+# --------------------------------------------------------------------------------------------
+# `override`: the one routine that points attention modules at a function of lav's (capture, the
+# gradient and rollout passes all run through it).
+
+
+def _passing(calls):
+    """An attention function that runs the model's own backend and counts its calls."""
+
+    def attention(backend):
+        def forward(module, query, key, value, *args, **kwargs):
+            calls.append(id(module))
+            return backend(module, query, key, value, *args, **kwargs)
+
+        return forward
+
+    return attention
+
+
+def test_override_runs_the_function_inside_and_leaves_nothing_after():
+    model = tiny_model("qwen3_vl")
+    parts = inspect_model(model)
+    inputs = _inputs(model)
+    before = _state(model)
+    own = {m.config._attn_implementation for m in parts.decoder_attention}
+    calls = []
+    with override(model, _passing(calls), parts.decoder_attention) as backend:
+        names = {m.config._attn_implementation for m in parts.decoder_attention}
+        assert {backend.name} == own and len(names) == 1 and names != own
+        assert (
+            names <= AttentionInterface._global_mapping.keys() & AttentionMaskInterface._global_mapping.keys()
+        )
+        # Only the configs of the modules named change: the vision tower keeps its own.
+        assert {m.config._attn_implementation for m in parts.vision_attention} == {backend.name}
+        model(**inputs)
+    assert set(calls) == {id(m) for m in parts.decoder_attention}
+    assert _state(model) == before
+    seen = len(calls)
+    model(**inputs)
+    assert len(calls) == seen
+
+
+def test_override_leaves_nothing_after_an_exception_inside():
+    model = tiny_model("qwen2_5_vl")
+    parts = inspect_model(model)
+    before = _state(model)
+    with pytest.raises(ZeroDivisionError), override(model, _passing([]), parts.vision_attention):
+        model(**_inputs(model))
+        1 / 0  # noqa: B018
+    assert _state(model) == before
+
+
+def test_override_refuses_a_bad_target_and_changes_nothing():
+    model = tiny_model("qwen3_vl")
+    parts = inspect_model(model)
+    # Two backends among the modules named: no one function can stand in for both.
+    parts.decoder_attention[0].config._attn_implementation_internal = "eager"
+    parts.vision_attention[0].config._attn_implementation_internal = "sdpa"
+    before = _state(model)
+    everything = (*parts.vision_attention, *parts.decoder_attention)
+    with (
+        pytest.raises(UnsupportedModelError, match="attn_implementation="),
+        override(model, _passing([]), everything),
+    ):
+        pass
+    assert _state(model) == before
+
+    def broken(backend):
+        raise ValueError("cannot build")
+
+    with pytest.raises(ValueError, match="cannot build"), override(model, broken, parts.decoder_attention):
+        pass
+    assert _state(model) == before
+
+
+def test_override_holds_the_models_lock():
+    model = tiny_model("qwen3_vl")
+    parts = inspect_model(model)
+    taken = []
+
+    def other_thread():
+        lock = model_lock(model)
+        taken.append(lock.acquire(blocking=False))
+        if taken[-1]:
+            lock.release()
+
+    with override(model, _passing([]), parts.decoder_attention):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    other_thread()
+    assert taken == [False, True]

@@ -140,14 +140,14 @@ def _decoder_rows(
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
     scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # [batch, head, row, key]
-    bias, allowed = _row_mask(mask, local, start, k_len, scores)
+    bias, allowed = row_mask(mask, local, start, k_len, scores)
     probs = torch.softmax(scores + bias, dim=-1)
     for j, i in enumerate(local):
         rec.rows[layer][start + i] = probs[:, :, j]
         rec.allowed[layer][start + i] = allowed[:, :, j]
 
 
-def _row_mask(
+def row_mask(
     mask: torch.Tensor | None, local: Sequence[int], start: int, k_len: int, like: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Additive bias (B|1, 1|H, R, K) for the recorded rows, from whatever mask the backend got, and
@@ -173,13 +173,6 @@ def _row_mask(
         raise CaptureError(f"unexpected attention mask of shape {tuple(mask.shape)}")
     zero = torch.zeros((), dtype=like.dtype, device=like.device)
     return torch.where(allowed, zero, zero + neg), allowed
-
-
-def _row_bias(
-    mask: torch.Tensor | None, local: Sequence[int], start: int, k_len: int, like: torch.Tensor
-) -> torch.Tensor:
-    """Additive bias (B|1, 1|H, R, K) for the recorded rows (`_row_mask` without the allowed keys)."""
-    return _row_mask(mask, local, start, k_len, like)[0]
 
 
 def _vision_received(
@@ -228,20 +221,33 @@ def _plain_call(module: nn.Module, query, key, value, args: tuple, kwargs: dict)
     )
 
 
-def _delegate(backend: str, module: nn.Module) -> Callable:
-    if backend == "eager":
-        # Each modeling file has its own eager function (transformers' default for "eager").
-        return sys.modules[type(module).__module__].eager_attention_forward
-    return compat.ALL_ATTENTION_FUNCTIONS[backend]
+class Backend:
+    """The attention backend the model runs (``name``), callable as transformers' attention functions
+    are: each call goes to the function that backend runs for the module (for "eager" the module's
+    own modeling file's, transformers' default), looked up once per module type."""
 
+    def __init__(self, name: str):
+        self.name = name
+        self._functions: dict[type, Callable] = {}
 
-def _make_recorder(rec: Recording, backend: str, roles: dict[int, tuple[str, int]]) -> Callable:
-    delegates: dict[type, Callable] = {}
-
-    def record(module, query, key, value, *args, **kwargs):
-        fn = delegates.get(type(module))
+    def function(self, module: nn.Module) -> Callable:
+        fn = self._functions.get(type(module))
         if fn is None:
-            fn = delegates[type(module)] = _delegate(backend, module)
+            if self.name == "eager":
+                # Each modeling file has its own eager function (transformers' default for "eager").
+                fn = sys.modules[type(module).__module__].eager_attention_forward
+            else:
+                fn = compat.ALL_ATTENTION_FUNCTIONS[self.name]
+            self._functions[type(module)] = fn
+        return fn
+
+    def __call__(self, module: nn.Module, query, key, value, *args, **kwargs):
+        return self.function(module)(module, query, key, value, *args, **kwargs)
+
+
+def _make_recorder(rec: Recording, backend: Backend, roles: dict[int, tuple[str, int]]) -> Callable:
+    def record(module, query, key, value, *args, **kwargs):
+        fn = backend.function(module)
         role = roles.get(id(module))
         if role is None:
             return fn(module, query, key, value, *args, **kwargs)
@@ -250,7 +256,11 @@ def _make_recorder(rec: Recording, backend: str, roles: dict[int, tuple[str, int
         if scaling is None:
             scaling = getattr(module, "scaling", None) or query.shape[-1] ** -0.5
         lse = None
-        if role[0] == "vision" and backend == "sdpa" and _plain_call(module, query, key, value, args, kwargs):
+        if (
+            role[0] == "vision"
+            and backend.name == "sdpa"
+            and _plain_call(module, query, key, value, args, kwargs)
+        ):
             # The fused op the sdpa backend runs also yields each row's log-sum-exp: the edge map
             # then needs only its folded pass (used where its output is the backend's, bit for bit).
             out, lse = attention_with_lse(
@@ -270,6 +280,48 @@ def _make_recorder(rec: Recording, backend: str, roles: dict[int, tuple[str, int
 
 
 _SUPPORTED_BACKENDS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flash_attention_4")
+
+
+@contextmanager
+def override(
+    model: nn.Module,
+    attention: Callable[[Backend], Callable],
+    modules: Sequence[nn.Module],
+    purpose: str = "capture",
+) -> Iterator[Backend]:
+    """While inside: ``modules`` (attention modules of ``model``) run ``attention(backend)``, an
+    attention function built for the one backend their configs select, and yield that backend.
+
+    The function is registered in transformers' attention and mask registries (the mask as the
+    backend's own) under a fresh name, and exactly the configs of ``modules`` point at it; on exit
+    the configs get back exactly what they held and the name leaves both registries, also when the
+    block raises. Holds the model's lock (`model_lock`) throughout and the registry lock while it
+    registers or removes. ``purpose`` names what needs it in the error for an unsupported backend.
+    """
+    with model_lock(model):
+        configs = {id(m.config): m.config for m in modules}
+        backends = {compat.get_attn_implementation(c) or "eager" for c in configs.values()}
+        if len(backends) != 1 or not backends <= set(_SUPPORTED_BACKENDS):
+            raise UnsupportedModelError(
+                f"attention implementation {sorted(backends)} is not supported for {purpose}; "
+                f"load the model with attn_implementation= one of {', '.join(_SUPPORTED_BACKENDS)}"
+            )
+        backend = Backend(backends.pop())
+        function = attention(backend)
+        # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
+        name = f"lav{next(_names)}_{backend.name}"
+        saved = {key: compat.saved_attn_implementation(cfg) for key, cfg in configs.items()}
+        try:
+            with _REGISTRY_LOCK:
+                compat.register_attention(name, function, compat.ALL_MASK_ATTENTION_FUNCTIONS[backend.name])
+            for cfg in configs.values():
+                compat.set_attn_implementation(cfg, name)
+            yield backend
+        finally:
+            for key, cfg in configs.items():
+                compat.set_attn_implementation(cfg, saved[key])
+            with _REGISTRY_LOCK:
+                compat.unregister_attention(name)
 
 
 @contextmanager
@@ -297,38 +349,21 @@ def capture(
             roles[id(parts.vision_attention[b])] = ("vision", b)
         for layer in rec.decoder_layers:
             roles[id(parts.decoder_attention[layer])] = ("decoder", layer)
-
-        configs = {id(m.config): m.config for m in (*parts.vision_attention, *parts.decoder_attention)}
-        backends = {compat.get_attn_implementation(c) or "eager" for c in configs.values()}
-        if len(backends) != 1 or not backends <= set(_SUPPORTED_BACKENDS):
-            raise UnsupportedModelError(
-                f"attention implementation {sorted(backends)} is not supported for capture; "
-                f"load the model with attn_implementation= one of {', '.join(_SUPPORTED_BACKENDS)}"
-            )
-        backend = backends.pop()
-        rec.backend = backend
-        # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
-        name = f"lav{next(_names)}_{backend}"
-        saved = {key: compat.saved_attn_implementation(cfg) for key, cfg in configs.items()}
         hooks = []
         try:
-            for layer in hidden_layers:
-                hooks.append(
-                    parts.decoder_attention[layer].register_forward_pre_hook(
-                        _massive_hook(rec, layer), with_kwargs=True
+            with override(
+                model,
+                lambda backend: _make_recorder(rec, backend, roles),
+                (*parts.vision_attention, *parts.decoder_attention),
+            ) as backend:
+                rec.backend = backend.name
+                for layer in hidden_layers:
+                    hooks.append(
+                        parts.decoder_attention[layer].register_forward_pre_hook(
+                            _massive_hook(rec, layer), with_kwargs=True
+                        )
                     )
-                )
-            with _REGISTRY_LOCK:
-                compat.register_attention(
-                    name, _make_recorder(rec, backend, roles), compat.ALL_MASK_ATTENTION_FUNCTIONS[backend]
-                )
-            for cfg in configs.values():
-                compat.set_attn_implementation(cfg, name)
-            yield rec
+                yield rec
         finally:
             for handle in hooks:
                 handle.remove()
-            for key, cfg in configs.items():
-                compat.set_attn_implementation(cfg, saved[key])
-            with _REGISTRY_LOCK:
-                compat.unregister_attention(name)

@@ -4,7 +4,8 @@ A method names the vision blocks and decoder layers it needs (`Needs`, from the 
 one capture records the union of every chosen method's needs, and each method then turns its slice
 of the recording, one batch item at a time (`Item`), into named `lav.result.Map` records. Nothing
 outside a method's module knows what it computes: `Result`, the files and the report iterate over
-maps by name.
+maps by name. A method that needs more model work (another forward, a backward) gets a `Runner`
+in `MapMethod.extra_pass`: the pipeline builds it, so no method imports the pipeline.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..capture import Recording
 from ..errors import InputError
-from ..geometry import Grid
+from ..geometry import Grid, split_merged_tokens
 from ..models import ModelParts
 from ..result import Map
 
@@ -102,6 +104,43 @@ class Item:
         return self.grids[self.image]
 
 
+def merged_grid(item: Item, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``(..., n_image_tokens)`` of this item's image -> ``(..., h/m, w/m)`` float64 raster."""
+    return split_merged_tokens(tokens, [item.grid])[0][..., 0, :, :].astype(np.float64)
+
+
+class Runner(Protocol):
+    """The batch a method's `MapMethod.extra_pass` may run the model on again (built by the pipeline,
+    `lav.stages`), with what the capture run gave.
+
+    ``requests``: the batch's requests (`lav.stages.Request`, records a method copies with
+    `dataclasses.replace`); ``inputs``: its model inputs (left-padded, on the model's device);
+    ``grids``: every image's patch grid; ``answer_ids``: each item's answer token ids;
+    ``answers``: each item's decision rows.
+    """
+
+    model: nn.Module
+    parts: ModelParts
+    requests: Sequence[Any]
+    inputs: dict[str, torch.Tensor]
+    grids: Sequence[Grid]
+    answer_ids: Sequence[Sequence[int]]
+    answers: Sequence[AnswerRows]
+
+    def forced_inputs(self) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """The batch's inputs with each item's answer tokens after its prompt (as run, when the answers
+        were forced already), and each answer's first position."""
+        ...
+
+    def rerun(
+        self, requests: Sequence[Any], forced_answers: Sequence[Sequence[int]], needs: Needs
+    ) -> list[Item]:
+        """One forward over ``requests`` with ``forced_answers`` (token ids) forced after each prompt,
+        capture on for ``needs``; each item's view of that recording (its decision rows as this
+        batch's)."""
+        ...
+
+
 class MapMethod(ABC):
     """One way of turning attention into maps; subclasses set ``name`` and implement two methods."""
 
@@ -122,16 +161,49 @@ class MapMethod(ABC):
         """Whether the method means anything for this model (run by default only where it does)."""
         return True
 
-    def extra_pass(
-        self, viz: Any, prepared: Any, ran: Any, answers: Sequence[Any], selection: Selection
-    ) -> list[Any] | None:
+    def extra_pass(self, runner: Runner, selection: Selection) -> list[Any] | None:
         """More model work after the capture run, under the same model lock (None: none needed).
 
-        ``viz``: the `lav.Visualizer`; ``prepared``, ``ran``: the batch's `lav.stages.Prepared`
-        inputs and `lav.stages.Ran` (answer token ids); ``answers``: each item's `lav.stages.Answer`. One value per batch item, handed to `reduce`
-        as ``item.extra[self.name]``. Runs with the adapter as the pass it belongs to (on or off).
+        ``runner``: the batch, its answers and the model (`Runner`). One value per batch item,
+        handed to `reduce` as ``item.extra[self.name]``. Runs with the adapter as the pass it belongs
+        to (on or off).
         """
         return None
+
+    def decision_map(
+        self,
+        item: Item,
+        selection: Selection,
+        values: np.ndarray,
+        title: str,
+        arrays: dict[str, np.ndarray],
+        *,
+        layers: tuple[int, ...] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> Map:
+        """A map of the answer's decision on the merged grid, called ``self.name``, drawn as focus.
+
+        ``layers``: the full-attention decoder layers it averages (None: the chosen ones). Its info
+        is ``info``, then which answer tokens (``tokens``, ``rows``) and the layers' indices among
+        all decoder layers, linear-attention ones included (``decoder_layers``).
+        """
+        layers = selection.decoder_layers if layers is None else layers
+        return Map(
+            name=self.name,
+            values=values,
+            grid="merged",
+            style="focus",
+            title=title,
+            layers=layers,
+            arrays=arrays,
+            info={
+                **(info or {}),
+                "tokens": item.answer.tokens,
+                "rows": list(item.answer.rows),
+                # Layers count attention layers only (Qwen3.5, Qwen4-Exp): these are the model's.
+                "decoder_layers": [item.parts.decoder_layer_ids[i] for i in layers],
+            },
+        )
 
 
 _REGISTRY: dict[str, MapMethod] = {}

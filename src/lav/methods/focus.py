@@ -7,9 +7,8 @@ import torch
 
 from ..capture import decoder_rows
 from ..errors import CaptureError
-from ..geometry import split_merged_tokens
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection, minmax
+from .base import Item, MapMethod, Needs, Selection, merged_grid, minmax
 
 
 def answer_rows(item: Item, layer: int, indices: list[int]) -> torch.Tensor:
@@ -64,8 +63,7 @@ class Focus(MapMethod):
             shares.append(picked.sum(dim=-1).mean(dim=1))  # (R,)
 
         def to_grid(stack: list[torch.Tensor]) -> np.ndarray:
-            tokens = torch.stack(stack).numpy()  # (L, n_img of this item's image)
-            return split_merged_tokens(tokens, [item.grid])[0][:, 0].astype(np.float64)  # (L, h/m, w/m)
+            return merged_grid(item, torch.stack(stack).numpy())  # (L, h/m, w/m)
 
         layers = to_grid(per_layer)
         raw = layers.mean(axis=0)
@@ -83,20 +81,4 @@ class Focus(MapMethod):
         if per_y:
             arrays["focus_y"] = minmax(to_grid(per_y).mean(axis=0))
         arrays["image_share"] = torch.stack(shares).numpy().astype(np.float32)
-        return [
-            Map(
-                name=self.name,
-                values=minmax(raw),
-                grid="merged",
-                style="focus",
-                title="Decision focus",
-                layers=selection.decoder_layers,
-                arrays=arrays,
-                info={
-                    "tokens": answer.tokens,
-                    "rows": rows,
-                    # Layers count attention layers only (Qwen3.5, Qwen4-Exp): these are the model's.
-                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in selection.decoder_layers],
-                },
-            )
-        ]
+        return [self.decision_map(item, selection, minmax(raw), "Decision focus", arrays)]

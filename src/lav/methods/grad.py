@@ -12,7 +12,6 @@ logits are kept for the digit rows only.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,73 +19,53 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..capture import compat
-from ..capture.recorder import _delegate, _row_mask
+from ..capture import Backend, override, row_mask
 from ..errors import LavError
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection, minmax
-from .forcing import with_answers
-from .sink import merged_grid
-
-_names = itertools.count(1)
+from .base import Item, MapMethod, Needs, Runner, Selection, merged_grid, minmax
 
 
 @contextmanager
-def _differentiable_rows(parts, layers: Sequence[int], rows: list[int]) -> Iterator[dict[int, torch.Tensor]]:
+def _differentiable_rows(
+    model: torch.nn.Module, parts, layers: Sequence[int], rows: list[int]
+) -> Iterator[dict[int, torch.Tensor]]:
     """While inside: the chosen decoder layers' ``rows`` (absolute positions of a forward without
     cache) are recomputed with autograd; yields layer -> A (B, H, R, K), filled by the forward."""
     probs: dict[int, torch.Tensor] = {}
     roles = {id(parts.decoder_attention[layer]): layer for layer in layers}
-    configs = {id(m.config): m.config for m in parts.decoder_attention}
-    backends = {compat.get_attn_implementation(c) or "eager" for c in configs.values()}
-    if len(backends) != 1:
-        raise LavError(
-            f"decoder layers run several attention backends {sorted(backends)}; cannot take gradients"
-        )
-    backend = backends.pop()
-    delegates: dict[type, Any] = {}
 
-    def attention(module, query, key, value, *args, **kwargs):
-        fn = delegates.get(type(module))
-        if fn is None:
-            fn = delegates[type(module)] = _delegate(backend, module)
-        out, weights = fn(module, query, key, value, *args, **kwargs)
-        layer = roles.get(id(module))
-        if layer is None:
+    def differentiable(backend: Backend):
+        def attention(module, query, key, value, *args, **kwargs):
+            out, weights = backend(module, query, key, value, *args, **kwargs)
+            layer = roles.get(id(module))
+            if layer is None:
+                return out, weights
+            if query.shape[2] != key.shape[2]:
+                raise LavError("gradient-weighted focus needs one forward without cache")
+            mask = args[0] if args else kwargs.get("attention_mask")
+            scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
+            groups = query.shape[1] // key.shape[1]
+            compute = torch.promote_types(query.dtype, torch.float32)
+            k = key.to(compute).repeat_interleave(groups, dim=1)
+            v = value.to(compute).repeat_interleave(groups, dim=1)
+            scores = (
+                torch.matmul(query[:, :, rows].to(compute), k.transpose(-1, -2)) * scaling
+            )  # [b, h, row, key]
+            bias, _ = row_mask(mask, rows, 0, key.shape[2], scores)
+            a = torch.softmax(scores + bias, dim=-1)
+            if a.requires_grad:
+                a.retain_grad()
+            else:  # the lowest chosen layer: nothing below it needs a gradient
+                a.requires_grad_(True)
+            probs[layer] = a
+            out = out.clone()
+            out[:, rows] = torch.matmul(a, v).transpose(1, 2).to(out.dtype)
             return out, weights
-        if query.shape[2] != key.shape[2]:
-            raise LavError("gradient-weighted focus needs one forward without cache")
-        mask = args[0] if args else kwargs.get("attention_mask")
-        scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
-        groups = query.shape[1] // key.shape[1]
-        compute = torch.promote_types(query.dtype, torch.float32)
-        k = key.to(compute).repeat_interleave(groups, dim=1)
-        v = value.to(compute).repeat_interleave(groups, dim=1)
-        scores = (
-            torch.matmul(query[:, :, rows].to(compute), k.transpose(-1, -2)) * scaling
-        )  # [b, h, row, key]
-        bias, _ = _row_mask(mask, rows, 0, key.shape[2], scores)
-        a = torch.softmax(scores + bias, dim=-1)
-        if a.requires_grad:
-            a.retain_grad()
-        else:  # the lowest chosen layer: nothing below it needs a gradient
-            a.requires_grad_(True)
-        probs[layer] = a
-        out = out.clone()
-        out[:, rows] = torch.matmul(a, v).transpose(1, 2).to(out.dtype)
-        return out, weights
 
-    name = f"lavgrad{next(_names)}_{backend}"
-    saved = {key: compat.saved_attn_implementation(cfg) for key, cfg in configs.items()}
-    try:
-        compat.register_attention(name, attention, compat.ALL_MASK_ATTENTION_FUNCTIONS[backend])
-        for cfg in configs.values():
-            compat.set_attn_implementation(cfg, name)
+        return attention
+
+    with override(model, differentiable, parts.decoder_attention, "gradient-weighted focus"):
         yield probs
-    finally:
-        for key, cfg in configs.items():
-            compat.set_attn_implementation(cfg, saved[key])
-        compat.unregister_attention(name)
 
 
 @contextmanager
@@ -130,29 +109,23 @@ class GradFocus(MapMethod):
     def needs(self, selection: Selection) -> Needs:
         return Needs()
 
-    def extra_pass(
-        self, viz: Any, prepared: Any, ran: Any, answers: Sequence[Any], selection: Selection
-    ) -> list[Any]:
-        ids = prepared.inputs["input_ids"]
-        inputs, starts = prepared.inputs, prepared.answer_starts
-        if not prepared.forced:  # a generated answer: the same tokens forced after the prompt
-            from ..stages import pad_id  # the stages import lav.methods
-
-            inputs, starts = with_answers(prepared.inputs, ran.answers, pad_id(viz))
+    def extra_pass(self, runner: Runner, selection: Selection) -> list[Any]:
+        # A generated answer: the same tokens forced after the prompt.
+        inputs, starts = runner.forced_inputs()
         ids = inputs["input_ids"]
         wanted = []  # per item: (row position, digit token id)
-        for b, answer in enumerate(answers):
+        for b, answer in enumerate(runner.answers):
             start = starts[b]
-            wanted.append([(start - 1 + i, int(ids[b, start + i])) for i in answer.rows.rows])
+            wanted.append([(start - 1 + i, int(ids[b, start + i])) for i in answer.rows])
         rows = sorted({p for item in wanted for p, _ in item})
         layers = list(selection.decoder_layers)
-        model = viz.model
+        model = runner.model
         with (
             torch.inference_mode(False),  # a caller's inference_mode would keep autograd off
             torch.enable_grad(),
             _frozen(model),
             _logits_at(model, rows),
-            _differentiable_rows(viz.parts, layers, rows) as probs,
+            _differentiable_rows(model, runner.parts, layers, rows) as probs,
         ):
             logits = model(**inputs, use_cache=False).logits  # (B, R, vocab)
             log_p = torch.log_softmax(logits.float() if logits.dtype != torch.float64 else logits, dim=-1)
@@ -168,7 +141,7 @@ class GradFocus(MapMethod):
                         for g, a in zip(grads, leaves, strict=True)
                     ]  # each (K,)
                     per_digit.append(torch.stack(per_layer))  # (L, K)
-                image = (ids[b] == viz.parts.image_token_id).nonzero().flatten()
+                image = (ids[b] == runner.parts.image_token_id).nonzero().flatten()
                 out.append(torch.stack(per_digit).mean(dim=0)[:, image].detach().cpu())  # (L, n_img)
         return out
 
@@ -176,22 +149,5 @@ class GradFocus(MapMethod):
         per_layer = item.extra[self.name].double()  # (L, n_img), mean over digits
         layers = merged_grid(item, per_layer.numpy())
         raw = layers.mean(axis=0)
-        return [
-            Map(
-                name=self.name,
-                values=minmax(raw),
-                grid="merged",
-                style="focus",
-                title="Gradient-weighted focus",
-                layers=selection.decoder_layers,
-                arrays={
-                    "focus_grad_raw": raw.astype(np.float32),
-                    "focus_grad_layers": layers.astype(np.float32),
-                },
-                info={
-                    "tokens": item.answer.tokens,
-                    "rows": list(item.answer.rows),
-                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in selection.decoder_layers],
-                },
-            )
-        ]
+        arrays = {"focus_grad_raw": raw.astype(np.float32), "focus_grad_layers": layers.astype(np.float32)}
+        return [self.decision_map(item, selection, minmax(raw), "Gradient-weighted focus", arrays)]

@@ -18,9 +18,8 @@ from .. import jsonsafe
 from ..errors import InputError
 from ..models import ModelParts
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection, minmax
+from .base import Item, MapMethod, Needs, Selection, merged_grid, minmax
 from .focus import answer_rows
-from .sink import merged_grid
 
 HeadSpec = str | Sequence[tuple[int, int]] | None
 
@@ -138,19 +137,13 @@ class SelectedHeadsFocus(MapMethod):
         raw = merged_grid(item, torch.stack(per_head).double().mean(dim=0).numpy())
         layers = tuple(sorted({layer for layer, _ in selection.heads}))
         return [
-            Map(
-                name=self.name,
-                values=minmax(raw),
-                grid="merged",
-                style="focus",
-                title="Decision focus, selected heads",
+            self.decision_map(
+                item,
+                selection,
+                minmax(raw),
+                "Decision focus, selected heads",
+                {"focus_selected_raw": raw.astype("float32")},
                 layers=layers,
-                arrays={"focus_selected_raw": raw.astype("float32")},
-                info={
-                    "heads": [[layer, head] for layer, head in selection.heads],
-                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in layers],
-                    "tokens": item.answer.tokens,
-                    "rows": rows,
-                },
+                info={"heads": [[layer, head] for layer, head in selection.heads]},
             )
         ]

@@ -13,11 +13,10 @@ import torch
 
 from ..capture import decoder_allowed
 from ..errors import CaptureError, InputError
-from ..geometry import split_merged_tokens
 from ..models import ModelParts
 from ..models.spec import INDEXED_ATTENTION
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection
+from .base import Item, MapMethod, Needs, Selection, merged_grid
 
 
 def _indexed(parts: ModelParts, layers: tuple[int, ...]) -> tuple[int, ...]:
@@ -63,21 +62,7 @@ class IndexerSelection(MapMethod):
                 )
             picked = allowed[[index[p] for p in wanted], item.row][:, :, item.image_positions]
             shares.append(picked.double().mean(dim=(0, 1)))  # (n_img,)
-        tokens = torch.stack(shares).numpy()
-        per_layer = split_merged_tokens(tokens, [item.grid])[0][:, 0].astype(np.float32)  # (L, h/m, w/m)
-        return [
-            Map(
-                name=self.name,
-                values=per_layer.mean(axis=0).astype(np.float32),
-                grid="merged",
-                style="focus",
-                title="Indexer selection",
-                layers=layers,
-                arrays={"indexer_selection_layers": per_layer},
-                info={
-                    "tokens": item.answer.tokens,
-                    "rows": rows,
-                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in layers],
-                },
-            )
-        ]
+        per_layer = merged_grid(item, torch.stack(shares).numpy()).astype(np.float32)  # (L, h/m, w/m)
+        values = per_layer.mean(axis=0).astype(np.float32)
+        arrays = {"indexer_selection_layers": per_layer}
+        return [self.decision_map(item, selection, values, "Indexer selection", arrays, layers=layers)]

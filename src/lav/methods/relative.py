@@ -13,10 +13,8 @@ import numpy as np
 import torch
 
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection, minmax
+from .base import Item, MapMethod, Needs, Runner, Selection, merged_grid, minmax
 from .focus import answer_rows
-from .forcing import with_answers
-from .sink import merged_grid
 
 GENERIC_INSTRUCTION = "Write a general description of the image."
 #: Floor of the generic focus in the division (issue #11's definition).
@@ -48,44 +46,19 @@ class RelativeFocus(MapMethod):
     def needs(self, selection: Selection) -> Needs:
         return Needs(decoder_layers=selection.decoder_layers)
 
-    def extra_pass(
-        self, viz: Any, prepared: Any, ran: Any, answers: Sequence[Any], selection: Selection
-    ) -> list[Any]:
-        from ..stages import Request, items, pad_id, prepare, run  # the stages import lav.methods
-
-        requests = [
-            Request(r.image, self.generic, None, r.system, r.template, r.coords) for r in prepared.requests
-        ]
-        generic = prepare(viz, requests, 0)
-        inputs, starts = with_answers(generic.inputs, ran.answers, pad_id(viz))
-        generic = replace(generic, inputs=inputs, answer_starts=starts, forced=True)
-        pass_ = run(viz, generic, Needs(decoder_layers=selection.decoder_layers), 0)
-        return [
-            raw_focus_tokens(item, selection.decoder_layers).numpy()
-            for item in items(viz, generic, pass_, answers)
-        ]
+    def extra_pass(self, runner: Runner, selection: Selection) -> list[Any]:
+        # The same image, system prompt, template and coordinates; only the instruction differs.
+        requests = [replace(r, instruction=self.generic, response=None) for r in runner.requests]
+        generic = runner.rerun(requests, runner.answer_ids, Needs(decoder_layers=selection.decoder_layers))
+        return [raw_focus_tokens(item, selection.decoder_layers).numpy() for item in generic]
 
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         task = raw_focus_tokens(item, selection.decoder_layers).numpy()
         generic = np.asarray(item.extra[self.name], dtype=np.float64)
         ratio = merged_grid(item, task / np.maximum(generic, EPS))
-        return [
-            Map(
-                name=self.name,
-                values=minmax(ratio),
-                grid="merged",
-                style="focus",
-                title="Relative focus",
-                layers=selection.decoder_layers,
-                arrays={
-                    "focus_relative_raw": ratio.astype(np.float32),
-                    "focus_generic_raw": merged_grid(item, generic).astype(np.float32),
-                },
-                info={
-                    "generic": self.generic,
-                    "tokens": item.answer.tokens,
-                    "rows": list(item.answer.rows),
-                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in selection.decoder_layers],
-                },
-            )
-        ]
+        arrays = {
+            "focus_relative_raw": ratio.astype(np.float32),
+            "focus_generic_raw": merged_grid(item, generic).astype(np.float32),
+        }
+        info = {"generic": self.generic}
+        return [self.decision_map(item, selection, minmax(ratio), "Relative focus", arrays, info=info)]

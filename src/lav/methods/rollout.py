@@ -20,14 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..capture import compat
-from ..capture.recorder import _delegate
+from ..capture import Backend, override
 from ..errors import InputError, LavError
 from ..geometry import sequence_to_grids, window_permutation
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection, minmax
+from .base import Item, MapMethod, Needs, Runner, Selection, minmax
 
-_names = itertools.count(1)
 #: Queries and keys kept for the rollout, at most (bytes); above it the method refuses.
 MAX_KEPT_BYTES = 4 * 2**30
 #: Softmax elements per chunk of queries (H x chunk x N), about 256 MB in float32.
@@ -35,47 +33,35 @@ CHUNK_ELEMENTS = 2**26
 
 
 @contextmanager
-def _keep_qk(parts, blocks: Sequence[int]) -> Iterator[dict[int, list]]:
+def _keep_qk(model: torch.nn.Module, parts, blocks: Sequence[int]) -> Iterator[dict[int, list]]:
     """While inside: each chosen vision block's (q, k, scale) per ``cu_seqlens`` chunk, in call order."""
     kept: dict[int, list] = {b: [] for b in blocks}
     roles = {id(parts.vision_attention[b]): b for b in blocks}
-    configs = {id(m.config): m.config for m in parts.vision_attention}
-    backend = {compat.get_attn_implementation(c) or "eager" for c in configs.values()}.pop()
-    delegates: dict[type, Any] = {}
     budget = [MAX_KEPT_BYTES]
 
-    def attention(module, query, key, value, *args, **kwargs):
-        fn = delegates.get(type(module))
-        if fn is None:
-            fn = delegates[type(module)] = _delegate(backend, module)
-        block = roles.get(id(module))
-        if block is not None:
-            budget[0] -= 2 * query.numel() * query.element_size()
-            if budget[0] < 0:
-                raise InputError(
-                    f"edge_rollout would keep more than {MAX_KEPT_BYTES / 2**30:.0f} GiB of vision queries "
-                    "and keys for this image; use a smaller image (--max-pixels) or fewer edge layers"
-                )
-            scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
-            cu = kwargs.get("cu_seq_lens_q")
-            bounds = [0, query.shape[2]] if cu is None else [int(x) for x in cu.tolist()]
-            for lo, hi in itertools.pairwise(bounds):
-                if hi > lo:
-                    kept[block].append((query[0, :, lo:hi].detach(), key[0, :, lo:hi].detach(), scaling))
-        return fn(module, query, key, value, *args, **kwargs)
+    def keeping(backend: Backend):
+        def attention(module, query, key, value, *args, **kwargs):
+            block = roles.get(id(module))
+            if block is not None:
+                budget[0] -= 2 * query.numel() * query.element_size()
+                if budget[0] < 0:
+                    raise InputError(
+                        f"edge_rollout would keep more than {MAX_KEPT_BYTES / 2**30:.0f} GiB of vision "
+                        "queries and keys for this image; use a smaller image (--max-pixels) or fewer "
+                        "edge layers"
+                    )
+                scaling = kwargs.get("scaling") or getattr(module, "scaling", None) or query.shape[-1] ** -0.5
+                cu = kwargs.get("cu_seq_lens_q")
+                bounds = [0, query.shape[2]] if cu is None else [int(x) for x in cu.tolist()]
+                for lo, hi in itertools.pairwise(bounds):
+                    if hi > lo:
+                        kept[block].append((query[0, :, lo:hi].detach(), key[0, :, lo:hi].detach(), scaling))
+            return backend(module, query, key, value, *args, **kwargs)
 
-    # A name containing "flash" keeps transformers on its varlen (cu_seqlens) vision path.
-    name = f"lavroll{next(_names)}_{backend}"
-    saved = {k: compat.saved_attn_implementation(cfg) for k, cfg in configs.items()}
-    try:
-        compat.register_attention(name, attention, compat.ALL_MASK_ATTENTION_FUNCTIONS[backend])
-        for cfg in configs.values():
-            compat.set_attn_implementation(cfg, name)
+        return attention
+
+    with override(model, keeping, parts.vision_attention, "attention rollout"):
         yield kept
-    finally:
-        for k, cfg in configs.items():
-            compat.set_attn_implementation(cfg, saved[k])
-        compat.unregister_attention(name)
 
 
 def weighted_received(q: torch.Tensor, k: torch.Tensor, scale: float, weights: torch.Tensor) -> torch.Tensor:
@@ -105,14 +91,12 @@ class EdgeRollout(MapMethod):
     def needs(self, selection: Selection) -> Needs:
         return Needs()
 
-    def extra_pass(
-        self, viz: Any, prepared: Any, ran: Any, answers: Sequence[Any], selection: Selection
-    ) -> list[Any]:
-        parts = viz.parts
+    def extra_pass(self, runner: Runner, selection: Selection) -> list[Any]:
+        parts = runner.parts
         blocks = list(range(max(selection.vision_blocks) + 1))
-        inputs = prepared.inputs
-        with torch.inference_mode(), _keep_qk(parts, blocks) as kept:
-            viz.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
+        inputs = runner.inputs
+        with torch.inference_mode(), _keep_qk(runner.model, parts, blocks) as kept:
+            runner.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
             total = sum(q.shape[1] for q, _, _ in kept[blocks[0]])
             flow = torch.ones(total, dtype=torch.float64)
             for block in reversed(blocks):
@@ -128,8 +112,8 @@ class EdgeRollout(MapMethod):
         if parts.spec.windowed:
             # Qwen2.5-VL keeps the tower's hidden states in window order through every block (windowed
             # or not) and undoes it after the merger (transformers 4.57 and 5.24).
-            seq = seq[:, np.argsort(window_permutation(prepared.grids, parts.window_size, parts.patch))]
-        grids = sequence_to_grids(seq, prepared.grids)  # per image (1, t, h, w)
+            seq = seq[:, np.argsort(window_permutation(runner.grids, parts.window_size, parts.patch))]
+        grids = sequence_to_grids(seq, runner.grids)  # per image (1, t, h, w)
         return [g[0, 0].astype(np.float64) for g in grids]
 
     def reduce(self, item: Item, selection: Selection) -> list[Map]:

@@ -24,18 +24,12 @@ import numpy as np
 import torch
 
 from ..errors import LavError
-from ..geometry import split_merged_tokens
 from ..result import Map
-from .base import Item, MapMethod, Needs, Selection, minmax
+from .base import Item, MapMethod, Needs, Selection, merged_grid, minmax
 from .focus import answer_rows
 
 #: Kang et al.'s threshold on |x_d| (x after the layer's input RMSNorm) for a massive activation.
 SINK_TAU = 20.0
-
-
-def merged_grid(item: Item, tokens: torch.Tensor | np.ndarray) -> np.ndarray:
-    """``(..., n_image_tokens)`` of this item's image -> ``(..., h/m, w/m)`` float64 raster."""
-    return split_merged_tokens(tokens, [item.grid])[0][..., 0, :, :].astype(np.float64)
 
 
 def sink_dimensions(values: torch.Tensor, dims: torch.Tensor, first: int) -> list[int]:
@@ -99,31 +93,20 @@ class SinkMaskedFocus(MapMethod):
         raw_zeroed = raw_tokens.copy()
         raw_zeroed[sinks] = 0.0
         width = item.grid.merged_w
-        return [
-            Map(
-                name=self.name,
-                values=minmax(merged_grid(item, masked)),
-                grid="merged",
-                style="focus",
-                title="Decision focus, sinks masked",
-                layers=selection.decoder_layers,
-                arrays={
-                    "focus_sink_masked_raw": merged_grid(item, raw_zeroed).astype(np.float32),
-                    "focus_sink_masked_cells": merged_grid(item, cells).astype(np.float32),
-                    "focus_sink_phi": merged_grid(item, phi).astype(np.float32),
-                    "focus_sink_share": torch.stack(shares).double().numpy().astype(np.float32),
-                },
-                info={
-                    "masked_cells": [[int(s) // width, int(s) % width] for s in sinks],
-                    "sink_dims": {str(k): v for k, v in found.items()},
-                    "rule": (
-                        f"image tokens with a massive activation (|x_d| >= {SINK_TAU:g}, x = the decoder "
-                        "layer's attention input after its RMSNorm) in a dimension where the first "
-                        "token has one too (Kang et al., ICLR 2025), in any chosen layer"
-                    ),
-                    "tokens": item.answer.tokens,
-                    "rows": rows,
-                    "decoder_layers": [item.parts.decoder_layer_ids[i] for i in selection.decoder_layers],
-                },
-            )
-        ]
+        arrays = {
+            "focus_sink_masked_raw": merged_grid(item, raw_zeroed).astype(np.float32),
+            "focus_sink_masked_cells": merged_grid(item, cells).astype(np.float32),
+            "focus_sink_phi": merged_grid(item, phi).astype(np.float32),
+            "focus_sink_share": torch.stack(shares).double().numpy().astype(np.float32),
+        }
+        info = {
+            "masked_cells": [[int(s) // width, int(s) % width] for s in sinks],
+            "sink_dims": {str(k): v for k, v in found.items()},
+            "rule": (
+                f"image tokens with a massive activation (|x_d| >= {SINK_TAU:g}, x = the decoder "
+                "layer's attention input after its RMSNorm) in a dimension where the first "
+                "token has one too (Kang et al., ICLR 2025), in any chosen layer"
+            ),
+        }
+        values = minmax(merged_grid(item, masked))
+        return [self.decision_map(item, selection, values, "Decision focus, sinks masked", arrays, info=info)]
