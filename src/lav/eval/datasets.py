@@ -17,7 +17,7 @@ from ..errors import LavError
 from ..files import check_path, read_json
 from .demo_data import write_demo_benchmark
 from .entries import BBOX_CONVENTIONS
-from .formats import REGISTRY, Format, Options, Parsed
+from .formats import REGISTRY, Format, Parsed, ReadOptions
 from .samples import Dataset, Sample, in_target
 
 #: The formats by name, in the order they are offered (`lav.eval.formats.REGISTRY`).
@@ -94,7 +94,7 @@ def load_dataset(
         raise LavError(f"--bbox must be xywh or xyxy, got {bbox!r}")
     p = check_path(path, "benchmark path", kind="dir" if Path(os.fspath(path)).is_dir() else "file")
     fmt = format or detect_format(p)
-    options = Options(images=images, cache=None if cache is None else Path(cache), limit=limit, bbox=bbox)
+    options = ReadOptions(images=images, cache=None if cache is None else Path(cache), limit=limit, bbox=bbox)
     parsed = _BY_NAME[fmt].read(p, options)
     samples = _unique_ids(parsed)
     if limit is not None:

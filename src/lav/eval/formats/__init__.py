@@ -8,7 +8,7 @@ error messages); detection follows each record's ``rank``.
 from __future__ import annotations
 
 from . import hf, jsonl, mmbench_gui, osworld_g, screenspot, screenspot_pro, ui_vision, venusbench_gd
-from .base import Format, Options, Parsed, Spec
+from .base import Format, Parsed, ReadOptions, Spec
 
 REGISTRY: tuple[Format, ...] = (
     screenspot.FORMAT,
@@ -21,4 +21,4 @@ REGISTRY: tuple[Format, ...] = (
     hf.FORMAT,
 )
 
-__all__ = ["REGISTRY", "Format", "Options", "Parsed", "Spec"]
+__all__ = ["REGISTRY", "Format", "ReadOptions", "Parsed", "Spec"]

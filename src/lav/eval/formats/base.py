@@ -50,7 +50,7 @@ class Spec:
 
 
 @dataclass(frozen=True)
-class Options:
+class ReadOptions:
     """What the user said about how to read the data (`lav.eval.load_dataset`'s arguments).
 
     ``images``: where screenshots are looked up instead of the format's own layout; ``cache``: where
@@ -81,7 +81,7 @@ class Format:
 
     name: str
     layout: str
-    read: Callable[[Path, Options], Parsed]
+    read: Callable[[Path, ReadOptions], Parsed]
     rank: int
     by_name: Callable[[Path], bool] = _never
     by_layout: Callable[[Path], bool] = _never

@@ -24,7 +24,7 @@ from ...errors import LavError
 from ...files import reading
 from ..entries import Entry, box_convention, describe, ordered, scale
 from ..samples import Sample
-from .base import Format, Options, Parsed, ident, images_dir
+from .base import Format, Parsed, ReadOptions, ident, images_dir
 from .rows import (
     INSTRUCTION_FIELDS,
     NOT_GROUPS,
@@ -246,7 +246,7 @@ def _materialise(
     return target.resolve(), size
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     base = None if options.images is None else images_dir(options.images, [])
     return read_hf(p, base, options.cache, options.limit, options.bbox)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ...files import read_text, reading
 from ..entries import Entry
 from ..samples import Sample
-from .base import Format, Options, Parsed, ident, images_dir, no_files
+from .base import Format, Parsed, ReadOptions, ident, images_dir, no_files
 from .rows import (
     IMAGE_FIELDS,
     INSTRUCTION_FIELDS,
@@ -74,7 +74,7 @@ def read_jsonl(path: Path, images: Path, bbox: str | None = None) -> Parsed:
     return out
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     if p.is_dir():
         found = sorted(p.glob("*.jsonl"))
         if len(found) != 1:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ...errors import LavError
 from ..samples import Sample
-from .base import Format, Options, Parsed, Spec, entries, file_size, ident, images_dir
+from .base import Format, Parsed, ReadOptions, Spec, entries, file_size, ident, images_dir
 
 GROUPS = ["grounding_type", "platform", "data_type", "app_name", "category"]
 
@@ -64,7 +64,7 @@ def read_mmbench_gui(path: Path, images: Path) -> Parsed:
     return out
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     file = p / "L2_annotations.json" if p.is_dir() else p
     if not file.is_file():
         raise LavError(f"found no L2_annotations.json in {p}; pass the MMBench-GUI folder or that file")

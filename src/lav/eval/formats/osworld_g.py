@@ -13,7 +13,7 @@ from ...errors import LavError
 from ...files import read_json
 from ..entries import Entry, ambiguous, ordered, past_image
 from ..samples import Sample, polygon_box
-from .base import Format, Options, Parsed, Spec, entries, ident, images_dir, json_files, no_files
+from .base import Format, Parsed, ReadOptions, Spec, entries, ident, images_dir, json_files, no_files
 
 GROUPS = ["box_type", "GUI_types"]
 
@@ -145,7 +145,7 @@ def _files(folder: Path) -> list[Path]:
     return sorted(files.values())
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     files = _files(p) if p.is_dir() else [p]
     if not files:
         raise no_files("OSWorld-G", p, "OSWorld-G.json")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..entries import ambiguous, box_convention, describe, ordered
 from ..samples import Sample
-from .base import Format, Options, Parsed, Spec, entries, ident, images_dir, json_files, no_files
+from .base import Format, Parsed, ReadOptions, Spec, entries, ident, images_dir, json_files, no_files
 
 GROUPS = ["split", "data_type", "data_source", "group", "platform", "ui_type", "application"]
 #: The fields every ScreenSpot entry has (ScreenSpot-Pro's and VenusBench-GD's too: those formats
@@ -88,7 +88,7 @@ def read_screenspot(files: list[Path], images: Path, bbox: str | None = None) ->
     return out
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     files = (_files(p) or json_files(p)) if p.is_dir() else [p]
     if not files:
         raise no_files("ScreenSpot", p, "screenspot_*.json")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..entries import fit_note, ordered
 from ..samples import Sample
-from .base import Format, Options, Parsed, Spec, entries, ident, images_dir, json_files, no_files
+from .base import Format, Parsed, ReadOptions, Spec, entries, ident, images_dir, json_files, no_files
 from .screenspot import FIELDS
 
 GROUPS = ["split", "group", "application", "platform", "ui_type", "gt_type"]
@@ -73,7 +73,7 @@ def read_screenspot_pro(files: list[Path], images: Path) -> Parsed:
     return out
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     if p.is_dir():
         root = p if (p / "annotations").is_dir() else p.parent
         files = json_files(root / "annotations") if (root / "annotations").is_dir() else json_files(p)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..entries import fit_note, ordered
 from ..samples import Sample
-from .base import Format, Options, Parsed, Spec, entries, ident, images_dir, json_files, no_files
+from .base import Format, Parsed, ReadOptions, Spec, entries, ident, images_dir, json_files, no_files
 
 GROUPS = ["split", "platform", "element_type", "category"]
 
@@ -65,7 +65,7 @@ def _files(folder: Path) -> list[Path]:
     return []
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     files = (_files(p) or json_files(p)) if p.is_dir() else [p]
     if not files:
         raise no_files("UI-Vision", p, "element_grounding_*.json")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..samples import Sample
-from .base import Format, Options, Parsed, Spec, entries, ident, images_dir, json_files, no_files
+from .base import Format, Parsed, ReadOptions, Spec, entries, ident, images_dir, json_files, no_files
 from .screenspot import FIELDS
 
 GROUPS = ["split", "platform", "application", "ui_type", "group"]
@@ -72,7 +72,7 @@ def _files(folder: Path) -> list[Path]:
     return []
 
 
-def _read(p: Path, options: Options) -> Parsed:
+def _read(p: Path, options: ReadOptions) -> Parsed:
     files = _files(p) if p.is_dir() else [p]
     if not files:
         raise no_files("VenusBench-GD", p, "instruction/*_grounding.json")
