@@ -3,9 +3,11 @@
 A `Result` holds the answer, the click and every map by name (`Map`). It saves to a folder as
 ``result.json`` (schema-versioned; the keys are the attribute names), ``maps.npz`` (every array,
 bit-exact) and ``image.png`` (the screenshot, lossless), and `Result.load` reads that folder back
-into an equal `Result`. Pictures (``overlay.png``, ``report.html``) are written beside them by
-`lav.export`, which depends on this module, never the other way round. Nothing here imports torch
-or transformers: the viewer and the evaluation report read results without them.
+into an equal `Result`. `Result.save` also writes the pictures (``overlay.png``, ``report.html``),
+drawn by `lav.render.views` from the record's plain data: the renderers read a `Result` without
+importing this module (only for type checking), and this module imports them only when a picture
+is asked for. Nothing here imports torch or transformers: the viewer and the evaluation report read
+results without them.
 """
 
 from __future__ import annotations
@@ -335,29 +337,39 @@ class Result:
             click=None if click is None else _click(click),
         )
 
-    # --- views (rendering lives in lav.render / lav.report / lav.export) -----------------------
+    # --- views (drawn by lav.render.views, imported on first use) -----------------------------
     def overlay(self, edge: bool = True, focus: bool = True, click: bool = True) -> Image.Image:
         """The screenshot with the edge map (cyan), decision focus (red/yellow) and the click."""
-        from .report import overlay_image
+        from .render import views
 
-        return overlay_image(self, edge=edge, focus=focus, click=click)
+        return views.overlay_image(self, edge=edge, focus=focus, click=click)
 
     def report_html(self) -> str:
         """One self-contained HTML page (no network) with every panel."""
-        from .report import build_report
+        from .render import views
 
-        return build_report(self)
+        return views.build_report(self)
 
     def _repr_html_(self) -> str:
-        from .report import notebook_html
+        from .render import views
 
-        return notebook_html(self)
+        return views.notebook_html(self)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the record and the pictures into ``directory`` (see `lav.export.save`)."""
-        from .export import save
+        """Write result.json, maps.npz, image.png (the record `load` reads back) and the pictures
+        (overlay.png, report.html and the base views) into ``directory``.
 
-        return save(self, directory)
+        The folder is written by `lav.outdir.write_output_folder`: complete or not at all, and never
+        over files lav did not write.
+        """
+        from .outdir import write_output_folder
+        from .render import views
+
+        def write(folder: Path) -> None:
+            self.write_record(folder)
+            views.write_pictures(self, folder)
+
+        return write_output_folder(directory, write)
 
 
 #: Result fields that version-2 records lack.

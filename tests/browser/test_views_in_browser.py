@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import lav
-import lav.report as views
+import lav.render.views as views
 from tests.render.demo_run import MAPS, demo_comparison
 
 pytestmark = pytest.mark.slow

@@ -137,13 +137,13 @@ def test_hub_id_offline_says_to_download_first(bad_images, capsys):
 
 
 def test_failed_write_leaves_no_partial_output(monkeypatch, bad_images, checkpoints, capsys, tmp_path):
-    import lav.report
+    import lav.render.views
 
     def broken(res, folder):
         (folder / "overlay.png").write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(lav.report, "write_pictures", broken)
+    monkeypatch.setattr(lav.render.views, "write_pictures", broken)
     code, line = _run_model(capsys, checkpoints, tmp_path, bad_images / "good.png")
     assert code == 2 and "No space left" in line
     assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import lav
-import lav.report as views
+import lav.render.views as views
 from lav.demo.screens import COLOURS
 from lav.render import CLICK_GREEN, CLICK_MARKER
 from tests.render.demo_run import MAPS, demo_comparison

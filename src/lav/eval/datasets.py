@@ -1,7 +1,7 @@
 """Load a GUI-grounding benchmark in any supported format into a `Dataset` of `Sample` records.
 
 ``load_dataset(path)`` detects the format from the structure (file names, then the fields every
-entry has), reads it with the format's reader (`formats.benchmarks`, `formats.rows`, `formats.hf`)
+entry has), reads it with the format's reader (one `Format` record per format, `lav.eval.formats`)
 and returns boxes as ``(x1, y1, x2, y2)`` original-image pixels, with notes on what was detected.
 Bad data raises `LavError` in one line naming the file and the entry.
 """
@@ -17,35 +17,19 @@ from ..errors import LavError
 from ..files import check_path, read_json
 from .demo_data import write_demo_benchmark
 from .entries import BBOX_CONVENTIONS
-from .formats.benchmarks import (
-    Parsed,
-    no_files,
-    read_osworld_g,
-    read_screenspot,
-    read_screenspot_pro,
-    read_ui_vision,
-)
-from .formats.hf import is_hf, read_hf
-from .formats.newer import no_l2, read_mmbench_gui, read_venusbench_gd
-from .formats.rows import read_jsonl
+from .formats import REGISTRY, Format, Parsed, ReadOptions
 from .samples import Dataset, Sample, in_target
 
-FORMATS = (
-    "screenspot",
-    "screenspot-pro",
-    "osworld-g",
-    "ui-vision",
-    "mmbench-gui",
-    "venusbench-gd",
-    "jsonl",
-    "hf",
-)
+#: The formats by name, in the order they are offered (`lav.eval.formats.REGISTRY`).
+FORMATS = tuple(f.name for f in REGISTRY)
+_BY_NAME = {f.name: f for f in REGISTRY}
+#: The order detection asks the formats in: most particular files first.
+_DETECTION = sorted(REGISTRY, key=lambda f: f.rank)
 
 _SUPPORTED = (
-    "supported formats: screenspot (screenspot_*.json), screenspot-pro (a folder with annotations/ "
-    "and images/), osworld-g (OSWorld-G.json), ui-vision (element_grounding_*.json), mmbench-gui "
-    "(L2_annotations.json), venusbench-gd (instruction/*_grounding.json), jsonl (one object per "
-    "line), hf (a save_to_disk folder or parquet); pass --format to choose one"
+    "supported formats: "
+    + ", ".join(f"{f.name} ({f.layout})" for f in REGISTRY)
+    + "; pass --format to choose one"
 )
 
 
@@ -53,27 +37,15 @@ def _unknown(path: Path, why: str) -> LavError:
     return LavError(f"cannot tell the benchmark format of {path} ({why}); {_SUPPORTED}")
 
 
-def _json_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.json") if p.is_file())
-
-
-def _by_fields(path: Path) -> str:
+def _by_fields(path: Path) -> Format:
     """The format of one JSON file, from the fields that all its entries share."""
     data = read_json(path, "annotation file", expect=(list, dict), fix="pass a benchmark annotation file")
     if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
         raise _unknown(path, "it is not a non-empty JSON list of objects")
-    common = set.intersection(*(set(d) for d in data))
-    if {"grounding_type", "platform", "image_path", "bbox"} <= common:
-        return "mmbench-gui"
-    if {"img_filename", "bbox", "instruction"} <= common and path.parent.name == "instruction":
-        return "venusbench-gd"
-    if {"box_type", "box_coordinates"} <= common:
-        return "osworld-g"
-    if {"prompt_to_evaluate", "bbox", "image_path"} <= common:
-        return "ui-vision"
-    if {"img_filename", "bbox", "instruction"} <= common:
-        pro = "application" in common or path.parent.name == "annotations"
-        return "screenspot-pro" if pro else "screenspot"
+    common = frozenset(set.intersection(*(set(d) for d in data)))
+    for fmt in _DETECTION:
+        if fmt.by_fields(common, path):
+            return fmt
     if {"instruction", "bbox"} <= common and common & {"image", "image_path", "img_filename"}:
         raise _unknown(path, "it is a JSON list of samples: write it as JSON Lines (.jsonl)")
     raise _unknown(path, f"its entries share only the fields {sorted(common)}")
@@ -83,139 +55,17 @@ def detect_format(path: str | os.PathLike) -> str:
     """The format (one of `FORMATS`) of the file or folder at ``path``, from names and fields."""
     p = check_path(path, "benchmark path", kind="file" if Path(path).is_file() else "dir")
     if p.is_file():
-        name = p.name.lower()
-        if p.suffix == ".parquet":
-            return "hf"
-        if p.suffix == ".jsonl":
-            return "jsonl"
-        if name == "l2_annotations.json":
-            return "mmbench-gui"
-        if name.startswith("osworld-g") and p.suffix == ".json":
-            return "osworld-g"
-        if name.startswith("element_grounding_") and p.suffix == ".json":
-            return "ui-vision"
-        if name.startswith("screenspot_") and p.suffix == ".json":
-            return "screenspot"
+        for fmt in _DETECTION:
+            if fmt.by_name(p):
+                return fmt.name
         if p.suffix == ".json":
-            return _by_fields(p)
+            return _by_fields(p).name
         raise _unknown(p, f"a {p.suffix or 'suffix-less'} file")
-    if (p / "annotations").is_dir() and _json_files(p / "annotations"):
-        return "screenspot-pro"
-    if (p / "L2_annotations.json").is_file():
-        return "mmbench-gui"
-    if _venus_files(p):
-        return "venusbench-gd"
-    if _uivision_files(p):
-        return "ui-vision"
-    if _osworld_files(p):
-        return "osworld-g"
-    if _screenspot_files(p):
-        return "screenspot"
-    if is_hf(p):
-        return "hf"
-    jsonl = sorted(p.glob("*.jsonl"))
-    if len(jsonl) == 1:
-        return "jsonl"
-    found = {f.name for f in _json_files(p)} | {f.name for f in jsonl}
+    for fmt in _DETECTION:
+        if fmt.by_layout(p):
+            return fmt.name
+    found = {f.name for f in p.glob("*.json") if f.is_file()} | {f.name for f in p.glob("*.jsonl")}
     raise _unknown(p, f"files found: {sorted(found)[:8] or 'none'}")
-
-
-def _screenspot_files(folder: Path) -> list[Path]:
-    return [f for f in _json_files(folder) if f.name.startswith("screenspot_")]
-
-
-def _osworld_files(folder: Path) -> list[Path]:
-    files = {f.name: f for f in _json_files(folder) if f.name.startswith("OSWorld-G")}
-    # The refined release re-annotates the same samples: one of the two, never both.
-    for name in ("OSWorld-G_refined.json", "OSWorld-G.json"):
-        if name in files:
-            return [files[name]]
-    return sorted(files.values())
-
-
-def _venus_files(folder: Path) -> list[Path]:
-    """VenusBench-GD's task files: ``instruction/*.json`` (README.md layout)."""
-    where = folder / "instruction" if (folder / "instruction").is_dir() else folder
-    files = _json_files(where)
-    if any(f.stem.endswith("_grounding") for f in files):
-        return [f for f in files if f.stem.endswith("_grounding") or f.stem.startswith("refusal")]
-    return []
-
-
-def _uivision_files(folder: Path) -> list[Path]:
-    for where in (folder, folder / "element_grounding", folder / "annotations" / "element_grounding"):
-        files = [f for f in _json_files(where) if f.name.startswith("element_grounding_")]
-        if files:
-            return files
-    return []
-
-
-def _images_dir(images: str | os.PathLike | None, candidates: list[Path]) -> Path:
-    if images is not None:
-        return check_path(images, "images folder", kind="dir", fix="pass --images DIR").resolve()
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    return candidates[-1].resolve()
-
-
-def _read(
-    fmt: str,
-    p: Path,
-    images: str | os.PathLike | None,
-    cache: Path | None,
-    limit: int | None,
-    bbox: str | None = None,
-) -> Parsed:
-    folder = p if p.is_dir() else p.parent
-    if fmt == "screenspot":
-        files = (_screenspot_files(p) or _json_files(p)) if p.is_dir() else [p]
-        if not files:
-            raise no_files("ScreenSpot", p, "screenspot_*.json")
-        roots = [folder / "images", folder / "screenspotv2_image", folder]
-        return read_screenspot(files, _images_dir(images, roots), bbox)
-    if fmt == "mmbench-gui":
-        file = p / "L2_annotations.json" if p.is_dir() else p
-        if not file.is_file():
-            raise no_l2(p)
-        return read_mmbench_gui(file, _images_dir(images, [file.parent / "offline_images", file.parent]))
-    if fmt == "venusbench-gd":
-        files = _venus_files(p) if p.is_dir() else [p]
-        if not files:
-            raise no_files("VenusBench-GD", p, "instruction/*_grounding.json")
-        root = files[0].parent.parent if files[0].parent.name == "instruction" else files[0].parent
-        return read_venusbench_gd(files, _images_dir(images, [root / "images", root]))
-    if fmt == "screenspot-pro":
-        if p.is_dir():
-            root = p if (p / "annotations").is_dir() else p.parent
-            files = _json_files(root / "annotations") if (root / "annotations").is_dir() else _json_files(p)
-        else:
-            root, files = (p.parent.parent if p.parent.name == "annotations" else p.parent), [p]
-        if not files:
-            raise no_files("ScreenSpot-Pro", p, "annotations/*.json")
-        return read_screenspot_pro(files, _images_dir(images, [root / "images", root]))
-    if fmt == "osworld-g":
-        files = _osworld_files(p) if p.is_dir() else [p]
-        if not files:
-            raise no_files("OSWorld-G", p, "OSWorld-G.json")
-        return read_osworld_g(files, _images_dir(images, [folder / "images", folder]), bbox)
-    if fmt == "ui-vision":
-        files = (_uivision_files(p) or _json_files(p)) if p.is_dir() else [p]
-        if not files:
-            raise no_files("UI-Vision", p, "element_grounding_*.json")
-        # Official layout: <root>/annotations/element_grounding/*.json beside <root>/images.
-        roots = [files[0].parent, *files[0].parent.parents][:4]
-        return read_ui_vision(files, _images_dir(images, [r / "images" for r in roots] + [folder]))
-    if fmt == "jsonl":
-        if p.is_dir():
-            found = sorted(p.glob("*.jsonl"))
-            if len(found) != 1:
-                raise no_files("JSON Lines", p, "exactly one *.jsonl")
-            p = found[0]
-        return read_jsonl(p, _images_dir(images, [p.parent]), bbox)
-    assert fmt == "hf"
-    base = None if images is None else _images_dir(images, [])
-    return read_hf(p, base, cache, limit, bbox)
 
 
 def load_dataset(
@@ -244,7 +94,8 @@ def load_dataset(
         raise LavError(f"--bbox must be xywh or xyxy, got {bbox!r}")
     p = check_path(path, "benchmark path", kind="dir" if Path(os.fspath(path)).is_dir() else "file")
     fmt = format or detect_format(p)
-    parsed = _read(fmt, p, images, None if cache is None else Path(cache), limit, bbox)
+    options = ReadOptions(images=images, cache=None if cache is None else Path(cache), limit=limit, bbox=bbox)
+    parsed = _BY_NAME[fmt].read(p, options)
     samples = _unique_ids(parsed)
     if limit is not None:
         samples = samples[:limit]

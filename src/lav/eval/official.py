@@ -1,103 +1,24 @@
 """The numbers of each benchmark's official table, from the per-sample records (torch-free).
 
 Each format names its all-samples (micro) accuracy and its headline average as the paper or the
-official script names them, and the two-way tables its leaderboard shows. Sources:
-
-- ScreenSpot v1/v2: njucckevin/SeeClick ``pretrain/screenspot_test.py`` l. 118 keeps one
-  ``[text_acc, icon_acc]`` pair per split; ``readme.md`` l. 40-48's "Average" is the plain mean of
-  those six split x type cells (macro: SeeClick's row, (78.0 + 52.0 + 72.2 + 30.0 + 55.7 + 32.5) / 6
-  = 53.4).
-- ScreenSpot-Pro: likaixin2000/ScreenSpot-Pro-GUI-Grounding ``eval_screenspot_pro.py``:
-  ``evaluate_overall`` (l. 297) is the micro "Avg"; ``evaluate_leaderboard_simple_style`` (l. 267,
-  by ``group``) and ``_detailed_style`` (l. 237, by ``application``) each with ``text_acc`` /
-  ``icon_acc`` (``calc_metric_for_result_list`` l. 112-134): the group x ui_type and
-  application x ui_type cells.
-- UI-Vision: ServiceNow/ui-vision ``eval/grounding/eval_uivision.py`` scores one file per run
-  (``evaluate_overall_simple``); the paper's "Final Avg" is the mean of the three files (macro).
-- MMBench-GUI L2: open-compass/MMBench-GUI ``benchmarks/matrics.py`` ``level2_calculate_scores``
-  (l. 91-167): per grounding_type x platform cells, "Basic accuracy" / "Advanced accuracy" micro
-  within the level, "Average accuracy" the mean of the two levels.
-- VenusBench-GD: inclusionAI/UI-Venus branch VenusBench-GD ``eval.py`` (ScreenSpot-Pro's
-  functions, l. 132-330): micro overall, text / icon per platform and per task file.
-- OSWorld-G: the accuracy over all samples (refusal samples scored, or left out: ``--refusals``).
+official script names them, and the two-way tables its leaderboard shows: its `Spec`, kept in the
+format's own record (``official`` in `lav.eval.formats`, with the sources of each rule). A format
+without one gets the accuracy alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from .formats import REGISTRY, Spec
 
 Record = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Spec:
-    """How a benchmark's official table reads: names, the average's cells, the two-way tables."""
-
-    benchmark: str
-    micro: str
-    macro: str | None = None
-    #: One field: the mean of its groups' accuracies; two: the mean of the two-way cells.
-    macro_over: tuple[str, ...] = ()
-    tables: tuple[tuple[str, str], ...] = ()
-    source: str = ""
-    #: A grouping field whose value lists several categories joined by '|' (OSWorld-G's buckets):
-    #: ``buckets`` gives each category's accuracy over every sample in it.
-    multi: str | None = None
-
-
-#: ``"type"`` stands for the format's element-type field (``data_type`` in SeeClick's files,
+#: ``"type"`` in a spec stands for the format's element-type field (``data_type`` in SeeClick's files,
 #: ``ui_type`` in GUI-Actor's copy), resolved from the records.
-SPECS: dict[str, Spec] = {
-    "screenspot": Spec(
-        "ScreenSpot",
-        micro="micro (all samples; not a column of SeeClick's table)",
-        macro="Average",
-        macro_over=("split", "type"),
-        tables=(("split", "type"),),
-        source="njucckevin/SeeClick pretrain/screenspot_test.py l. 118 and readme.md l. 40-48",
-    ),
-    "screenspot-pro": Spec(
-        "ScreenSpot-Pro",
-        micro="Avg",
-        macro="macro (mean of the group x ui_type cells; not in the paper's table)",
-        macro_over=("group", "ui_type"),
-        tables=(("group", "ui_type"), ("application", "ui_type")),
-        source="likaixin2000/ScreenSpot-Pro-GUI-Grounding eval_screenspot_pro.py l. 237-310",
-    ),
-    "ui-vision": Spec(
-        "UI-Vision",
-        micro="micro (all samples; not in the paper's table)",
-        macro="Final Avg",
-        macro_over=("split",),
-        tables=(("split", "category"), ("split", "element_type")),
-        source="ServiceNow/ui-vision eval/grounding/eval_uivision.py (one file per run); paper's Final Avg",
-    ),
-    "mmbench-gui": Spec(
-        "MMBench-GUI L2",
-        micro="micro (all samples; not in the paper's table)",
-        macro="Average accuracy",
-        macro_over=("grounding_type",),
-        tables=(("grounding_type", "platform"), ("platform", "data_type")),
-        source="open-compass/MMBench-GUI benchmarks/matrics.py l. 91-167",
-    ),
-    "venusbench-gd": Spec(
-        "VenusBench-GD",
-        micro="action_acc (overall)",
-        macro="macro (mean of the task files; not in the paper's table)",
-        macro_over=("split",),
-        tables=(("split", "ui_type"), ("platform", "ui_type")),
-        source="inclusionAI/UI-Venus@VenusBench-GD eval.py l. 132-330",
-    ),
-    "osworld-g": Spec(
-        "OSWorld-G",
-        micro="Overall",
-        tables=(("box_type", "GUI_types"),),
-        source="xlang-ai/OSWorld-G (accuracy over all samples; per category from its bucket file)",
-        multi="bucket",
-    ),
-}
+SPECS: dict[str, Spec] = {f.name: f.official for f in REGISTRY if f.official is not None}
 GENERIC = Spec("", micro="accuracy (all samples)")
 
 

@@ -377,7 +377,7 @@ def _answer(outcome: Mapping[str, Any], who: str) -> str:
 
 def _short(name: Any) -> str:
     """A model or adapter as the title names it: the demo's by that name, a folder by its own name."""
-    from ..report import is_demo
+    from ..render.views import is_demo
 
     text = str(name)
     if is_demo(text):

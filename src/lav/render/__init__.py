@@ -2,6 +2,8 @@
 
 Takes plain data only (numpy maps on the patch grid, PIL images, dicts), never model objects, so
 the CLI, the notebook display and the server all draw the same pictures from a saved result.
+`views` (imported on first use, by `Result.overlay` / `save` / `_repr_html_`) reads those from a
+`Result` record.
 """
 
 from __future__ import annotations

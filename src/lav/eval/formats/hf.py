@@ -24,7 +24,7 @@ from ...errors import LavError
 from ...files import reading
 from ..entries import Entry, box_convention, describe, ordered, scale
 from ..samples import Sample
-from .benchmarks import Parsed
+from .base import Format, Parsed, ReadOptions, ident, images_dir
 from .rows import (
     INSTRUCTION_FIELDS,
     NOT_GROUPS,
@@ -32,7 +32,6 @@ from .rows import (
     are_fractions,
     check_past_image,
     group_names,
-    ident,
 )
 
 _WHAT = "dataset"
@@ -245,3 +244,19 @@ def _materialise(
             f"cannot write image {target} ({exc.strerror}); free space or pick another cache"
         ) from exc
     return target.resolve(), size
+
+
+def _read(p: Path, options: ReadOptions) -> Parsed:
+    base = None if options.images is None else images_dir(options.images, [])
+    return read_hf(p, base, options.cache, options.limit, options.bbox)
+
+
+FORMAT = Format(
+    name="hf",
+    layout="a save_to_disk folder or parquet",
+    read=_read,
+    # After the benchmarks' own layouts: any folder holding a .parquet file somewhere counts.
+    rank=80,
+    by_name=lambda p: p.suffix == ".parquet",
+    by_layout=is_hf,
+)

@@ -1,5 +1,5 @@
-"""Flat rows, one sample each: lav's own JSON Lines format, and the shared rules that the Hugging Face
-reader (`formats.hf`) applies to its rows too.
+"""Flat rows, one sample each: the rules that lav's own JSON Lines format (`formats.jsonl`) and the
+Hugging Face reader (`formats.hf`) apply to their rows.
 
 A row has an image, an instruction, a ``bbox`` and optionally an ``id``; every other scalar field
 (string, integer, boolean) is a grouping field. Boxes are ``[x1, y1, x2, y2]`` original pixels;
@@ -9,13 +9,8 @@ a file whose every box lies within [0, 1] holds fractions of the image, scaled b
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ... import jsonsafe
-from ...files import read_text, reading
 from ..entries import Entry, ambiguous, ordered, past_image, scale
-from ..samples import Box, Sample
-from .benchmarks import Parsed
+from ..samples import Box
 
 IMAGE_FIELDS = ("image", "image_path", "img_filename", "file_name", "img_path")
 INSTRUCTION_FIELDS = ("instruction", "prompt_to_evaluate")
@@ -62,15 +57,6 @@ def to_pixels(e: Entry, box: list[float], fractions: bool, size: tuple[int, int]
     return ordered(box)
 
 
-def ident(e: Entry, stem: str) -> str:
-    value = e.data.get("id")
-    if value is None:
-        return f"{stem}:{e.index}"
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise e.error(f"is {value!r}, not a string or integer", "id")
-    return str(value)
-
-
 def check_past_image(
     where: str, rows: list[Entry], boxes: list[list[float]], sizes: list, bbox: str | None
 ) -> None:
@@ -84,51 +70,3 @@ def check_past_image(
                 f"{where}: {e.label}",
                 f"bbox {box!r} as [x1, y1, x2, y2] ends past the {size[0]}x{size[1]} image",
             )
-
-
-def read_jsonl(path: Path, images: Path, bbox: str | None = None) -> Parsed:
-    """A JSON Lines file: one object per line (blank lines skipped). Boxes are [x1, y1, x2, y2]
-    unless ``bbox`` is "xywh"; pixel boxes that end past their image are refused without it."""
-    what = "JSON Lines file"
-    text = read_text(path, what)
-    rows: list[Entry] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        with reading(f"{path} line {lineno}", what, fix="fix or remove that line"):
-            data = jsonsafe.loads(line)
-        rows.append(Entry(path, len(rows), data, what, place=f"line {lineno}"))
-    raw = [e.numbers("bbox") for e in rows]
-    sizes = [e.size(*SIZE_FIELDS) for e in rows]
-    fractions = are_fractions(raw)
-    if bbox == "xywh":
-        raw = [list(e.xywh_box("bbox", b)) for e, b in zip(rows, raw, strict=True)]
-    if not fractions:
-        check_past_image(f"JSON Lines file {path}", rows, raw, sizes, bbox)
-    groups = group_names(rows)
-    out = Parsed(group_fields=list(groups))
-    swapped_total = 0
-    for e, box, size in zip(rows, raw, sizes, strict=True):
-        pixels, swapped = to_pixels(e, box, fractions, size)
-        swapped_total += swapped
-        out.samples.append(
-            Sample(
-                id=ident(e, path.stem),
-                image=images / e.text(*IMAGE_FIELDS),
-                instruction=e.text(*INSTRUCTION_FIELDS),
-                target="box",
-                box=pixels,
-                image_size=size,
-                groups=e.groups(groups),
-                size_rule="stored" if size is None else "annotated",
-            )
-        )
-    if fractions:
-        out.notes.append("boxes were fractions of the image (every value in [0, 1]): scaled by image_size")
-    else:
-        how = "[x, y, w, h] (--bbox xywh)" if bbox == "xywh" else "[x1, y1, x2, y2]"
-        out.notes.append(f"bbox read as {how} original-image pixels")
-    if swapped_total:
-        out.notes.append(f"{swapped_total} box(es) had reversed corners: swapped")
-    out.notes.append(f"grouping fields: {', '.join(groups) if groups else 'none'}")
-    return out

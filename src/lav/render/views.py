@@ -1,7 +1,8 @@
 """From a `Result` to the pictures people look at: overlays (PNG), the HTML report, the notebook view.
 
-Reads a `Result` (also one loaded from disk) and draws with `lav.render`; nothing here imports
-torch, and `lav.result` never imports this module at load time.
+Reads a `Result` (also one loaded from disk) as plain data and draws with the rest of `lav.render`;
+it imports `lav.result` only for type checking, so `Result.overlay` / `save` / `_repr_html_` can
+hand the record here without an import loop. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from .render import diff_layer, draw_click, edge_layer, focus_layer, overlay, report_html, to_png
+from .html import report_html
+from .overlay import diff_layer, draw_click, edge_layer, focus_layer, overlay, to_png
 
 if TYPE_CHECKING:
-    from .result import Map, Result
+    from ..result import Map, Result
 
 _LAYER = {"edge": edge_layer, "focus": focus_layer}
 #: Shown (ticked) at first in the report; the other maps start unticked, since stacked maps of one
@@ -92,7 +94,7 @@ def unchanged(res: Result, name: str) -> bool:
 
 def is_demo(model: str) -> bool:
     """Whether ``model`` names the demo model that ships with lav (by name or by its folder)."""
-    from .demo.assets import BASE
+    from ..demo.assets import BASE
 
     if model == "demo":
         return True
