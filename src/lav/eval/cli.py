@@ -75,8 +75,10 @@ def _layers(values, default):
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
+    from ..checks import check_out
     from .datasets import write_demo_benchmark
 
+    check_out(args.out)
     path = write_demo_benchmark(args.out, n=args.n, seed=args.seed)
     print(f"demo benchmark: {path}")
     return 0
@@ -87,7 +89,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from . import distributed
     from .datasets import FORMATS, load_dataset
-    from .engine import evaluate, merge, parse_shard, shard_folder
+    from .engine import claim_shard, evaluate, merge, parse_shard
 
     edge_layers = _layers(args.edge_layers, (-2, -1))
     focus_layers = _layers(args.focus_layers, "all")
@@ -101,6 +103,9 @@ def run_eval(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
+    from ..checks import check_out
+
+    check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
     from ..cli import map_names
 
     maps = map_names(args.maps)  # an unknown name is refused before the data and the model load
@@ -144,7 +149,7 @@ def run_eval(args: argparse.Namespace) -> int:
     ev = evaluate(
         viz,
         dataset,
-        out if shard is None else shard_folder(out, shard[0]),
+        out if shard is None else claim_shard(out, shard[0]),
         batch_size=args.batch_size,
         edge_layers=edge_layers,
         focus_layers=focus_layers,

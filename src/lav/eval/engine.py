@@ -13,19 +13,19 @@ completes; the summary (`stats.summarize`) and the report are computed from the 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LavError
 from ..inputs import load_image
+from ..livefolder import OutputFolder
 from . import log
 from .datasets import Dataset, Sample
+from .fingerprint import images_digest, model_settings
 from .progress import Progress
 from .records import error_record, record, safe_id
 from .stats import summarize
@@ -88,7 +88,8 @@ def _layer_text(value: Any) -> Any:
 
 
 def settings(viz: Visualizer, dataset: Dataset, options: dict[str, Any]) -> dict[str, Any]:
-    """What a folder's records depend on: compared on resume (``run.json``)."""
+    """What a folder's records depend on, by content (`lav.eval.fingerprint`): compared on resume
+    (``run.json``)."""
     return {
         "model": viz.model_name,
         "adapter": viz.adapter_name,
@@ -97,7 +98,9 @@ def settings(viz: Visualizer, dataset: Dataset, options: dict[str, Any]) -> dict
         "format": dataset.format,
         "samples": len(dataset.samples),
         "fingerprint": _fingerprint(dataset.samples),
+        "images_sha256": images_digest(s.image for s in dataset.samples),
         "group_fields": list(dataset.group_fields),
+        **model_settings(viz),
         **{k: _layer_text(v) for k, v in options.items()},
     }
 
@@ -157,9 +160,22 @@ def evaluate(
         "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
-    folder = None if out is None else Path(out)
+    folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
+    try:
+        return _evaluate(viz, dataset, folder, samples, options, batch_size, save_maps, progress, names)
+    finally:
+        if folder is not None:
+            folder.close()
+
+
+def _evaluate(viz, dataset, folder, samples, options, batch_size, save_maps, progress, names) -> Evaluation:
+    edge_layers, focus_layers = options["edge_layers"], options["focus_layers"]
+    compare_base, max_new_tokens = options["compare_base"], options["max_new_tokens"]
+    coords, system, template = options["coords"], options["system"], options["template"]
+    extra_maps = options["maps"]
     if folder is not None:
-        log.check_settings(folder, settings(viz, dataset, options))
+        # The batch size decides padding, which can change an answer: a resume keeps it.
+        log.check_settings(folder, {**settings(viz, dataset, options), "batch_size": batch_size})
     analyze: Callable[[list[dict[str, Any]]], list[Result]] = lambda items: viz.analyze_many(  # noqa: E731
         items,
         batch_size=batch_size,
@@ -191,7 +207,7 @@ def evaluate(
     summary = _summary(records, viz.model_name, viz.adapter_name, dataset, options)
     if folder is not None:
         write_outputs(folder, records, summary)
-    return Evaluation(records, summary, folder)
+    return Evaluation(unique_records(records)[0], summary, None if folder is None else folder.path)
 
 
 def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
@@ -247,10 +263,10 @@ def _one_line(exc: BaseException) -> str:
 class _Sink:
     """Where finished records go: memory, and with a folder the durable log, thumbnails and maps."""
 
-    def __init__(self, folder: Path | None, save_maps: bool):
+    def __init__(self, folder: OutputFolder | None, save_maps: bool):
         self.folder = folder
         self.save_maps = save_maps
-        self.log = None if folder is None else log.SampleLog(folder / log.SAMPLES_FILE)
+        self.log = None if folder is None else log.SampleLog(folder)
         self.records: list[dict[str, Any]] = [] if self.log is None else self.log.records
         self.done = set() if self.log is None else self.log.done
 
@@ -261,11 +277,11 @@ class _Sink:
             if self.folder is not None and res is not None:
                 # Pictures first: a record in the log promises its thumbnail and maps are there.
                 if _in_gallery(rec):
-                    from .report import write_thumbnail
+                    from .report import thumbnail_png
 
-                    write_thumbnail(res, rec, self.folder / "thumbs" / f"{safe_id(rec['id'])}.png")
+                    self.folder.write_bytes(f"thumbs/{safe_id(rec['id'])}.png", thumbnail_png(res, rec))
                 if self.save_maps:
-                    res.save(self.folder / "samples" / safe_id(rec["id"]))
+                    res.save(self.folder.nested(f"samples/{safe_id(rec['id'])}"))
             clean.append(rec)
         if self.log is not None:
             self.log.append(clean)
@@ -274,8 +290,7 @@ class _Sink:
             self.done.update(r["id"] for r in clean)
 
     def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
+        pass
 
 
 def _in_gallery(rec: dict[str, Any]) -> bool:
@@ -284,25 +299,44 @@ def _in_gallery(rec: dict[str, Any]) -> bool:
     return not rec["correct"] or (base is not None and bool(base["correct"]) != bool(rec["correct"]))
 
 
+def unique_records(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """``records`` with each sample id once (its first record), and how many repeats were dropped.
+
+    A log lav wrote holds every id once; this guards the numbers against one that does not.
+    """
+    seen: set[str] = set()
+    kept = []
+    for rec in records:
+        if rec["id"] not in seen:
+            seen.add(rec["id"])
+            kept.append(rec)
+    return kept, len(records) - len(kept)
+
+
 def _summary(records, model, adapter, dataset: Dataset, options) -> dict[str, Any]:
+    records, repeats = unique_records(records)
+    notes = list(dataset.notes)
+    if repeats:
+        notes.append(f"{repeats} records repeated a sample id already recorded; each sample was counted once")
     summary = {
         "model": model,
         "adapter": adapter,
         "dataset": dataset.name,
         "format": dataset.format,
-        "notes": list(dataset.notes),
+        "notes": notes,
     }
     summary.update(summarize(records, dataset.group_fields))
     summary["options"] = {k: _layer_text(v) for k, v in options.items() if k != "shard"}
     return summary
 
 
-def write_outputs(folder: Path, records: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
+def write_outputs(folder: OutputFolder, records: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
     """``summary.json`` and ``report.html`` of a finished folder."""
     from .report import build_report
 
-    log.write_atomic(folder / log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    log.write_atomic(folder / log.REPORT_FILE, build_report(summary, records, folder))
+    records = unique_records(records)[0]
+    folder.write_text(log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    folder.write_text(log.REPORT_FILE, build_report(summary, records, folder.path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,15 +347,11 @@ def shard_folder(out: str | Path, index: int) -> Path:
     return Path(out) / SHARDS_DIR / f"rank-{index}"
 
 
-@contextmanager
-def _locked(folder: Path):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".merge.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def claim_shard(out: str | Path, index: int) -> Path:
+    """List ``<out>/shards/rank-<index>`` in ``out``'s manifest before the shard writes there, so the
+    merged folder holds nothing lav did not list; returns the shard's folder."""
+    with OutputFolder(out, wait=True) as parent:
+        return parent.nested(f"{SHARDS_DIR}/rank-{index}")
 
 
 def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = True) -> Evaluation | None:
@@ -331,8 +361,8 @@ def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = Tru
     False, returns None while some shard is unfinished (the last part to finish merges).
     The merged ``samples.jsonl`` is in dataset order and its summary equals a one-process run's.
     """
-    out = Path(out)
-    with _locked(out):
+    with OutputFolder(out, wait=True) as folder:
+        out = folder.path
         folders = [shard_folder(out, i) for i in range(parts)]
         unfinished = [f for f in folders if not (f / log.SUMMARY_FILE).is_file()]
         if unfinished:
@@ -357,10 +387,9 @@ def merge(out: str | Path, dataset: Dataset, parts: int, require_all: bool = Tru
         options = {k: base_settings.get(k) for k in _OPTION_KEYS}
         summary = _summary(records, base_settings["model"], base_settings["adapter"], dataset, options)
         settings_all = {**base_settings, "parts": parts}
-        log.write_atomic(out / log.RUN_FILE, json.dumps(settings_all, indent=2) + "\n")
-        text = "".join(log.dumps(r) + "\n" for r in records)
-        log.write_atomic(out / log.SAMPLES_FILE, text)
-        write_outputs(out, records, summary)
+        folder.write_text(log.RUN_FILE, json.dumps(settings_all, indent=2) + "\n")
+        folder.write_text(log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
+        write_outputs(folder, records, summary)
         return Evaluation(records, summary, out)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..eval.log import write_atomic
+from ..livefolder import OutputFolder
 
 EVOLUTION_FILE = "evolution.json"
 TABLE_FILE = "evolution.csv"
@@ -166,59 +166,60 @@ def evolve(
         dataset = load_dataset(probe, limit=limit)
     else:
         dataset = Dataset(name="probe", format="probe", samples=tuple(load_probe(probe, limit=limit)))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    options = {
-        "batch_size": batch_size,
-        "edge_layers": edge_layers,
-        "focus_layers": focus_layers,
-        "max_new_tokens": max_new_tokens,
-        "coords": coords,
-        "system": system,
-        "template": template,
-        "save_maps": True,
-        "progress": progress,
-    }
-    say(f"loading {model}")
-    extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
-    extra.update(placement or {})  # lav.load's device_map, offload_folder, max_memory, load_in_4bit/8bit
-    base = load(model, device=device, dtype=dtype, attn_implementation=attn_implementation, **extra)
-    base_row = None
-    if compare_base:
-        say(f"base model: {len(dataset)} samples")
-        ev = evaluate(base, dataset, out / BASE_DIR, **options)
-        base_row = row("base", None, ev.summary)
-    rows = []
-    from ..analysis import Visualizer
+    # Checked and locked before the model loads (one line if it holds files lav did not write);
+    # each run below is a lav eval folder nested in it, listed before it is written.
+    with OutputFolder(out) as folder:
+        options = {
+            "batch_size": batch_size,
+            "edge_layers": edge_layers,
+            "focus_layers": focus_layers,
+            "max_new_tokens": max_new_tokens,
+            "coords": coords,
+            "system": system,
+            "template": template,
+            "save_maps": True,
+            "progress": progress,
+        }
+        say(f"loading {model}")
+        extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+        extra.update(placement or {})  # lav.load's device_map, offload_folder, max_memory, load_in_4bit/8bit
+        base = load(model, device=device, dtype=dtype, attn_implementation=attn_implementation, **extra)
+        base_row = None
+        if compare_base:
+            say(f"base model: {len(dataset)} samples")
+            ev = evaluate(base, dataset, folder.nested(BASE_DIR), **options)
+            base_row = row("base", None, ev.summary)
+        rows = []
+        from ..analysis import Visualizer
 
-    for ckpt in found:
-        say(f"{ckpt.label}: {len(dataset)} samples")
-        wrapped = load_adapter(base.model, ckpt.path, model_name=base.model_name)
-        try:
-            viz = Visualizer(
-                wrapped,
-                base.processor,
-                model_name=base.model_name,
-                adapter_name=str(ckpt.path),
-                max_image_pixels=base.max_image_pixels,
-            )
-            ev = evaluate(viz, dataset, out / ckpt.label, **options)
-        finally:
-            # Take the LoRA layers off again: the next checkpoint goes onto the plain base model.
-            wrapped.unload()
-        rows.append(row(ckpt.label, ckpt.step, ev.summary))
-    evolution = {
-        "model": base.model_name,
-        "dataset": dataset.name,
-        "format": dataset.format,
-        "samples": [s.id for s in dataset.samples],
-        "options": {
-            k: v if isinstance(v, (str, int, bool, type(None))) else list(v) for k, v in options.items()
-        },
-        "base": base_row,
-        "checkpoints": rows,
-    }
-    write_atomic(out / EVOLUTION_FILE, json.dumps(evolution, indent=2, allow_nan=False) + "\n")
-    write_atomic(out / TABLE_FILE, table_csv(([base_row] if base_row else []) + rows))
-    write_atomic(out / "report.html", build_report(evolution, out))
+        for ckpt in found:
+            say(f"{ckpt.label}: {len(dataset)} samples")
+            wrapped = load_adapter(base.model, ckpt.path, model_name=base.model_name)
+            try:
+                viz = Visualizer(
+                    wrapped,
+                    base.processor,
+                    model_name=base.model_name,
+                    adapter_name=str(ckpt.path),
+                    max_image_pixels=base.max_image_pixels,
+                )
+                ev = evaluate(viz, dataset, folder.nested(ckpt.label), **options)
+            finally:
+                # Take the LoRA layers off again: the next checkpoint goes onto the plain base model.
+                wrapped.unload()
+            rows.append(row(ckpt.label, ckpt.step, ev.summary))
+        evolution = {
+            "model": base.model_name,
+            "dataset": dataset.name,
+            "format": dataset.format,
+            "samples": [s.id for s in dataset.samples],
+            "options": {
+                k: v if isinstance(v, (str, int, bool, type(None))) else list(v) for k, v in options.items()
+            },
+            "base": base_row,
+            "checkpoints": rows,
+        }
+        folder.write_text(EVOLUTION_FILE, json.dumps(evolution, indent=2, allow_nan=False) + "\n")
+        folder.write_text(TABLE_FILE, table_csv(([base_row] if base_row else []) + rows))
+        folder.write_text("report.html", build_report(evolution, folder.path))
     return evolution
