@@ -205,7 +205,11 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
     incoming files under ``replacing``, so a crash half-way leaves a folder lav still recognises.
     Top-level names in ``ignore`` (temporary folders of running writers) are not looked at.
     """
-    entries = sorted(e for e in os.listdir(folder) if e not in ignore)
+    entries = sorted(
+        e
+        for e in os.listdir(folder)
+        if e not in ignore and not (e == LOCK_FILE and stat.S_ISREG(os.lstat(folder / e).st_mode))
+    )
     if not entries:
         return None
     manifest = _read_manifest(folder)
