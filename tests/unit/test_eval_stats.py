@@ -9,9 +9,9 @@ import math
 import pytest
 
 from lav.errors import LavError
-from lav.livefolder import OutputFolder
 from lav.eval import log
 from lav.eval.stats import flips, mcnemar_exact, summarize, wilson
+from lav.livefolder import OutputFolder
 
 
 def test_wilson_matches_the_formula_worked_by_hand():
@@ -157,7 +157,10 @@ def test_settings_of_another_run_are_refused(tmp_path):
     for adapter in ("a", "a"):  # the same settings: resumes
         with OutputFolder(tmp_path / "out") as folder:
             log.check_settings(folder, {"model": "m", "adapter": adapter})
-    with pytest.raises(LavError, match="adapter: 'a' there, 'b' now"), OutputFolder(tmp_path / "out") as folder:
+    with (
+        pytest.raises(LavError, match="adapter: 'a' there, 'b' now"),
+        OutputFolder(tmp_path / "out") as folder,
+    ):
         log.check_settings(folder, {"model": "m", "adapter": "b"})
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")

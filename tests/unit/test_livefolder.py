@@ -36,7 +36,13 @@ def test_own_files_are_rewritten_on_the_next_run(tmp_path):
         out.append("samples.jsonl", b'{"id": "b"}\n')
     assert (folder / "report.html").read_text() == "<p>again</p>"
     assert (folder / "samples.jsonl").read_text().splitlines() == ['{"id": "a"}', '{"id": "b"}']
-    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, "report.html", "samples.jsonl", "summary.json", "thumbs"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        MANIFEST,
+        "report.html",
+        "samples.jsonl",
+        "summary.json",
+        "thumbs",
+    ]
 
 
 @pytest.mark.parametrize("name", ["report.html", "summary.json", "thumbs/a.png"])
@@ -77,13 +83,18 @@ def test_a_nested_output_is_judged_by_its_own_manifest(tmp_path):
 
 def test_lav_run_may_not_replace_a_folder_a_run_holds(tmp_path):
     folder = _filled(tmp_path / "ev")
-    with OutputFolder(folder), pytest.raises(LavError, match=f"in use by another lav run \\(process {os.getpid()}\\)"):
+    with (
+        OutputFolder(folder),
+        pytest.raises(LavError, match=f"in use by another lav run \\(process {os.getpid()}\\)"),
+    ):
         write_output_folder(folder, lambda tmp: (tmp / "x").write_text("x"))
 
 
 def test_a_second_process_is_refused_with_the_first_ones_pid(tmp_path):
     folder = _filled(tmp_path / "ev")
-    script = PRELUDE + f"""
+    script = (
+        PRELUDE
+        + f"""
 from lav.livefolder import OutputFolder
 from lav.errors import LavError
 try:
@@ -91,6 +102,7 @@ try:
 except LavError as exc:
     print(exc)
 """
+    )
     with OutputFolder(folder):
         said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert f"in use by another lav run (process {os.getpid()})" in said.stdout
@@ -99,7 +111,9 @@ except LavError as exc:
 
 def test_a_run_killed_mid_write_leaves_a_folder_the_next_run_accepts(tmp_path):
     folder = _filled(tmp_path / "ev")
-    script = PRELUDE + f"""
+    script = (
+        PRELUDE
+        + f"""
 import os, signal
 from lav.livefolder import OutputFolder
 out = OutputFolder({str(folder)!r})
@@ -111,6 +125,7 @@ def die(src, dst):
 os.replace = die
 out.write_text("report.html", "<p>new</p>")
 """
+    )
     proc = subprocess.run([sys.executable, "-c", script])
     assert proc.returncode == -9
     assert any(p.name.startswith(".lav-tmp-") for p in folder.iterdir())  # its temporary folder

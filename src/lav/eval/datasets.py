@@ -198,6 +198,19 @@ def load_dataset(
     if not samples:
         raise LavError(f"{p} holds no samples for format {fmt!r}; {_SUPPORTED}")
     notes = [f"format {fmt}" + (" (detected)" if format is None else " (given)"), *parsed.notes]
+    missing = [s.image for s in samples if not Path(s.image).is_file()]
+    if missing and len(missing) == len(samples):
+        # Every screenshot missing is a wrong folder, not bad samples: an "accuracy -" run helps no one.
+        where = f"--images {images}" if images is not None else f"the images folder of {p}"
+        raise LavError(
+            f"all {len(missing)} images of {p} are missing (the first: {missing[0]}); check {where}, "
+            "or pass --images DIR pointing at the folder that holds them"
+        )
+    if missing:
+        notes.append(
+            f"{len(missing)} of {len(samples)} images are missing (the first: {missing[0]}); "
+            "those samples are recorded as errors"
+        )
     if limit is not None:
         notes.append(f"limited to the first {len(samples)} sample(s)")
     return Dataset(

@@ -160,6 +160,9 @@ def evaluate(
         "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
+    if out is not None and shard is not None and Path(out) == shard_folder(Path(out).parent.parent, shard[0]):
+        # The layout `merge` joins: the run's folder lists its shards before they write.
+        claim_shard(Path(out).parent.parent, shard[0])
     folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
     try:
         return _evaluate(viz, dataset, folder, samples, options, batch_size, save_maps, progress, names)
