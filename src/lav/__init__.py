@@ -19,6 +19,7 @@ from .coords import Click
 from .errors import (
     AdapterError,
     AdapterWarning,
+    BatchError,
     CaptureError,
     ImageError,
     InputError,
@@ -69,6 +70,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "AdapterError",
+    "BatchError",
     "AdapterWarning",
     "CaptureError",
     "Click",

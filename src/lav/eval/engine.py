@@ -246,9 +246,13 @@ def _run_batch(
     try:
         results = analyze(items)
         pairs = list(zip(ready, results, strict=True))
-    except LavError:
+    except LavError as failed:
+        finished = getattr(failed, "finished", {})  # a BatchError keeps what finished before it
         pairs = []
-        for (s, img), item in zip(ready, items, strict=True):
+        for n, ((s, img), item) in enumerate(zip(ready, items, strict=True)):
+            if n in finished:
+                pairs.append(((s, img), finished[n]))
+                continue
             try:
                 pairs.append(((s, img), analyze([item])[0]))
             except LavError as exc:
