@@ -143,7 +143,8 @@ def check_out(out: object) -> Path:
             continue  # missing, or a name the system refuses: the probe below words it
         if not stat.S_ISDIR(st.st_mode):
             if p == path:
-                raise InputError(f"--out {path} is a file; pass a folder (lav writes several files into it)")
+                what = "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a file"
+                raise InputError(f"--out {path} is {what}; pass a folder (lav writes several files into it)")
             raise InputError(f"--out {path} lies under {p}, which is a file; pass a folder path")
     from .outdir import check_output_folder
 

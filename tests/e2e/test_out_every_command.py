@@ -12,7 +12,22 @@ import pytest
 from lav.cli import main
 from lav.demo import assets
 
-from ..unit.outdir_helpers import tree
+
+def tree(root: Path) -> dict[str, object]:
+    """Everything under ``root``: relative path -> content (a named pipe as "fifo": reading it blocks)."""
+    out: dict[str, object] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_fifo():
+            out[rel] = "fifo"
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = p.read_bytes()
+    return out
+
 
 COMMANDS = {
     "run": ["run", "--model", "m", "--image", "x.png", "--instruction", "Click it"],
@@ -125,3 +140,11 @@ def test_eval_with_images_from_the_wrong_folder_stops_naming_the_first_missing(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "all 3 images" in err[0] and str(tmp_path / "elsewhere") in err[0] and "--images" in err[0]
+
+
+@pytest.mark.parametrize("kind", ["too long", "dangling link", "a file", "a fifo"])
+def test_a_bad_results_folder_for_serve_is_one_line(kind, tmp_path, capsys):
+    path, _ = _bad_out(tmp_path, kind)
+    code = main(["serve", "--results", path, "--port", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("lav: error: --results"), err
