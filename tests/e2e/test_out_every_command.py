@@ -148,3 +148,19 @@ def test_a_bad_results_folder_for_serve_is_one_line(kind, tmp_path, capsys):
     code = main(["serve", "--results", path, "--port", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("lav: error: --results"), err
+
+
+def test_eval_with_a_layer_the_model_lacks_is_one_line_not_every_sample_an_error(tmp_path, capsys):
+    assert main(["demo-data", "--out", str(tmp_path / "data"), "-n", "2"]) == 0
+    args = ["eval", "--model", str(assets.BASE), "--data", str(tmp_path / "data"), "--device", "cpu"]
+    code = main([*args, "--edge-layers", "99", "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "99" in err[-1] and "vision blocks" in err[-1], err
+
+
+def test_eval_where_every_sample_fails_exits_2_naming_the_reason(tmp_path, capsys):
+    assert main(["demo-data", "--out", str(tmp_path / "data"), "-n", "2"]) == 0
+    args = ["eval", "--model", str(assets.BASE), "--data", str(tmp_path / "data"), "--device", "cpu"]
+    code = main([*args, "--max-pixels", "10", "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "all 2 samples failed" in err[-1] and "--max-pixels" in err[-1], err

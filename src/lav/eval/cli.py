@@ -177,6 +177,19 @@ def run_eval(args: argparse.Namespace) -> int:
             return 0
         ev = merged
     _print(ev.summary, out)
+    return _all_failed(ev.summary, out)
+
+
+def _all_failed(summary, out) -> int:
+    """Exit 2 with one line when every sample failed: a setting wrong for all, not bad samples."""
+    errors = summary["errors"]
+    if errors and len(errors) == summary["n_samples"]:
+        from ..errors import LavError
+
+        raise LavError(
+            f"all {len(errors)} samples failed, the first with: {errors[0]['reason']}; fix that and "
+            f"rerun with a new --out (the records are in {out}/samples.jsonl)"
+        )
     return 0
 
 

@@ -145,6 +145,11 @@ def evaluate(
     """
     shard = parse_shard(shard)
     names, extra_maps = eval_maps(viz, maps)
+    from ..models import resolve_layers
+
+    # A layer the model lacks would fail every sample alike: one line now, before any sample runs.
+    resolve_layers(edge_layers, len(viz.parts.vision_attention), "vision blocks")
+    resolve_layers(focus_layers, len(viz.parts.decoder_attention), "full-attention decoder layers")
     samples = list(dataset.samples)
     _check_ids(samples)
     if shard is not None:
