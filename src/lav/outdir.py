@@ -15,7 +15,7 @@ place of ``target``. Rules, in the order a reader meets them in the code:
   that proof holds and its writer is gone: a folder merely named like one (a user's, or one with a
   forged or empty manifest) is never touched.
 - Long runs that fill a folder over time (`lav eval`, `lav evolve`) use `OutputFolder`
-  (`lav.outdir_live`): the same manifest, kept up to date file by file, and a lock naming the
+  (`lav.livefolder`): the same manifest, kept up to date file by file, and a lock naming the
   running process.
 - One writer at a time per parent folder (`flock` on the parent directory, so no lock file is left
   behind); processes and threads alike.
@@ -238,6 +238,8 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
                 continue  # a live folder's lock (`lav.livefolder`); whether it is held is checked apart
             if stat.S_ISDIR(st.st_mode):
                 if rel in outputs:
+                    if held_by(path) is not None:
+                        continue  # a lav run is writing it now (a parallel shard): its files move
                     problem = _foreign(path, _live_temps(path))
                     if problem is not None:
                         return f"{problem} in {rel}"
