@@ -88,7 +88,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..checks import validate_request
     from ..errors import InputError
     from . import distributed
-    from .datasets import FORMATS, load_dataset
+    from .datasets import FORMATS, check_images, load_dataset
     from .engine import claim_shard, evaluate, merge, parse_shard
 
     edge_layers = _layers(args.edge_layers, (-2, -1))
@@ -119,6 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "jobs, each seeing its own GPUs (CUDA_VISIBLE_DEVICES) with --device-map auto"
         )
     dataset = load_dataset(args.data, images=args.images, format=args.format, limit=args.limit)
+    dataset = check_images(dataset, args.images)
     if not dataset.samples:
         raise InputError(f"{args.data} holds no samples; supported formats: {', '.join(FORMATS)}")
     for note in dataset.notes:

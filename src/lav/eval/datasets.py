@@ -198,19 +198,6 @@ def load_dataset(
     if not samples:
         raise LavError(f"{p} holds no samples for format {fmt!r}; {_SUPPORTED}")
     notes = [f"format {fmt}" + (" (detected)" if format is None else " (given)"), *parsed.notes]
-    missing = [s.image for s in samples if not Path(s.image).is_file()]
-    if missing and len(missing) == len(samples):
-        # Every screenshot missing is a wrong folder, not bad samples: an "accuracy -" run helps no one.
-        where = f"--images {images}" if images is not None else f"the images folder of {p}"
-        raise LavError(
-            f"all {len(missing)} images of {p} are missing (the first: {missing[0]}); check {where}, "
-            "or pass --images DIR pointing at the folder that holds them"
-        )
-    if missing:
-        notes.append(
-            f"{len(missing)} of {len(samples)} images are missing (the first: {missing[0]}); "
-            "those samples are recorded as errors"
-        )
     if limit is not None:
         notes.append(f"limited to the first {len(samples)} sample(s)")
     return Dataset(
@@ -220,6 +207,28 @@ def load_dataset(
         notes=tuple(notes),
         group_fields=tuple(parsed.group_fields),
     )
+
+
+def check_images(dataset: Dataset, images: str | os.PathLike | None = None) -> Dataset:
+    """Refuse a dataset none of whose screenshots exist (a wrong ``--images``, a folder moved): one
+    line with how many and the first path, before a model loads. When only some are missing, a note
+    says how many (those samples are recorded as errors). The readers leave images unchecked."""
+    samples = dataset.samples
+    missing = [s.image for s in samples if not Path(s.image).is_file()]
+    if missing and len(missing) == len(samples):
+        # Every screenshot missing is a wrong folder, not bad samples: an "accuracy -" run helps no one.
+        where = f"--images {images}" if images is not None else f"the images folder of {dataset.name}"
+        raise LavError(
+            f"all {len(missing)} images of {dataset.name} are missing (the first: {missing[0]}); check "
+            f"{where}, or pass --images DIR pointing at the folder that holds them"
+        )
+    if missing:
+        note = (
+            f"{len(missing)} of {len(samples)} images are missing (the first: {missing[0]}); "
+            "those samples are recorded as errors"
+        )
+        return replace(dataset, notes=(*dataset.notes, note))
+    return dataset
 
 
 def _unique_ids(parsed: Parsed) -> list[Sample]:
@@ -250,6 +259,7 @@ __all__ = [
     "FORMATS",
     "Dataset",
     "Sample",
+    "check_images",
     "detect_format",
     "in_target",
     "load_dataset",

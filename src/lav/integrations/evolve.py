@@ -155,7 +155,7 @@ def evolve(
 
     ``progress``: a progress line per run as `lav.evaluate` writes it (None: a bar on a terminal).
     """
-    from ..eval.datasets import Dataset, load_dataset
+    from ..eval.datasets import Dataset, check_images, load_dataset
     from ..eval.engine import evaluate
     from ..loading import load, load_adapter
     from .evolve_report import build_report
@@ -163,7 +163,7 @@ def evolve(
 
     found = find_checkpoints(checkpoints)
     if isinstance(probe, (str, os.PathLike)):
-        dataset = load_dataset(probe, limit=limit)
+        dataset = check_images(load_dataset(probe, limit=limit))
     else:
         dataset = Dataset(name="probe", format="probe", samples=tuple(load_probe(probe, limit=limit)))
     # Checked and locked before the model loads (one line if it holds files lav did not write);
