@@ -19,6 +19,7 @@ from .coords import AnswerRules, Click
 from .errors import (
     AdapterError,
     AdapterWarning,
+    BatchError,
     CaptureError,
     ImageError,
     InputError,
@@ -72,6 +73,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
     "AdapterError",
+    "BatchError",
     "AdapterWarning",
     "AnswerRules",
     "CaptureError",

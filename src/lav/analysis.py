@@ -20,7 +20,7 @@ from torch import nn
 from .capture.recorder import model_lock
 from .checks import check_prompt_text, special_tokens, validate_request
 from .coords import DEFAULT_RULES, AnswerRules
-from .errors import InputError
+from .errors import BatchError, InputError, LavError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
 from .methods import MapMethod, Needs, Selection, chosen, resolve_heads
 from .methods.heads import HeadSpec
@@ -216,17 +216,18 @@ class Visualizer:
         plain = [self._with_preset(_item_dict(i, n)) for n, i in enumerate(raw_items)]
         if max_new_tokens is None:
             max_new_tokens = DEFAULT_MAX_NEW_TOKENS if self.preset is None else self.preset.max_new_tokens
-        for d in plain:
-            validate_request(
-                d["instruction"],
-                d.get("response"),
-                system=d.get("system"),
-                template=d.get("template"),
-                max_new_tokens=max_new_tokens,
-                edge_layers=edge_layers,
-                focus_layers=focus_layers,
-                coords=d.get("coords"),
-            )
+        for n, d in enumerate(plain):
+            with _naming_item(n, len(plain)):
+                validate_request(
+                    d["instruction"],
+                    d.get("response"),
+                    system=d.get("system"),
+                    template=d.get("template"),
+                    max_new_tokens=max_new_tokens,
+                    edge_layers=edge_layers,
+                    focus_layers=focus_layers,
+                    coords=d.get("coords"),
+                )
         selection = Selection(
             resolve_layers(edge_layers, len(self.parts.vision_attention), "vision blocks"),
             resolve_layers(focus_layers, len(self.parts.decoder_attention), "full-attention decoder layers"),
@@ -241,14 +242,15 @@ class Visualizer:
             )
         tok = self.processor.tokenizer
         requests = []
-        for d in plain:
-            for key in ("instruction", "system", "template"):
-                if d.get(key) is not None:
-                    check_prompt_text(d[key], key, tok)
-            if d.get("response") is not None:
-                # Box and point markers are how Qwen2-VL writes coordinates: an answer may hold them.
-                check_prompt_text(d["response"], "forced response", tok, allow=_answer_markers(tok))
-            img = load_image(d["image"], max_pixels=self.max_image_pixels)
+        for n, d in enumerate(plain):
+            with _naming_item(n, len(plain)):
+                for key in ("instruction", "system", "template"):
+                    if d.get(key) is not None:
+                        check_prompt_text(d[key], key, tok)
+                if d.get("response") is not None:
+                    # Box and point markers are how Qwen2-VL writes coordinates: an answer may hold them.
+                    check_prompt_text(d["response"], "forced response", tok, allow=_answer_markers(tok))
+                img = load_image(d["image"], max_pixels=self.max_image_pixels)
             img.info = {}  # our own copy: keep only pixels, so a saved result loads back equal
             requests.append(
                 Request(
@@ -277,21 +279,35 @@ class Visualizer:
                     if not group:
                         continue
                     batch = [requests[i] for i in group]
-                    out = self._batch(batch, methods, selection, needs, max_new_tokens, True, progress, rules)
-                    if compare_base:
-                        with self.model.disable_adapter():
-                            base = self._batch(
-                                batch,
-                                methods,
-                                selection,
-                                needs,
-                                max_new_tokens,
-                                False,
-                                _prefixed(progress),
-                                rules,
-                            )
-                        for res, b in zip(out, base, strict=True):
-                            res.base = b
+                    try:
+                        out = self._batch(
+                            batch, methods, selection, needs, max_new_tokens, True, progress, rules
+                        )
+                        if compare_base:
+                            with self.model.disable_adapter():
+                                base = self._batch(
+                                    batch,
+                                    methods,
+                                    selection,
+                                    needs,
+                                    max_new_tokens,
+                                    False,
+                                    _prefixed(progress),
+                                    rules,
+                                )
+                            for res, b in zip(out, base, strict=True):
+                                res.base = b
+                    except LavError as exc:
+                        finished = {i: r for i, r in enumerate(results) if r is not None}
+                        if not finished:
+                            raise
+                        # Minutes of finished batches must not be lost with the one that failed.
+                        raise BatchError(
+                            f"items {', '.join(map(str, sorted(group)))} failed ({exc}); the "
+                            f"{len(finished)} items that finished are in this error's .finished",
+                            finished,
+                            sorted(group),
+                        ) from exc
                     for i, res in zip(group, out, strict=True):
                         results[i] = res
         return [r for r in results if r is not None]
@@ -369,6 +385,21 @@ class Visualizer:
 
 def _prefixed(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:
     return None if progress is None else (lambda stage: progress(f"base: {stage}"))
+
+
+@contextmanager
+def _naming_item(n: int, count: int) -> Iterator[None]:
+    """A `LavError` raised inside names item ``n`` of the batch (the same class, the same message)."""
+    try:
+        yield
+    except LavError as exc:
+        if count == 1 or str(exc).startswith("item "):
+            raise
+        try:
+            named = type(exc)(f"item {n}: {exc}")
+        except TypeError:  # a subclass with other arguments: keep it as it is
+            raise exc from None
+        raise named from exc
 
 
 def _item_dict(item: Any, n: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numbers
 import os
 import re
+import stat
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,20 @@ def check_out(out: object) -> Path:
     if "\x00" in str(path):
         raise InputError(f"the output folder {str(path)!r} contains a NUL character; pass a real path")
     for p in (path, *path.parents):
-        if p.exists() and not p.is_dir():
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue  # missing, or a name the system refuses: the probe below words it
+        if not stat.S_ISDIR(st.st_mode):
             if p == path:
-                raise InputError(f"--out {path} is a file; pass a folder (lav writes several files into it)")
+                what = "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a file"
+                raise InputError(f"--out {path} is {what}; pass a folder (lav writes several files into it)")
             raise InputError(f"--out {path} lies under {p}, which is a file; pass a folder path")
+    from .outdir import check_output_folder
+
+    # The one place every command's --out is judged before work: too long, dangling link, a FIFO,
+    # /proc, unwritable, files lav did not write, a folder another lav run holds.
+    check_output_folder(path)
     return path
 
 

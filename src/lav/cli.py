@@ -263,10 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         focus_layers=focus_layers,
         coords=args.coords,
     )
-    check_out(args.out)
-    from .outdir import check_output_folder
-
-    check_output_folder(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
+    check_out(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
     maps = map_names(args.maps)
     focus_heads = None
     if args.focus_heads is not None:

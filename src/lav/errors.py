@@ -31,6 +31,19 @@ class InputError(LavError):
     """Other bad arguments: an empty instruction, an unknown layer index, an unknown option."""
 
 
+class BatchError(LavError):
+    """An item of `Visualizer.analyze_many` failed after earlier batches finished.
+
+    ``finished``: the `Result` of every item that finished, by item index; ``failed``: the indices of
+    the batch that raised (the cause is ``__cause__``). Rerun only the items missing from ``finished``.
+    """
+
+    def __init__(self, message: str, finished: dict, failed: list[int]):
+        super().__init__(message)
+        self.finished = finished
+        self.failed = failed
+
+
 class LavWarning(UserWarning):
     """Something the user should know that does not stop the analysis; the CLI prints it as one line."""
 

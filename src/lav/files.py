@@ -245,6 +245,13 @@ def check_model_source(model: object) -> Path | None:
     if not name.strip():
         raise LavError("the model is an empty name; pass a Hugging Face model id or a checkpoint folder")
     if not looks_local(name):
+        first = name.split("/")[0]
+        if "/" in name and os.path.isdir(first):
+            # "models/nope" reads as a hub id, but a folder "models" here says the user meant a path.
+            raise LavError(
+                f"model folder {name} does not exist ({first}/ is a folder here, but holds no "
+                f"{name.split('/', 1)[1]}); pass an existing checkpoint folder, or a Hugging Face model id"
+            )
         return None
     folder = as_path(name, "model folder")
     check_model_folder(folder)

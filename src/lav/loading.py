@@ -128,9 +128,11 @@ def _load_config(name: str, folder: Path | None):
     except (OSError, ValueError) as exc:
         offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
         hint = (
-            "the hub is not reachable (offline mode): download it first and pass the local folder"
+            f"there is no folder {name} here, and no hub model of that id in the local cache (offline "
+            "mode); check the path, or download the model and pass its folder"
             if offline
-            else "it is not a model on the hub, or the hub is not reachable; check the id, or download the model and pass the local folder"
+            else f"there is no folder {name} here, and it is not a model on the hub (or the hub is not "
+            "reachable); check the path or the id, or download the model and pass its folder"
         )
         raise LavError(f"could not load model {name!r}: {hint} ({type(exc).__name__})") from exc
 
@@ -492,6 +494,18 @@ def check_processor(processor, config, name: str) -> None:
         )
 
 
+def _attn_problem(name: str, problem: str) -> str:
+    """One line for an attention backend that cannot run here, with what to use instead."""
+    needs = ""
+    if name.startswith("flash"):
+        gpu = "a CUDA GPU" + ("" if torch.cuda.is_available() else "; this machine has none")
+        needs = f" (it needs the flash-attn package and {gpu})"
+    return (
+        f"--attn-implementation {name} {problem}{needs}; use sdpa (the default: PyTorch's fused "
+        "attention, on every device) or eager"
+    )
+
+
 def _load_weights(
     name: str, torch_dtype: torch.dtype, attn_implementation: str, placement: dict | None = None
 ) -> nn.Module:
@@ -506,12 +520,12 @@ def _load_weights(
             **(placement or {}),
         )
     except ImportError as exc:
-        raise LavError(
-            f"attention implementation {attn_implementation!r} is not installed: {_first(exc)}"
-        ) from exc
+        raise LavError(_attn_problem(attn_implementation, "is not installed")) from exc
     except MemoryError:
         raise
     except _LOADER_ERRORS as exc:
+        if "attn_implementation" in str(exc):
+            raise LavError(_attn_problem(attn_implementation, "is not a backend transformers knows")) from exc
         raise LavError(
             f"could not load the weights of {name!r}: {type(exc).__name__}: {_first(exc)}"
         ) from exc

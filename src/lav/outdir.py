@@ -10,7 +10,13 @@ place of ``target``. Rules, in the order a reader meets them in the code:
   complete or not at all. A folder that cannot be renamed (the current directory, a mount point, a
   folder whose parent is not writable) is filled file by file with `os.replace` instead.
 - Crash-safe: temporary folders are named ``.lav-tmp-<name>-<pid>-<random>`` and hold a marker that
-  their writer keeps `flock`-ed; a later call removes those whose writer is gone.
+  their writer keeps `flock`-ed. The marker records a random token whose sha256 begins with
+  <random>; a finished one records it in its manifest. A later call removes a leftover only when
+  that proof holds and its writer is gone: a folder merely named like one (a user's, or one with a
+  forged or empty manifest) is never touched.
+- Long runs that fill a folder over time (`lav eval`, `lav evolve`) use `OutputFolder`
+  (`lav.livefolder`): the same manifest, kept up to date file by file, and a lock naming the
+  running process.
 - One writer at a time per parent folder (`flock` on the parent directory, so no lock file is left
   behind); processes and threads alike.
 - Every `OSError` becomes one `LavError` line in `_os_step`: what failed, which path, what to do.
@@ -50,6 +56,8 @@ TMP_PATTERN = re.compile(r"\.lav-tmp-(?P<name>.*)-(?P<pid>[0-9]+)-(?P<rand>[0-9a
 _TMP_NAME_CHARS = 64
 # The in-place manifest listing old and new files, before it replaces the folder's manifest.
 _PENDING = ".lav-pending.json"
+#: The lock file of a folder a long run fills in place (`lav.livefolder`); it holds the run's PID.
+LOCK_FILE = ".lav-lock"
 #: How long (seconds) to wait for another writer in the same parent folder before giving up.
 LOCK_TIMEOUT_S = 120.0
 
@@ -86,12 +94,17 @@ def _os_step(action: str, path: str | os.PathLike) -> Iterator[None]:
 
 
 # --- the manifest ------------------------------------------------------------------------------
-def _sha256(path: Path, sync: bool = False) -> str:
-    """Hex sha256 of the file at ``path``; with ``sync``, also flush it to the disk (fsync)."""
+def _sha256(path: Path, sync: bool = False, limit: int | None = None) -> str:
+    """Hex sha256 of the file at ``path`` (its first ``limit`` bytes); with ``sync``, also fsync it."""
     digest = hashlib.sha256()
+    left = -1 if limit is None else limit
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        while left != 0:
+            block = fh.read(1 << 20 if left < 0 else min(1 << 20, left))
+            if not block:
+                break
             digest.update(block)
+            left = left - len(block) if left > 0 else left
         if sync:
             os.fsync(fh.fileno())
     return digest.hexdigest()
@@ -158,7 +171,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | str:
             for v in entries.values()
         ):
             return f"a damaged {MANIFEST}"
-    for key in ("dirs", "replacing_dirs"):
+    for key in ("dirs", "replacing_dirs", "outputs"):
         if not isinstance(data.get(key, []), list):
             return f"a damaged {MANIFEST}"
     # Paths lav deletes by in an in-place replacement: only plain relative ones, inside the folder.
@@ -167,6 +180,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | str:
         *data.get("replacing", {}),
         *data.get("dirs", []),
         *data.get("replacing_dirs", []),
+        *data.get("outputs", []),
     ]
     if not all(_inside(rel) for rel in names):
         return f"a {MANIFEST} that names paths outside its folder"
@@ -192,7 +206,11 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
     incoming files under ``replacing``, so a crash half-way leaves a folder lav still recognises.
     Top-level names in ``ignore`` (temporary folders of running writers) are not looked at.
     """
-    entries = sorted(e for e in os.listdir(folder) if e not in ignore)
+    entries = sorted(
+        e
+        for e in os.listdir(folder)
+        if e not in ignore and not (e == LOCK_FILE and stat.S_ISREG(os.lstat(folder / e).st_mode))
+    )
     if not entries:
         return None
     manifest = _read_manifest(folder)
@@ -204,7 +222,10 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
     files = {**manifest.get("files", {}), **manifest.get("replacing", {})}
     alternatives = (manifest.get("files", {}), manifest.get("replacing", {}))
     dirs = set(manifest.get("dirs", [])) | set(manifest.get("replacing_dirs", []))
-    for rel in files:
+    # Nested lav output folders (an evaluation's per-sample results, evolve's per-checkpoint runs):
+    # each is judged by its own manifest.
+    outputs = set(manifest.get("outputs", []))
+    for rel in [*files, *outputs]:
         dirs.update(p.as_posix() for p in Path(rel).parents if p != Path("."))
     for root, subdirs, names in os.walk(folder, onerror=_raise):
         rel_root = Path(root).relative_to(folder)
@@ -214,20 +235,39 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
                 continue
             path = Path(root) / name
             st = os.lstat(path)
+            if rel == LOCK_FILE and stat.S_ISREG(st.st_mode):
+                continue  # a live folder's lock (`lav.livefolder`); whether it is held is checked apart
             if stat.S_ISDIR(st.st_mode):
-                if rel not in dirs:
+                if rel in outputs:
+                    if held_by(path) is not None:
+                        continue  # a lav run is writing it now (a parallel shard): its files move
+                    problem = _foreign(path, _live_temps(path))
+                    if problem is not None:
+                        return f"{problem} in {rel}"
+                elif rel not in dirs:
                     return f"a folder {rel}"
             elif not stat.S_ISREG(st.st_mode):
                 return f"{rel}, which is not a plain file"
             elif rel not in files:
                 return f"a file {rel} that is not in its {MANIFEST}"
-            elif not any(
-                rel in alt and alt[rel]["size"] == st.st_size and alt[rel]["sha256"] == _sha256(path)
-                for alt in alternatives
-            ):
+            elif not any(rel in alt and _matches(path, st, alt[rel]) for alt in alternatives):
                 return f"a file {rel} that changed after lav wrote it"
-        subdirs[:] = [d for d in subdirs if (rel_root / d).as_posix() not in ignore]
+        subdirs[:] = [d for d in subdirs if (rel_root / d).as_posix() not in ignore | outputs]
     return None
+
+
+def _matches(path: Path, st: os.stat_result, entry: dict[str, Any]) -> bool:
+    """Whether the file at ``path`` is what a manifest ``entry`` recorded.
+
+    An append-only file (``"append": true``, an evaluation's ``samples.jsonl``) matches when it
+    starts with the recorded bytes: lav appends a record, then records the new length, so a run
+    stopped between the two leaves a longer file that is still lav's.
+    """
+    if not entry.get("append"):
+        return entry["size"] == st.st_size and entry["sha256"] == _sha256(path)
+    if st.st_size < entry["size"]:
+        return False
+    return entry["sha256"] == _sha256(path, limit=entry["size"])
 
 
 def _refuse(target: Path, problem: str) -> LavError:
@@ -249,8 +289,47 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _token_tag(token: str) -> str:
+    """The <random> part of a temporary folder's name: the start of its token's sha256."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()[:12]
+
+
+def _marker_token(marker: Path) -> str | None:
+    """The token a temporary folder's marker records, or None when it is not lav's marker."""
+    try:
+        st = os.lstat(marker)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 4096:
+            return None
+        text = marker.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(r"^token ([0-9a-f]{32})$", text, re.MULTILINE)
+    return None if match is None else match[1]
+
+
+def _made_by_lav(tmp: Path) -> str | None:
+    """ "marker" or "sealed" when ``tmp`` is provably a temporary folder lav made, else None.
+
+    The proof is the token: its sha256 begins with the <random> part of the name. An unfinished
+    folder records it in its marker; a finished one in its manifest, and then it must hold exactly
+    the files that manifest lists (so nothing the user put there goes with it).
+    """
+    match = TMP_PATTERN.fullmatch(tmp.name)
+    if match is None:
+        return None
+    token = _marker_token(tmp / TMP_MARKER)
+    if token is not None:
+        return "marker" if _token_tag(token) == match["rand"] else None
+    manifest = _read_manifest(tmp)
+    if isinstance(manifest, str) or not isinstance(manifest.get("tmp_token"), str):
+        return None
+    if _token_tag(manifest["tmp_token"]) != match["rand"] or manifest.get("replacing"):
+        return None
+    return "sealed" if _foreign(tmp) is None else None
+
+
 def _writer_gone(tmp: Path) -> bool:
-    """True when the process that made temporary folder ``tmp`` has ended (SIGKILL included).
+    """True when ``tmp`` is a temporary folder lav made whose process has ended (SIGKILL included).
 
     The PID in the name must be dead *and* nobody may hold the marker's lock: the lock, released by
     the kernel at any exit, guards against a reused PID or a writer in another PID namespace.
@@ -258,11 +337,10 @@ def _writer_gone(tmp: Path) -> bool:
     match = TMP_PATTERN.fullmatch(tmp.name)
     if match is None or _pid_alive(int(match["pid"])):
         return False
-    marker = tmp / TMP_MARKER
-    if not marker.is_file() or marker.is_symlink():
-        # A finished temporary folder carries the manifest instead of the marker.
-        return (tmp / MANIFEST).is_file() and not (tmp / MANIFEST).is_symlink()
-    fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW)
+    kind = _made_by_lav(tmp)
+    if kind != "marker":
+        return kind == "sealed"
+    fd = os.open(tmp / TMP_MARKER, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -294,7 +372,9 @@ class _TempFolder:
     """An empty folder ``.lav-tmp-<name>-<pid>-<random>`` in ``where``, marked and locked as lav's."""
 
     def __init__(self, where: Path, name: str) -> None:
-        self.path = where / f".lav-tmp-{name[:_TMP_NAME_CHARS]}-{os.getpid()}-{secrets.token_hex(6)}"
+        self.token = secrets.token_hex(16)
+        tag = _token_tag(self.token)
+        self.path = where / f".lav-tmp-{name[:_TMP_NAME_CHARS]}-{os.getpid()}-{tag}"
         # mode 0o777 so the kernel applies the umask, as a plain `mkdir` does (mkdtemp forces 0700).
         os.mkdir(self.path, 0o777)
         try:
@@ -303,7 +383,9 @@ class _TempFolder:
             os.rmdir(self.path)
             raise
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.write(self._fd, f"lav temporary output folder of process {os.getpid()}\n".encode())
+        os.write(
+            self._fd, f"lav temporary output folder of process {os.getpid()}\ntoken {self.token}\n".encode()
+        )
 
     def seal(self) -> dict[str, Any]:
         """Write the manifest of what ``write`` put here and drop the marker; return the manifest."""
@@ -313,7 +395,13 @@ class _TempFolder:
         }
         if reserved:
             raise RuntimeError(f"lav's writer used names reserved for the output folder: {sorted(reserved)}")
-        manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": files, "dirs": dirs}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "files": files,
+            "dirs": dirs,
+            "tmp_token": self.token,  # proves, if this folder is left behind, that lav made it
+        }
         _write_json(self.path / MANIFEST, manifest)
         os.unlink(self.path / TMP_MARKER)
         return manifest
@@ -374,8 +462,49 @@ def _resolve(target: str | os.PathLike) -> Path:
         except FileNotFoundError:
             return real
     if not stat.S_ISDIR(st.st_mode):
-        raise LavError(f"output path {given} is a file, not a folder; give a folder")
+        raise LavError(f"output path {given} is {_kind(st.st_mode)}, not a folder; give a folder")
     return real
+
+
+def _kind(mode: int) -> str:
+    """What a non-folder path is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a file"
+
+
+def held_by(folder: Path) -> int | None:
+    """The PID of the lav run that holds ``folder``'s lock (`lav.livefolder`), or None when none does."""
+    lock = folder / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            match = re.search(rb"pid ([0-9]+)", os.read(fd, 256))
+            return int(match[1]) if match else -1
+        return None
+    finally:
+        os.close(fd)
+
+
+def refuse_if_held(folder: Path) -> None:
+    """One line when another lav run is writing ``folder`` now (its lock is held)."""
+    pid = held_by(folder)
+    if pid is not None:
+        who = f"process {pid}" if pid > 0 else "another process"
+        raise LavError(
+            f"{folder} is in use by another lav run ({who}); wait for it to finish, or give another folder"
+        )
 
 
 def _in_place_reason(real: Path) -> str | None:
@@ -473,6 +602,7 @@ def _check_target(real: Path, ignore: frozenset[str]) -> None:
             return
         if os.path.islink(real) or not os.path.isdir(real):
             raise LavError(f"output path {real} is not a folder (a file or a link appeared); give a folder")
+        refuse_if_held(real)
         problem = _foreign(real, ignore)
     if problem is not None:
         raise _refuse(real, problem)
@@ -559,8 +689,15 @@ def write_output_folder(target: str | os.PathLike, write: Callable[[Path], None]
 
 
 def _live_temps(folder: Path) -> frozenset[str]:
-    """Names of lav temporary folders directly in ``folder`` (ours and other running writers')."""
-    return frozenset(name for name in os.listdir(folder) if TMP_PATTERN.fullmatch(name))
+    """Names of lav temporary folders directly in ``folder`` (ours and other running writers').
+
+    Only those lav provably made (`_made_by_lav`): a user's folder named like one is looked at.
+    """
+    return frozenset(
+        name
+        for name in os.listdir(folder)
+        if TMP_PATTERN.fullmatch(name) and _made_by_lav(folder / name) is not None
+    )
 
 
 def _fsync_dir(folder: Path) -> None:

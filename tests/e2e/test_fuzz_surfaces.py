@@ -147,10 +147,6 @@ def test_eval_on_a_damaged_benchmark_exits_0_or_2(bench, pick, damage):
         _outcome(code, err, work, before, out)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="--out checked before the model loads for every command: deliverable 1 of issue 27 (branch files)",
-)
 @pytest.mark.parametrize("kind", ["a file", "under a file", "too long"])
 def test_eval_out_that_cannot_be_a_folder_is_one_line(bench, tmp_path, kind):
     (tmp_path / "afile").write_text("mine")

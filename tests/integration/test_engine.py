@@ -112,6 +112,40 @@ def test_analyze_many_takes_pairs_and_refuses_bad_items(vizs):
         viz.analyze_many([(img, "x")], batch_size=0)
 
 
+def test_analyze_many_checks_every_item_before_any_work_and_names_the_bad_one(vizs, tmp_path):
+    viz = vizs["qwen3_vl"]
+    img = _images()[0]
+    stages = []
+    with pytest.raises(lav.LavError, match="^item 2: ") as info:
+        viz.analyze_many([(img, "a"), (img, "b"), (img, "  ")], batch_size=1, progress=stages.append)
+    assert stages == []  # refused before the first batch ran
+    with pytest.raises(lav.LavError, match=f"^item 1: .*{tmp_path / 'gone.png'}"):
+        viz.analyze_many([(img, "a"), (tmp_path / "gone.png", "b")], progress=stages.append)
+    assert stages == [] and "instruction" in str(info.value)
+
+
+def test_analyze_many_keeps_the_finished_results_when_a_later_batch_fails(vizs, monkeypatch):
+    viz = vizs["qwen3_vl"]
+    imgs = _images()
+    items = [(imgs[0], "Click a"), (imgs[1], "Click b"), (imgs[2], "Click c")]
+    alone = viz.analyze_many(items[:2], batch_size=2, max_new_tokens=3)
+    real = type(viz)._batch
+    calls = []
+
+    def second_batch_fails(self, requests, *args, **kwargs):
+        calls.append(len(requests))
+        if len(calls) == 2:
+            raise lav.CaptureError("the recorder saw the vision tower run twice")
+        return real(self, requests, *args, **kwargs)
+
+    monkeypatch.setattr(type(viz), "_batch", second_batch_fails)
+    with pytest.raises(lav.BatchError, match="items 2 failed") as info:
+        viz.analyze_many(items, batch_size=2, max_new_tokens=3)
+    assert sorted(info.value.finished) == [0, 1] and info.value.failed == [2]
+    for got, want in zip((info.value.finished[0], info.value.finished[1]), alone, strict=True):
+        _assert_same(got, want)
+
+
 # --- a map method registered by a test reaches every output ----------------------------------
 
 

@@ -11,6 +11,7 @@ import pytest
 from lav.errors import LavError
 from lav.eval import log
 from lav.eval.stats import flips, mcnemar_exact, summarize, wilson
+from lav.livefolder import OutputFolder
 
 
 def test_wilson_matches_the_formula_worked_by_hand():
@@ -133,32 +134,36 @@ def test_summary_does_not_depend_on_record_order_of_equal_sets():
 
 def test_sample_log_cuts_a_torn_last_line_and_resumes(tmp_path):
     path = tmp_path / log.SAMPLES_FILE
-    with log.SampleLog(path) as sl:
-        sl.append([{"id": "a", "x": 1}, {"id": "b", "x": 2}])
+    with OutputFolder(tmp_path) as folder:
+        log.SampleLog(folder).append([{"id": "a", "x": 1}, {"id": "b", "x": 2}])
     with open(path, "a") as f:
-        f.write('{"id": "c", "x"')  # killed mid-line
-    sl = log.SampleLog(path)
-    assert sl.done == {"a", "b"}
-    sl.append([{"id": "c", "x": 3}])
-    sl.close()
+        f.write('{"id": "c", "x"')  # killed mid-line, after the manifest recorded a and b
+    with OutputFolder(tmp_path) as folder:
+        sl = log.SampleLog(folder)
+        assert sl.done == {"a", "b"}
+        sl.append([{"id": "c", "x": 3}])
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b", "c"]
-    with pytest.raises(LavError, match="already"), log.SampleLog(path) as again:
-        again.append([{"id": "a"}])
+    with pytest.raises(LavError, match="already"), OutputFolder(tmp_path) as folder:
+        log.SampleLog(folder).append([{"id": "a"}])
 
 
 def test_sample_log_refuses_a_damaged_line_in_the_middle(tmp_path):
-    path = tmp_path / log.SAMPLES_FILE
-    path.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
-    with pytest.raises(LavError, match="line 2 is damaged"):
-        log.SampleLog(path)
+    with OutputFolder(tmp_path) as folder:
+        folder.write_text(log.SAMPLES_FILE, '{"id": "a"}\nnot json\n{"id": "b"}\n')
+        with pytest.raises(LavError, match="line 2 is damaged"):
+            log.SampleLog(folder)
 
 
 def test_settings_of_another_run_are_refused(tmp_path):
-    log.check_settings(tmp_path / "out", {"model": "m", "adapter": "a"})
-    log.check_settings(tmp_path / "out", {"model": "m", "adapter": "a"})  # same: resumes
-    with pytest.raises(LavError, match="adapter: 'a' there, 'b' now"):
-        log.check_settings(tmp_path / "out", {"model": "m", "adapter": "b"})
+    for adapter in ("a", "a"):  # the same settings: resumes
+        with OutputFolder(tmp_path / "out") as folder:
+            log.check_settings(folder, {"model": "m", "adapter": adapter})
+    with (
+        pytest.raises(LavError, match="adapter: 'a' there, 'b' now"),
+        OutputFolder(tmp_path / "out") as folder,
+    ):
+        log.check_settings(folder, {"model": "m", "adapter": "b"})
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
-    with pytest.raises(LavError, match="not a lav eval folder"):
-        log.check_settings(tmp_path / "foreign", {"model": "m"})
+    with pytest.raises(LavError, match="notes.txt"):
+        OutputFolder(tmp_path / "foreign")

@@ -431,11 +431,16 @@ def dead_pid() -> int:
 
 
 def leftover(parent: Path, pid: int, marker: str | None = outdir.TMP_MARKER) -> Path:
-    folder = parent / f".lav-tmp-o-{pid}-0123456789ab"
-    folder.mkdir()
-    (folder / "maps.npz").write_bytes(b"half")
-    if marker is not None:
-        (folder / marker).write_text("lav")
+    """A temporary folder as a lav writer of process ``pid`` leaves it when killed: made by lav
+    (its token recorded), unfinished (``marker``) or sealed (``MANIFEST``)."""
+    tmp = outdir._TempFolder(parent, "o")
+    (tmp.path / "maps.npz").write_bytes(b"half")
+    if marker == MANIFEST:
+        tmp.seal()
+    os.close(tmp._fd)  # the kernel releases a killed writer's lock
+    rand = outdir.TMP_PATTERN.fullmatch(tmp.path.name)["rand"]
+    folder = parent / f".lav-tmp-o-{pid}-{rand}"
+    os.rename(tmp.path, folder)
     return folder
 
 
@@ -680,3 +685,27 @@ def test_fuzz_damaged_folders_are_replaced_only_when_lav_wrote_everything(start,
             assert "\n" not in str(info.value)
             assert tree(root) == before, "a refused or failed write changed something"
         no_temporaries(root)
+
+
+# --- only folders lav can prove it made are removed (issue 27) -------------------------------------
+@pytest.mark.parametrize("manifest", [None, "{}", "forged"])
+def test_user_folder_named_like_a_dead_writers_leftover_is_kept(tmp_path, manifest):
+    # Named exactly as lav names its temporary folders, with a dead PID: a name pattern is no proof.
+    folder = tmp_path / f".lav-tmp-new-{dead_pid()}-0123456789ab"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("mine")
+    if manifest == "{}":
+        (folder / MANIFEST).write_text("{}")
+    elif manifest == "forged":
+        files = {"thesis.tex": {"size": 4, "sha256": hashlib.sha256(b"mine").hexdigest()}}
+        forged = {"format": "lav-output", "version": 1, "files": files, "dirs": [], "tmp_token": "0" * 32}
+        (folder / MANIFEST).write_text(json.dumps(forged))
+    write_output_folder(tmp_path / "new", writer(A))
+    assert (folder / "thesis.tex").read_text() == "mine"
+
+
+def test_leftover_marker_with_a_token_that_does_not_match_its_name_is_kept(tmp_path):
+    stale = leftover(tmp_path, dead_pid())
+    (stale / outdir.TMP_MARKER).write_text(f"lav temporary output folder\ntoken {'1' * 32}\n")
+    write_output_folder(tmp_path / "other", writer(A))
+    assert stale.exists()

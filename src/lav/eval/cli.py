@@ -113,8 +113,10 @@ def _layers(values, default):
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
+    from ..checks import check_out
     from .datasets import write_demo_benchmark
 
+    check_out(args.out)
     path = write_demo_benchmark(args.out, n=args.n, seed=args.seed)
     print(f"demo benchmark: {path}")
     return 0
@@ -124,8 +126,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..checks import validate_request
     from ..errors import InputError
     from . import distributed
-    from .datasets import FORMATS, load_dataset
-    from .engine import evaluate, merge, parse_shard, shard_folder
+    from .datasets import FORMATS, check_images, load_dataset
+    from .engine import claim_shard, evaluate, merge, parse_shard
 
     edge_layers = _layers(args.edge_layers, (-2, -1))
     focus_layers = _layers(args.focus_layers, "all")
@@ -139,6 +141,9 @@ def run_eval(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
+    from ..checks import check_out
+
+    check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
     from ..cli import map_names
 
     maps = map_names(args.maps)  # an unknown name is refused before the data and the model load
@@ -154,19 +159,11 @@ def run_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(
         args.data, images=args.images, format=args.format, limit=args.limit, bbox=args.bbox
     )
+    dataset = check_images(dataset, args.images, allow_missing=args.allow_missing)
     if not dataset.samples:
         raise InputError(f"{args.data} holds no samples; supported formats: {', '.join(FORMATS)}")
     for note in dataset.notes:
         _say(f"data: {note}")
-    missing = missing_images(dataset)
-    if missing:
-        # Before the model loads: a wrong --images would otherwise cost the load and score 0.
-        if not args.allow_missing:
-            raise InputError(
-                f"{len(missing)} of {len(dataset.samples)} samples' images are missing (first: {missing[0]}); "
-                "fix --images, or pass --allow-missing to score them wrong and count them as errors"
-            )
-        _say(f"data: {len(missing)} image(s) missing (first: {missing[0]}): scored wrong, counted as errors")
 
     from transformers.utils import logging as hf_logging
 
@@ -193,7 +190,7 @@ def run_eval(args: argparse.Namespace) -> int:
     ev = evaluate(
         viz,
         dataset,
-        out if shard is None else shard_folder(out, shard[0]),
+        out if shard is None else claim_shard(out, shard[0]),
         batch_size=args.batch_size,
         edge_layers=edge_layers,
         focus_layers=focus_layers,
@@ -222,19 +219,20 @@ def run_eval(args: argparse.Namespace) -> int:
             return 0
         ev = merged
     _print(ev.summary, out, ev.resumed)
+    return _all_failed(ev.summary, out)
+
+
+def _all_failed(summary, out) -> int:
+    """Exit 2 with one line when every sample failed: a setting wrong for all, not bad samples."""
+    errors = summary["errors"]
+    if errors and len(errors) == summary["n_samples"]:
+        from ..errors import LavError
+
+        raise LavError(
+            f"all {len(errors)} samples failed, the first with: {errors[0]['reason']}; fix that and "
+            f"rerun with a new --out (the records are in {out}/samples.jsonl)"
+        )
     return 0
-
-
-def missing_images(dataset) -> list[str]:
-    """The image path of every sample of ``dataset`` whose image is not a file, in sample order."""
-    found: dict[Path, bool] = {}
-    out = []
-    for s in dataset.samples:
-        if s.image not in found:
-            found[s.image] = s.image.is_file()
-        if not found[s.image]:
-            out.append(str(s.image))
-    return out
 
 
 def _print(summary, out, resumed: int = 0) -> None:

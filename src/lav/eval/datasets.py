@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import LavError
+from ..errors import InputError, LavError
 from ..files import check_path, read_json
 from .demo_data import write_demo_benchmark
 from .entries import BBOX_CONVENTIONS
@@ -113,6 +113,45 @@ def load_dataset(
     )
 
 
+def check_images(
+    dataset: Dataset, images: str | os.PathLike | None = None, *, allow_missing: bool = True
+) -> Dataset:
+    """The one check of a dataset's screenshots, before a model loads (the readers leave them unchecked).
+
+    Every screenshot missing is a wrong folder (a wrong ``--images``, a folder moved): refused with one
+    line, how many and the first path. Some missing: refused the same way unless ``allow_missing``
+    (``lav eval --allow-missing``), else a note says how many; those samples are scored wrong and
+    counted as errors inside ``n``, never dropped (issue: nothing leaves the denominator silently)."""
+    samples = dataset.samples
+    found: dict[Path, bool] = {}
+    missing = []
+    for s in samples:
+        path = Path(s.image)
+        if path not in found:
+            found[path] = path.is_file()
+        if not found[path]:
+            missing.append(path)
+    if missing and len(missing) == len(samples):
+        # Every screenshot missing is a wrong folder, not bad samples: an "accuracy -" run helps no one.
+        where = f"--images {images}" if images is not None else f"the images folder of {dataset.name}"
+        raise LavError(
+            f"all {len(missing)} images of {dataset.name} are missing (the first: {missing[0]}); check "
+            f"{where}, or pass --images DIR pointing at the folder that holds them"
+        )
+    if missing and not allow_missing:
+        raise InputError(
+            f"{len(missing)} of {len(samples)} samples' images are missing (first: {missing[0]}); "
+            "fix --images, or pass --allow-missing to score them wrong and count them as errors"
+        )
+    if missing:
+        note = (
+            f"{len(missing)} of {len(samples)} images not found (the first: {missing[0]}): those samples "
+            "are scored wrong and counted as errors"
+        )
+        return replace(dataset, notes=(*dataset.notes, note))
+    return dataset
+
+
 def _unique_ids(parsed: Parsed) -> list[Sample]:
     """Samples with ids made unique: a repeated id gets ``#2``, ``#3``... in file order (noted)."""
     counts = Counter(s.id for s in parsed.samples)
@@ -141,6 +180,7 @@ __all__ = [
     "FORMATS",
     "Dataset",
     "Sample",
+    "check_images",
     "detect_format",
     "in_target",
     "load_dataset",

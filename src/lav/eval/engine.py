@@ -13,11 +13,9 @@ completes; the summary (`stats.summarize`) and the report are computed from the 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError, LavError
 from ..files import read_json
 from ..inputs import load_image
+from ..livefolder import OutputFolder
 from . import log
 from .datasets import Dataset, Sample
+from .fingerprint import images_digest, model_settings
 from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
 from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (eval.cli, tests)
 from .layout import shard_folder as shard_folder
@@ -91,7 +91,8 @@ def _layer_text(value: Any) -> Any:
 
 
 def settings(viz: Visualizer, dataset: Dataset, options: dict[str, Any]) -> dict[str, Any]:
-    """What a folder's records depend on: compared on resume (``run.json``)."""
+    """What a folder's records depend on, by content (`lav.eval.fingerprint`): compared on resume
+    (``run.json``)."""
     return {
         "model": viz.model_name,
         "adapter": viz.adapter_name,
@@ -100,7 +101,9 @@ def settings(viz: Visualizer, dataset: Dataset, options: dict[str, Any]) -> dict
         "format": dataset.format,
         "samples": len(dataset.samples),
         "fingerprint": _fingerprint(dataset.samples),
+        "images_sha256": images_digest(s.image for s in dataset.samples),
         "group_fields": list(dataset.group_fields),
+        **model_settings(viz),
         **{k: _layer_text(v) for k, v in options.items()},
     }
 
@@ -148,6 +151,11 @@ def evaluate(
     """
     shard = parse_shard(shard)
     names, extra_maps = eval_maps(viz, maps)
+    from ..models import resolve_layers
+
+    # A layer the model lacks would fail every sample alike: one line now, before any sample runs.
+    resolve_layers(edge_layers, len(viz.parts.vision_attention), "vision blocks")
+    resolve_layers(focus_layers, len(viz.parts.decoder_attention), "full-attention decoder layers")
     samples = list(dataset.samples)
     _check_ids(samples)
     if shard is not None:
@@ -167,9 +175,29 @@ def evaluate(
         # Recorded only when set, so folders of runs without a preset still resume.
         options["preset"] = None if viz.preset is None else viz.preset.name
         options["image_pixels"] = None if viz.image_pixels is None else list(viz.image_pixels)
-    folder = None if out is None else Path(out)
+    if out is not None and shard is not None and Path(out) == shard_folder(Path(out).parent.parent, shard[0]):
+        # The layout `merge` joins: the run's folder lists its shards before they write.
+        claim_shard(Path(out).parent.parent, shard[0])
+    folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
+    try:
+        return _evaluate(
+            viz, dataset, folder, samples, options, batch_size, save_maps, progress, names, refusals
+        )
+    finally:
+        if folder is not None:
+            folder.close()
+
+
+def _evaluate(
+    viz, dataset, folder, samples, options, batch_size, save_maps, progress, names, refusals
+) -> Evaluation:
+    edge_layers, focus_layers = options["edge_layers"], options["focus_layers"]
+    compare_base, max_new_tokens = options["compare_base"], options["max_new_tokens"]
+    coords, system, template = options["coords"], options["system"], options["template"]
+    extra_maps = options["maps"]
     if folder is not None:
-        log.check_settings(folder, settings(viz, dataset, options))
+        # The batch size decides padding, which can change an answer: a resume keeps it.
+        log.check_settings(folder, {**settings(viz, dataset, options), "batch_size": batch_size})
     analyze: Callable[[list[dict[str, Any]]], list[Result]] = lambda items: viz.analyze_many(  # noqa: E731
         items,
         batch_size=batch_size,
@@ -202,7 +230,7 @@ def evaluate(
     summary = _summary(records, viz.model_name, viz.adapter_name, dataset, options, refusals)
     if folder is not None:
         write_outputs(folder, records, summary, resumed=resumed)
-    return Evaluation(records, summary, folder, resumed)
+    return Evaluation(unique_records(records)[0], summary, None if folder is None else folder.path, resumed)
 
 
 def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
@@ -238,9 +266,13 @@ def _run_batch(
     try:
         results = analyze(items)
         pairs = list(zip(ready, results, strict=True))
-    except LavError:
+    except LavError as failed:
+        finished = getattr(failed, "finished", {})  # a BatchError keeps what finished before it
         pairs = []
-        for (s, img), item in zip(ready, items, strict=True):
+        for n, ((s, img), item) in enumerate(zip(ready, items, strict=True)):
+            if n in finished:
+                pairs.append(((s, img), finished[n]))
+                continue
             try:
                 pairs.append(((s, img), analyze([item])[0]))
             except LavError as exc:
@@ -258,10 +290,10 @@ def _one_line(exc: BaseException) -> str:
 class _Sink:
     """Where finished records go: memory, and with a folder the durable log, thumbnails and maps."""
 
-    def __init__(self, folder: Path | None, save_maps: bool):
+    def __init__(self, folder: OutputFolder | None, save_maps: bool):
         self.folder = folder
         self.save_maps = save_maps
-        self.log = None if folder is None else log.SampleLog(folder / log.SAMPLES_FILE)
+        self.log = None if folder is None else log.SampleLog(folder)
         self.records: list[dict[str, Any]] = [] if self.log is None else self.log.records
         self.done = set() if self.log is None else self.log.done
 
@@ -272,11 +304,11 @@ class _Sink:
             if self.folder is not None and res is not None:
                 # Pictures first: a record in the log promises its thumbnail and maps are there.
                 if _in_gallery(rec):
-                    from .report import write_thumbnail
+                    from .report import thumbnail_png
 
-                    write_thumbnail(res, rec, self.folder / THUMBS_DIR / f"{safe_id(rec['id'])}.png")
+                    self.folder.write_bytes(f"{THUMBS_DIR}/{safe_id(rec['id'])}.png", thumbnail_png(res, rec))
                 if self.save_maps:
-                    res.save(self.folder / SAMPLES_DIR / safe_id(rec["id"]))
+                    res.save(self.folder.nested(f"{SAMPLES_DIR}/{safe_id(rec['id'])}"))
             clean.append(rec)
         if self.log is not None:
             self.log.append(clean)
@@ -285,8 +317,7 @@ class _Sink:
             self.done.update(r["id"] for r in clean)
 
     def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
+        pass
 
 
 def _in_gallery(rec: dict[str, Any]) -> bool:
@@ -295,15 +326,33 @@ def _in_gallery(rec: dict[str, Any]) -> bool:
     return not rec["correct"] or (base is not None and bool(base["correct"]) != bool(rec["correct"]))
 
 
+def unique_records(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """``records`` with each sample id once (its first record), and how many repeats were dropped.
+
+    A log lav wrote holds every id once; this guards the numbers against one that does not.
+    """
+    seen: set[str] = set()
+    kept = []
+    for rec in records:
+        if rec["id"] not in seen:
+            seen.add(rec["id"])
+            kept.append(rec)
+    return kept, len(records) - len(kept)
+
+
 def _summary(
     records, model, adapter, dataset: Dataset, options, refusals: str = "official"
 ) -> dict[str, Any]:
+    records, repeats = unique_records(records)
+    notes = list(dataset.notes)
+    if repeats:
+        notes.append(f"{repeats} records repeated a sample id already recorded; each sample was counted once")
     summary = {
         "model": model,
         "adapter": adapter,
         "dataset": dataset.name,
         "format": dataset.format,
-        "notes": list(dataset.notes) + size_notes(records),
+        "notes": notes + size_notes(records),
     }
     summary.update(summarize(records, dataset.group_fields, format=dataset.format, refusals=refusals))
     summary["options"] = {k: _layer_text(v) for k, v in options.items() if k != "shard"}
@@ -311,30 +360,27 @@ def _summary(
 
 
 def write_outputs(
-    folder: Path, records: Sequence[dict[str, Any]], summary: dict[str, Any], resumed: int = 0
+    folder: OutputFolder, records: Sequence[dict[str, Any]], summary: dict[str, Any], resumed: int = 0
 ) -> None:
     """``summary.json`` and ``report.html`` of a finished folder. ``resumed``: how many samples the
     run found done when it started; the report says so (the summary, a function of the records
     alone, does not change with it)."""
     from .report import build_report
 
-    log.write_atomic(folder / log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    log.write_atomic(folder / log.REPORT_FILE, build_report(summary, records, folder, resumed=resumed))
+    records = unique_records(records)[0]
+    folder.write_text(log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    folder.write_text(log.REPORT_FILE, build_report(summary, records, folder.path, resumed=resumed))
 
 
 # ---------------------------------------------------------------------------------------------
 # Parts of one run (--shard I/N, torchrun ranks)
 
 
-@contextmanager
-def _locked(folder: Path):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".merge.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def claim_shard(out: str | Path, index: int) -> Path:
+    """List ``<out>/shards/rank-<index>`` in ``out``'s manifest before the shard writes there, so the
+    merged folder holds nothing lav did not list; returns the shard's folder."""
+    with OutputFolder(out, wait=True) as parent:
+        return parent.nested(f"{SHARDS_DIR}/rank-{index}")
 
 
 def size_notes(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -369,8 +415,8 @@ def merge(
     False, returns None while some shard is unfinished (the last part to finish merges).
     The merged ``samples.jsonl`` is in dataset order and its summary equals a one-process run's.
     """
-    out = Path(out)
-    with _locked(out):
+    with OutputFolder(out, wait=True) as folder:
+        out = folder.path
         folders = [shard_folder(out, i) for i in range(parts)]
         unfinished = [f for f in folders if not (f / log.SUMMARY_FILE).is_file()]
         if unfinished:
@@ -397,10 +443,9 @@ def merge(
             records, base_settings["model"], base_settings["adapter"], dataset, options, refusals
         )
         settings_all = {**base_settings, "parts": parts}
-        log.write_atomic(out / log.RUN_FILE, json.dumps(settings_all, indent=2) + "\n")
-        text = "".join(log.dumps(r) + "\n" for r in records)
-        log.write_atomic(out / log.SAMPLES_FILE, text)
-        write_outputs(out, records, summary)
+        folder.write_text(log.RUN_FILE, json.dumps(settings_all, indent=2) + "\n")
+        folder.write_text(log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
+        write_outputs(folder, records, summary)
         return Evaluation(records, summary, out)
 
 

@@ -4,7 +4,8 @@ Durable and resumable: each record is one line appended, flushed and fsync-ed as
 is done, so a run killed at any moment (SIGKILL included) loses at most the line being written. On
 restart `SampleLog` keeps every complete line, cuts a torn last line, and the run skips the ids it
 holds. ``run.json`` pins what the records were made with; a folder written for another model,
-adapter, dataset or options is refused, never mixed.
+adapter, dataset or options is refused, never mixed. The folder itself is a
+`lav.livefolder.OutputFolder`: lav writes only files its manifest lists, and one run at a time.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import jsonsafe
 from ..errors import LavError
+
+if TYPE_CHECKING:
+    from ..livefolder import OutputFolder
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -26,86 +30,58 @@ REPORT_FILE = "report.html"
 EVAL_FORMAT = 1
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise LavError(
-            f"cannot write {path}: {exc.strerror or exc}; check the folder's permissions and space"
-        ) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, sort_keys=False)
 
 
-def check_settings(folder: Path, settings: Mapping[str, Any]) -> None:
-    """Write ``run.json`` in a new folder; in an existing one, refuse other settings.
+def check_settings(folder: OutputFolder, settings: Mapping[str, Any]) -> None:
+    """Write ``run.json`` in a new evaluation folder; in an existing one, refuse other settings.
 
-    A folder that holds files but no ``run.json`` is not an evaluation folder and is refused too.
+    ``folder`` is already open (`lav.livefolder.OutputFolder`): anything in it lav did not write
+    was refused there, so a ``run.json`` it lists is this lav's own record of the settings.
     """
-    run = folder / RUN_FILE
-    if not run.is_file():
-        if folder.is_dir() and any(p.name not in (SAMPLES_FILE,) for p in folder.iterdir()):
-            raise LavError(
-                f"{folder} holds other files and no {RUN_FILE}: it is not a lav eval folder; "
-                "pass an empty or new --out"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        if (folder / SAMPLES_FILE).exists():
-            raise LavError(f"{folder} has {SAMPLES_FILE} but no {RUN_FILE}; pass an empty or new --out")
-        write_atomic(run, json.dumps({"eval_format": EVAL_FORMAT, **settings}, indent=2) + "\n")
+    run = folder.path / RUN_FILE
+    wanted = jsonsafe.loads(json.dumps({"eval_format": EVAL_FORMAT, **settings}))
+    if not folder.has(RUN_FILE):
+        if folder.has(SAMPLES_FILE):
+            raise LavError(f"{folder.path} has {SAMPLES_FILE} but no {RUN_FILE}; pass an empty or new --out")
+        folder.write_text(RUN_FILE, json.dumps(wanted, indent=2) + "\n")
         return
     try:
         saved = jsonsafe.loads(run.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise LavError(f"cannot read {run} ({exc}); pass a new --out") from exc
-    wanted = jsonsafe.loads(json.dumps({"eval_format": EVAL_FORMAT, **settings}))
     diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if diff:
-        shown = "; ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now" for k in diff[:3])
+        shown = "; ".join(f"{k}: {_short(saved.get(k))} there, {_short(wanted.get(k))} now" for k in diff[:3])
         raise LavError(
-            f"{folder} holds an evaluation made with other settings ({shown}); "
+            f"{folder.path} holds an evaluation made with other settings ({shown}); "
             "rerun with the same settings to resume it, or pass another --out"
         )
 
 
-class SampleLog:
-    """``samples.jsonl``: the records already written, and an append-only durable writer."""
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.records: list[dict[str, Any]] = read_records(path, repair=True)
+
+class SampleLog:
+    """``samples.jsonl`` of an open evaluation folder: the records already written, and an
+    append-only durable writer (each record flushed to the disk, then listed in the manifest)."""
+
+    def __init__(self, folder: OutputFolder):
+        self.folder = folder
+        self.path = folder.path / SAMPLES_FILE
+        self.records: list[dict[str, Any]] = read_records(self.path, repair=True)
         self.done = {r["id"] for r in self.records}
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         for rec in records:
             if rec["id"] in self.done:
                 raise LavError(f"sample {rec['id']!r} is in {self.path} already; sample ids must be unique")
-            self._file.write(dumps(rec) + "\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            self.folder.append(SAMPLES_FILE, (dumps(rec) + "\n").encode("utf-8"))
             self.done.add(rec["id"])
             self.records.append(dict(rec))
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> SampleLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:

@@ -77,6 +77,14 @@ def _panel(res, box, clicks, width: int) -> Image.Image:
 
 
 def write_thumbnail(res, rec: Mapping[str, Any], path: Path) -> None:
+    """`thumbnail_png` written to ``path`` (a folder of the training callback's own)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(thumbnail_png(res, rec))
+    tmp.replace(path)
+
+
+def thumbnail_png(res, rec: Mapping[str, Any]) -> bytes:
     """A small PNG for the gallery: the target box, both clicks, both focus maps (adapter | base)."""
     box = rec.get("bbox")
     base_click = None if res.base is None or res.base.click is None else (res.base.click.x, res.base.click.y)
@@ -88,10 +96,7 @@ def write_thumbnail(res, rec: Mapping[str, Any], path: Path) -> None:
     sheet = Image.new("RGB", (THUMB_WIDTH * len(panels) + 4 * (len(panels) - 1), height), (255, 255, 255))
     for i, p in enumerate(panels):
         sheet.paste(p, (i * (THUMB_WIDTH + 4), 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(to_png(sheet))
-    tmp.replace(path)
+    return to_png(sheet)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ on rank 0 (DDP, not FSDP or DeepSpeed ZeRO-3, which shard the weights).
 
 from __future__ import annotations
 
+import io
 import random
 import sys
 import tempfile
@@ -246,14 +247,24 @@ class LavCallback(TrainerCallback):
     def _save(self, folder: Path, results, records, summary) -> dict[str, Image.Image]:
         """The step as a ``lav eval`` folder; the thumbnails (adapter | base) of the first samples."""
         from ..eval.engine import write_outputs
+        from ..eval.report import thumbnail_png
+        from ..livefolder import OutputFolder
 
-        folder.mkdir(parents=True, exist_ok=True)
-        for res, rec in zip(results, records, strict=True):
-            res.save(folder / "samples" / safe_id(rec["id"]))
-        thumbs = self._thumbnails(folder, results, records, int(summary["step"]))
-        log.write_atomic(folder / log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
-        summary = {"format": "probe", "notes": [], **summary}
-        write_outputs(folder, records, summary)
+        thumbs: dict[str, Image.Image] = {}
+        # The output-folder rule of `lav eval`: lav writes only where its manifest says it wrote.
+        with OutputFolder(folder) as out:
+            for n, (res, rec) in enumerate(zip(results, records, strict=True)):
+                res.save(out.nested(f"samples/{safe_id(rec['id'])}"))
+                png = thumbnail_png(res, rec)
+                out.write_bytes(f"thumbs/{safe_id(rec['id'])}.png", png)
+                if n < self.images:
+                    with Image.open(io.BytesIO(png)) as img:
+                        thumbs[f"lav/overlay/{rec['id']}"] = labelled(
+                            img.convert("RGB"), res, int(summary["step"]), self._adapter
+                        )
+            out.write_text(log.SAMPLES_FILE, "".join(log.dumps(r) + "\n" for r in records))
+            summary = {"dataset": "probe", "format": "probe", "notes": [], **summary}
+            write_outputs(out, records, summary)
         return thumbs
 
     def _thumbnails(self, folder: Path, results, records, step: int) -> dict[str, Image.Image]:

@@ -67,9 +67,11 @@ def _say(msg: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
+    from ..checks import check_out
     from ..cli import placement_options
     from .evolve import EVOLUTION_FILE, TABLE_FILE, evolve, find_checkpoints
 
+    check_out(args.out)  # the --out rules of every command, before the model loads
     find_checkpoints(args.adapters)  # a wrong folder is named before the model loads
     hf_logging.disable_progress_bar()
     evolution = evolve(

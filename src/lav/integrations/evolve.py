@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import jsonsafe
 from ..errors import InputError
-from ..eval.log import write_atomic
+from ..livefolder import OutputFolder
 
 EVOLUTION_FILE = "evolution.json"
 TABLE_FILE = "evolution.csv"
@@ -156,7 +156,7 @@ def evolve(
 
     ``progress``: a progress line per run as `lav.evaluate` writes it (None: a bar on a terminal).
     """
-    from ..eval.datasets import Dataset, load_dataset
+    from ..eval.datasets import Dataset, check_images, load_dataset
     from ..eval.engine import evaluate
     from ..loading import load, load_adapter
     from .evolve_report import build_report
@@ -164,64 +164,69 @@ def evolve(
 
     found = find_checkpoints(checkpoints)
     if isinstance(probe, (str, os.PathLike)):
-        dataset = load_dataset(probe, limit=limit)
+        dataset = check_images(load_dataset(probe, limit=limit))
     else:
         dataset = Dataset(name="probe", format="probe", samples=tuple(load_probe(probe, limit=limit)))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    options = {
-        "batch_size": batch_size,
-        "edge_layers": edge_layers,
-        "focus_layers": focus_layers,
-        "max_new_tokens": max_new_tokens,
-        "coords": coords,
-        "system": system,
-        "template": template,
-        "save_maps": True,
-        "progress": progress,
-    }
-    say(f"loading {model}")
-    extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
-    extra.update(placement or {})  # lav.load's device_map, offload_folder, max_memory, load_in_4bit/8bit
-    base = load(model, device=device, dtype=dtype, attn_implementation=attn_implementation, **extra)
-    base_row = None
-    if compare_base:
-        say(f"base model: {len(dataset)} samples")
-        ev = evaluate(base, dataset, out / BASE_DIR, **options)
-        base_row = row("base", None, ev.summary)
-    rows = []
-    from ..analysis import Visualizer
+    # Checked and locked before the model loads (one line if it holds files lav did not write);
+    # each run below is a lav eval folder nested in it, listed before it is written.
+    with OutputFolder(out) as folder:
+        options = {
+            "batch_size": batch_size,
+            "edge_layers": edge_layers,
+            "focus_layers": focus_layers,
+            "max_new_tokens": max_new_tokens,
+            "coords": coords,
+            "system": system,
+            "template": template,
+            "save_maps": True,
+            "progress": progress,
+        }
+        say(f"loading {model}")
+        extra = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+        extra.update(placement or {})  # lav.load's device_map, offload_folder, max_memory, load_in_4bit/8bit
+        base = load(model, device=device, dtype=dtype, attn_implementation=attn_implementation, **extra)
+        base_row = None
+        if compare_base:
+            say(f"base model: {len(dataset)} samples")
+            ev = evaluate(base, dataset, folder.nested(BASE_DIR), **options)
+            base_row = row("base", None, ev.summary)
+        rows = []
+        from ..analysis import Visualizer
 
-    for ckpt in found:
-        say(f"{ckpt.label}: {len(dataset)} samples")
-        wrapped = load_adapter(base.model, ckpt.path, model_name=base.model_name)
-        try:
-            viz = Visualizer(
-                wrapped,
-                base.processor,
-                model_name=base.model_name,
-                adapter_name=str(ckpt.path),
-                max_image_pixels=base.max_image_pixels,
-            )
-            # The base's preset (prompt, resize, refusals) holds for every checkpoint of it.
-            viz.preset, viz.image_pixels, viz.answer_rules = base.preset, base.image_pixels, base.answer_rules
-            ev = evaluate(viz, dataset, out / ckpt.label, **options)
-        finally:
-            # Take the LoRA layers off again: the next checkpoint goes onto the plain base model.
-            wrapped.unload()
-        rows.append(row(ckpt.label, ckpt.step, ev.summary))
-    evolution = {
-        "model": base.model_name,
-        "dataset": dataset.name,
-        "format": dataset.format,
-        "samples": [s.id for s in dataset.samples],
-        "options": {
-            k: v if isinstance(v, (str, int, bool, type(None))) else list(v) for k, v in options.items()
-        },
-        "base": base_row,
-        "checkpoints": rows,
-    }
-    write_atomic(out / EVOLUTION_FILE, json.dumps(evolution, indent=2, allow_nan=False) + "\n")
-    write_atomic(out / TABLE_FILE, table_csv(([base_row] if base_row else []) + rows))
-    write_atomic(out / "report.html", build_report(evolution, out))
+        for ckpt in found:
+            say(f"{ckpt.label}: {len(dataset)} samples")
+            wrapped = load_adapter(base.model, ckpt.path, model_name=base.model_name)
+            try:
+                viz = Visualizer(
+                    wrapped,
+                    base.processor,
+                    model_name=base.model_name,
+                    adapter_name=str(ckpt.path),
+                    max_image_pixels=base.max_image_pixels,
+                )
+                # The base's preset (prompt, resize, refusals) holds for every checkpoint of it.
+                viz.preset, viz.image_pixels, viz.answer_rules = (
+                    base.preset,
+                    base.image_pixels,
+                    base.answer_rules,
+                )
+                ev = evaluate(viz, dataset, folder.nested(ckpt.label), **options)
+            finally:
+                # Take the LoRA layers off again: the next checkpoint goes onto the plain base model.
+                wrapped.unload()
+            rows.append(row(ckpt.label, ckpt.step, ev.summary))
+        evolution = {
+            "model": base.model_name,
+            "dataset": dataset.name,
+            "format": dataset.format,
+            "samples": [s.id for s in dataset.samples],
+            "options": {
+                k: v if isinstance(v, (str, int, bool, type(None))) else list(v) for k, v in options.items()
+            },
+            "base": base_row,
+            "checkpoints": rows,
+        }
+        folder.write_text(EVOLUTION_FILE, json.dumps(evolution, indent=2, allow_nan=False) + "\n")
+        folder.write_text(TABLE_FILE, table_csv(([base_row] if base_row else []) + rows))
+        folder.write_text("report.html", build_report(evolution, folder.path))
     return evolution

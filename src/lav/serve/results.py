@@ -20,6 +20,7 @@ import base64
 import binascii
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -83,8 +84,14 @@ class Roots:
         self.roots: list[Path] = []
         for r in roots:
             path = Path(r).expanduser()
-            if not path.is_dir():
-                raise LavError(f"--results {path}: no such folder; pass a folder of saved results")
+            try:
+                st = os.stat(path)
+            except OSError as exc:  # missing, a dangling link, a name too long, a loop of links
+                raise LavError(
+                    f"--results {path}: {exc.strerror or 'cannot be read'}; pass a folder of saved results"
+                ) from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise LavError(f"--results {path} is not a folder; pass a folder of saved results")
             self.roots.append(path.resolve(strict=True))
 
     # --- paths ---------------------------------------------------------------------------------

@@ -1,0 +1,238 @@
+"""A lav output folder that a long run fills in place, under the rules of `lav.outdir`.
+
+`lav eval` appends a record per sample for hours and rewrites its summary at the end; `lav evolve`
+holds one evaluation per checkpoint. Such a folder cannot be written aside and renamed in one go, so
+`OutputFolder` keeps the same promise file by file:
+
+- Ownership by content: the folder's ``.lav-manifest.json`` lists every file lav put there with its
+  size and sha256 (an append-only log with the length lav recorded), and every nested lav output
+  folder. Opening refuses, before any work, a folder that holds anything else or a listed file the
+  user changed (`lav.outdir._foreign`, the rule `lav run` follows).
+- One run at a time: ``.lav-lock`` is `flock`-ed for as long as the folder is open and holds the
+  run's PID; a second run refuses at once with one line naming it (``wait=True``: waits instead,
+  for the short merge of a sharded run).
+- Each file is replaced atomically: written in a temporary folder lav made inside the folder (with
+  the token of `lav.outdir`), listed as "replacing" in the manifest, moved into place, then listed.
+  A run stopped at any point leaves a folder the next run recognises as lav's.
+
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import LavError
+from .outdir import (
+    LOCK_FILE,
+    LOCK_TIMEOUT_S,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    _foreign,
+    _live_temps,
+    _os_step,
+    _read_manifest,
+    _refuse,
+    _remove_stale,
+    _resolve,
+    _TempFolder,
+    _write_json,
+    refuse_if_held,
+)
+
+
+class OutputFolder:
+    """``target`` opened for a long run: checked, locked, and written only through these methods.
+
+    Use as a context manager; `close` releases the lock and removes the temporary folder.
+    """
+
+    def __init__(self, target: str | os.PathLike, *, wait: bool = False) -> None:
+        real = _resolve(target)
+        self.path = real
+        with _os_step("create the folder", real):
+            os.makedirs(real, 0o777, exist_ok=True)
+        self._lock_fd = _lock(real, wait)
+        try:
+            with _os_step("remove leftovers of a stopped run in", real):
+                _remove_stale(real)
+            manifest = _read_manifest(real)
+            self._manifest: dict[str, Any] = (
+                manifest
+                if isinstance(manifest, dict)
+                else {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": {}, "dirs": []}
+            )
+            for rel in self._manifest.get("outputs", []):
+                if (real / rel).parent.is_dir():
+                    with _os_step("remove leftovers of a stopped run in", (real / rel).parent):
+                        _remove_stale((real / rel).parent)
+            # Our own lock is held now, so `_check_target`'s look for a running writer would see us.
+            with _os_step("read", real):
+                problem = _foreign(real, _live_temps(real))
+            if problem is not None:
+                raise _refuse(real, problem)
+            self._manifest.pop("tmp_token", None)
+            with _os_step("create a temporary folder in", real):
+                self._tmp = _TempFolder(real, real.name)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        self._appending: dict[str, hashlib._Hash] = {}
+
+    # --- reading --------------------------------------------------------------------------------
+    def has(self, rel: str) -> bool:
+        """Whether the manifest lists ``rel`` (a file lav wrote here)."""
+        return rel in self._manifest["files"]
+
+    # --- writing --------------------------------------------------------------------------------
+    def write_text(self, rel: str, text: str) -> Path:
+        return self.write_bytes(rel, text.encode("utf-8"))
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        """Replace ``rel`` with ``data`` atomically; the manifest lists it before and after the move."""
+        dest = self.path / rel
+        staged = self._tmp.path / "staged"
+        with _os_step("write", dest):
+            with open(staged, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            entry = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            self._manifest.setdefault("replacing", {})[rel] = entry
+            self._make_dirs(rel)
+            self._save_manifest()
+            os.replace(staged, dest)
+            self._manifest["files"][rel] = entry
+            del self._manifest["replacing"][rel]
+            self._save_manifest()
+        self._appending.pop(rel, None)
+        return dest
+
+    def append(self, rel: str, data: bytes) -> None:
+        """Append ``data`` to the append-only file ``rel`` (flushed to the disk), then record its length."""
+        dest = self.path / rel
+        with _os_step("append to", dest):
+            digest = self._appending.get(rel)
+            if digest is None:
+                # The file as it stands (a torn last line already cut by its reader) is lav's.
+                digest = hashlib.sha256(dest.read_bytes() if dest.exists() else b"")
+                self._make_dirs(rel)
+            with open(dest, "ab") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            digest.update(data)
+            self._appending[rel] = digest
+            self._manifest["files"][rel] = {
+                "size": os.stat(dest).st_size,
+                "sha256": digest.hexdigest(),
+                "append": True,
+            }
+            self._save_manifest()
+
+    def record_length(self, rel: str) -> None:
+        """List the append-only file ``rel`` as it now stands (after its reader cut a torn line)."""
+        dest = self.path / rel
+        with _os_step("read", dest):
+            data = dest.read_bytes()
+        self._appending[rel] = hashlib.sha256(data)
+        self._manifest["files"][rel] = {
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "append": True,
+        }
+        self._make_dirs(rel)
+        with _os_step("write the manifest in", self.path):
+            self._save_manifest()
+
+    def nested(self, rel: str) -> Path:
+        """Make ``rel`` a nested lav output folder (written by `write_output_folder` or another
+        `OutputFolder`) and return its path; it is listed before anything is written there."""
+        outputs = self._manifest.setdefault("outputs", [])
+        if rel not in outputs:
+            outputs.append(rel)
+            self._make_dirs(rel)
+            with _os_step("write the manifest in", self.path):
+                self._save_manifest()
+        return self.path / rel
+
+    # --- internals ------------------------------------------------------------------------------
+    def _make_dirs(self, rel: str) -> None:
+        parent = Path(rel).parent
+        if parent == Path("."):
+            return
+        os.makedirs(self.path / parent, 0o777, exist_ok=True)
+        dirs = set(self._manifest.get("dirs", []))
+        dirs.update(p.as_posix() for p in [parent, *parent.parents] if p != Path("."))
+        self._manifest["dirs"] = sorted(dirs)
+
+    def _save_manifest(self) -> None:
+        staged = self._tmp.path / MANIFEST
+        if not self._manifest.get("replacing"):
+            self._manifest.pop("replacing", None)
+        _write_json(staged, self._manifest)
+        os.replace(staged, self.path / MANIFEST)
+
+    def close(self) -> None:
+        try:
+            self._tmp.close()
+        finally:
+            # Unlinked while still held: a run that opened it meanwhile sees a stale inode and retries.
+            with contextlib.suppress(OSError):
+                os.unlink(self.path / LOCK_FILE)
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _lock(folder: Path, wait: bool) -> int:
+    """Take ``folder``'s ``.lav-lock`` (writing this PID into it); refuse, or wait, when another run holds it."""
+    path = folder / LOCK_FILE
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        with _os_step("lock", path):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise LavError(f"{path} is a symbolic link; lav's lock file must be a file") from None
+                raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LavError(f"{path} is not a plain file; remove it (lav keeps its lock there)")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait or time.monotonic() > deadline:
+                    refuse_if_held(folder)
+                    os.close(fd)
+                    continue  # released between the two looks: try again
+                os.close(fd)
+                time.sleep(0.05)
+                continue
+            try:
+                same = os.fstat(fd).st_ino == os.lstat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder unlinked it as we opened it: lock the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"lav run, pid {os.getpid()}\n".encode())
+            return fd
+        except LavError:
+            os.close(fd)
+            raise
