@@ -74,7 +74,7 @@ def test_each_analysed_step_is_saved_with_its_step_in_the_report(runs):
     out, _ = runs
     for step in (4, 8):
         page = (out / "lav" / f"step-{step}" / "report.html").read_text(encoding="utf-8")
-        assert f"LavCallback probe at training step {step}</h1>" in page
+        assert f"<h1>lav eval · LavCallback probe at training step {step} · " in page
 
 
 def test_training_is_bit_identical_with_and_without_the_callback(runs):

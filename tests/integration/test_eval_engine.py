@@ -321,6 +321,7 @@ import sys, torch
 torch.set_num_threads(1)
 import lav
 sys.path.insert(0, {tests!r})
+sys.path.insert(0, {tests!r} + "/..")  # the test module imports tests.deps
 from integration.test_eval_engine import _dataset
 from pathlib import Path
 viz = lav.load({model!r}, adapter={adapter!r}, device="cpu", dtype=torch.float64)

@@ -171,15 +171,40 @@ def test_notes_about_the_data_are_information_not_warnings(done):
     )
 
 
-def test_a_resumed_run_says_how_many_samples_it_found_done(run, done, capsys):
-    # As a run killed after its third record leaves its folder: three complete lines, no summary.
+def test_a_resumed_run_says_how_many_samples_it_found_done(run, done, capsys, monkeypatch):
+    # A real interrupted run (Ctrl-C as its fourth batch starts): three records on disk, no summary,
+    # the folder exactly as lav left it (a hand-cut samples.jsonl is a user edit lav refuses).
+    from lav.eval import engine
+
     out = run / "killed"
-    shutil.copytree(done, out)
-    lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
-    (out / "samples.jsonl").write_text("".join(lines[:3]))
-    for name in ("summary.json", "report.html"):
-        (out / name).unlink()
-    printed = _eval(run / "data", out, capsys)
+    real, calls = engine._run_batch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_run_batch", interrupted)
+    args = [
+        "eval",
+        "--model",
+        str(assets.BASE),
+        "--adapter",
+        str(assets.ADAPTER),
+        "--data",
+        str(run / "data"),
+    ]
+    args += ["--device", "cpu", "--focus-layers", "-1", "--edge-layers", "-1", "--batch-size", "1"]
+    try:
+        assert main([*args, "--out", str(out)]) != 0
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(engine, "_run_batch", real)
+    assert (out / "samples.jsonl").read_text().count("\n") == 3 and not (out / "summary.json").exists()
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     assert f"resumed: 3 of {N} samples were already done in {out}" in printed
     page, _ = _page(out)
     assert page.classes["info resumed"] == [
