@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from . import jsonsafe
+from .devices import resolve_device
 from .errors import InputError, LavError
 
 #: The strategies accelerate infers a map from (``infer_auto_device_map``), as transformers accepts them.
@@ -97,8 +98,6 @@ def read_device_map(value: str | os.PathLike | dict | None) -> DeviceMap | None:
 
 
 def _check_map_device(device: object, name: str, where: str) -> int | str:
-    from .loading import resolve_device
-
     if device in ("cpu", "disk"):
         return device  # type: ignore[return-value]
     if isinstance(device, bool) or not isinstance(device, (int, str)):

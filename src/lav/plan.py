@@ -70,9 +70,10 @@ def plan(
     from accelerate import init_empty_weights
     from accelerate.utils import CustomDtype, compute_module_sizes, get_balanced_memory, infer_auto_device_map
 
+    from .devices import resolve_device, resolve_dtype
     from .files import check_model_source
     from .geometry import smart_resize
-    from .loading import _load_config, resolve_device, resolve_dtype
+    from .loading import _load_config
     from .models import inspect_model, spec_for_config
     from .placement import check_device_map, read_device_map, read_max_memory
 

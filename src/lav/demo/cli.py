@@ -106,14 +106,3 @@ def _print(res, out: Path, image, instruction: str) -> None:
     print(
         f"outputs in {out}/: report.html, overlay.png, overlay_base.png, overlay_diff.png, result.json, maps.npz, image.png"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lav.demo.cli``: the demo without the ``lav`` command (same exits: 0, 2, 130)."""
-    from ..cli import main as lav_main
-
-    return lav_main(["demo", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,11 +10,11 @@ from pathlib import Path
 DEFAULT_OUT = "lav-eval"
 
 
-def add_parsers(subparsers, add_model_args) -> None:
-    """Register ``eval`` and ``demo-data`` on the ``lav`` command's sub-parsers; ``add_model_args``
-    adds the model options of ``lav run`` (device, dtype, backend, max pixels)."""
+def add_eval_parser(subparsers) -> None:
+    """Register ``eval`` on the ``lav`` command's sub-parsers, with the model options of ``lav run``
+    (device, dtype, backend, max pixels)."""
     from .. import argtypes
-    from ..cli import ADAPTER_HELP, MODEL_HELP
+    from ..cli.options import ADAPTER_HELP, MODEL_HELP, add_model_args
     from .datasets import FORMATS
     from .entries import BBOX_CONVENTIONS
     from .stats import REFUSAL_CONVENTIONS
@@ -89,6 +89,11 @@ def add_parsers(subparsers, add_model_args) -> None:
     )
     add_model_args(p)
 
+
+def add_demo_data_parser(subparsers) -> None:
+    """Register ``demo-data`` on the ``lav`` command's sub-parsers."""
+    from .. import argtypes
+
     d = subparsers.add_parser(
         "demo-data",
         help="write a small synthetic benchmark (ScreenSpot-Pro layout) from the demo screens",
@@ -144,7 +149,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..checks import check_out
 
     check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
-    from ..cli import map_names
+    from ..cli.options import map_names
 
     maps = map_names(args.maps)  # an unknown name is refused before the data and the model load
     launch = distributed.launch_env()
@@ -167,7 +172,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from transformers.utils import logging as hf_logging
 
-    from ..cli import placement_options
+    from ..cli.options import placement_options
     from ..inputs import DEFAULT_MAX_PIXELS
     from ..loading import load
 

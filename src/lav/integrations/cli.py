@@ -8,9 +8,10 @@ import sys
 DEFAULT_OUT = "lav-evolve"
 
 
-def add_parser(subparsers, add_model_args) -> None:
-    """Register ``evolve`` on the ``lav`` command's sub-parsers (``add_model_args``: as ``lav run``)."""
+def add_parser(subparsers) -> None:
+    """Register ``evolve`` on the ``lav`` command's sub-parsers (with the model options of ``lav run``)."""
     from .. import argtypes
+    from ..cli.options import add_model_args
 
     p = subparsers.add_parser(
         "evolve",
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from ..checks import check_out
-    from ..cli import placement_options
+    from ..cli.options import placement_options
     from .evolve import EVOLUTION_FILE, TABLE_FILE, evolve, find_checkpoints
 
     check_out(args.out)  # the --out rules of every command, before the model loads

@@ -9,11 +9,16 @@ import sys
 DEFAULT_LIMIT = 20
 
 
-def add_parsers(subparsers, add_model_args) -> None:
-    from ..cli import positive_int
-
+def add_presets_parser(subparsers) -> None:
+    """Register ``presets`` on the ``lav`` command's sub-parsers."""
     p = subparsers.add_parser("presets", help="the models lav knows how to run: prompt, convention, source")
     p.add_argument("name", nargs="?", help="show this preset in full")
+
+
+def add_conventions_parser(subparsers) -> None:
+    """Register ``conventions`` on the ``lav`` command's sub-parsers, with the model options of ``lav run``."""
+    from ..argtypes import positive_int
+    from ..cli.options import add_model_args
 
     c = subparsers.add_parser(
         "conventions",
@@ -82,7 +87,7 @@ def run_conventions(args: argparse.Namespace) -> int:
         check_adapter_folder(args.adapter)
     from transformers.utils import logging as hf_logging
 
-    from ..cli import placement_options
+    from ..cli.options import placement_options
     from ..inputs import DEFAULT_MAX_PIXELS
     from ..loading import load
 

@@ -14,7 +14,6 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
 from typing import NoReturn
 
 from .. import argtypes
@@ -29,10 +28,11 @@ _JOB_GRACE_S = 5.0
 _STOP_S = 9.5
 
 
-def add_parser(
-    subparsers, add_model_args: Callable[[argparse.ArgumentParser], None]
-) -> argparse.ArgumentParser:
-    """Register ``serve`` on the ``lav`` command's sub-parsers; returns its parser."""
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``serve`` on the ``lav`` command's sub-parsers (with the model options of ``lav run``);
+    returns its parser."""
+    from ..cli.options import MAPS_HELP, add_model_args
+
     p = subparsers.add_parser(
         "serve",
         help="the interactive visualizer in the browser",
@@ -91,8 +91,6 @@ def add_parser(
         type=argtypes.max_new_tokens,
         help="longest answer to generate, in tokens (default: the preset's, else 64)",
     )
-    from ..cli import MAPS_HELP  # here, not at import: lav.cli imports this module
-
     p.add_argument(
         "--maps",
         metavar="NAME,...",
@@ -239,7 +237,7 @@ def _own_hosts(host: str, port: int) -> list[str]:
 
 def _maps(text: str | None) -> list[str] | None:
     """``--maps``: the names, refused before the model loads when unknown or not servable."""
-    from ..cli import map_names
+    from ..cli.options import map_names
     from .model import check_servable
 
     names = map_names(text)
@@ -248,7 +246,7 @@ def _maps(text: str | None) -> list[str] | None:
 
 
 def _load(args, model, adapter, demo: bool, edge_layers, focus_layers, maps):
-    from ..cli import placement_options
+    from ..cli.options import placement_options
     from ..files import check_adapter_folder, check_model_source
     from ..inputs import DEFAULT_MAX_PIXELS
     from .model import ModelWorker

@@ -1,0 +1,5 @@
+"""``python -m lav.cli``: the ``lav`` program."""
+
+from . import entry
+
+entry()
