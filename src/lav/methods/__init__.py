@@ -16,8 +16,10 @@ from .base import (
     chosen,
     merged_grid,
     minmax,
+    needing,
     register,
     registered,
+    unoffered,
     unregister,
     with_defaults,
 )
@@ -64,8 +66,10 @@ __all__ = [
     "heads_from_ranking",
     "merged_grid",
     "minmax",
+    "needing",
     "register",
     "registered",
     "resolve_heads",
+    "unoffered",
     "unregister",
 ]

@@ -148,6 +148,9 @@ class MapMethod(ABC):
     name: str = ""
     #: Whether `Visualizer.analyze` runs it when ``maps`` is not given; costly methods are opt-in.
     default: bool = True
+    #: Options of `lav.AnalysisOptions` the method cannot run without (e.g. ``("focus_heads",)``): given,
+    #: they add the method to the default maps; a shell that does not offer one refuses the method.
+    requires: tuple[str, ...] = ()
 
     @abstractmethod
     def needs(self, selection: Selection) -> Needs:
@@ -261,6 +264,25 @@ def chosen(names: Sequence[str] | str | None, parts: ModelParts | None = None) -
                 "leave it out of maps"
             )
     return [available[n] for n in dict.fromkeys(names)]
+
+
+def needing(option: str, names: Sequence[str] | None = None) -> list[str]:
+    """The registered methods (or those of ``names``) that declare they need ``option`` (`MapMethod.requires`)."""
+    with _REGISTRY_LOCK:
+        available = dict(_REGISTRY)
+    return [n for n, m in available.items() if option in m.requires and (names is None or n in names)]
+
+
+def unoffered(names: Sequence[str], offered: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``(method, options it needs but a shell does not offer)`` for each of ``names`` that has any."""
+    with _REGISTRY_LOCK:
+        available = dict(_REGISTRY)
+    out = []
+    for n in names:
+        missing = [o for o in getattr(available.get(n), "requires", ()) if o not in offered]
+        if missing:
+            out.append((n, missing))
+    return out
 
 
 def with_defaults(names: Sequence[str] | str | None, parts: ModelParts) -> list[str]:
