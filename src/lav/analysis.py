@@ -223,13 +223,14 @@ class Visualizer:
         raw_items = list(items)
         if not raw_items:
             return []
-        opts = opts.for_preset(self.preset)
-        plain = [self._with_defaults(_item_dict(i, n), opts) for n, i in enumerate(raw_items)]
+        plain = [_item_dict(i, n) for n, i in enumerate(raw_items)]
         for n, d in enumerate(plain):
             with _naming_item(n, len(plain)):
                 # The options were checked when built; an item's own text and convention here.
                 check_item(d["instruction"], d.get("response"))
                 check_options(system=d.get("system"), template=d.get("template"), coords=d.get("coords"))
+        opts = opts.for_preset(self.preset)
+        plain = [self._with_defaults(d, opts) for d in plain]
         selection = Selection(
             resolve_layers(opts.edge_layers, len(self.parts.vision_attention), "vision blocks"),
             resolve_layers(
