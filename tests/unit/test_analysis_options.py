@@ -103,3 +103,13 @@ def test_the_declaration_decides_what_serve_refuses(needs_heads):
         with pytest.raises(InputError, match=f"lav serve cannot run the {name} map: it needs focus heads"):
             check_servable([name])
     assert methods.unoffered(["edge", "needs_heads_test"], ("focus_heads",)) == []
+
+
+def test_a_method_may_require_only_an_option_a_shell_can_offer():
+    class _Odd(_NeedsHeads):
+        name = "odd_requires_test"
+        requires = ("focus_head",)
+
+    with pytest.raises(InputError, match="requires 'focus_head', which is not an option"):
+        methods.register(_Odd())
+    assert "odd_requires_test" not in methods.registered()

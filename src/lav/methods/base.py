@@ -24,6 +24,7 @@ from ..capture import Recording
 from ..errors import InputError
 from ..geometry import Grid, split_merged_tokens
 from ..models import ModelParts
+from ..options import METHOD_INPUTS
 from ..result import Map
 
 
@@ -217,6 +218,12 @@ def register(method: MapMethod) -> MapMethod:
     """Make ``method`` available to `Visualizer.analyze` under ``method.name`` (and run by default)."""
     if not isinstance(method, MapMethod) or not method.name.isidentifier():
         raise InputError("a map method is a MapMethod instance whose name is an identifier")
+    unknown = [o for o in method.requires if o not in METHOD_INPUTS]
+    if unknown:
+        raise InputError(
+            f"map method {method.name!r} requires {unknown[0]!r}, which is not an option a method may "
+            f"require; use one of {', '.join(METHOD_INPUTS)}"
+        )
     with _REGISTRY_LOCK:
         if method.name in _REGISTRY:
             raise InputError(f"a map method called {method.name!r} is registered already")
