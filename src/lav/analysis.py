@@ -22,10 +22,10 @@ from .checks import check_item, check_options, check_prompt_text, special_tokens
 from .coords import DEFAULT_RULES, AnswerRules
 from .errors import BatchError, InputError, LavError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
-from .methods import MapMethod, Needs, Selection, chosen, needing, resolve_heads
+from .methods import MapMethod, Needs, Selection, chosen, resolve_heads, with_required
 from .methods.heads import HeadSpec
 from .models import ModelParts, inspect_model, resolve_layers, unwrap
-from .options import DEFAULT_MAX_NEW_TOKENS, METHOD_INPUTS, AnalysisOptions, LayerArg, options_from
+from .options import DEFAULT_MAX_NEW_TOKENS, AnalysisOptions, LayerArg, options_from
 from .placement import input_device
 from .presets import Preset
 from .result import Result
@@ -238,7 +238,7 @@ class Visualizer:
             ),
             resolve_heads(opts.focus_heads, self.parts),
         )
-        methods = _with_required(methods, opts)
+        methods = with_required(methods, opts.given(), opts.maps is not None)
         max_new_tokens = opts.max_new_tokens
         compare_base = opts.compare_base
         tok = self.processor.tokenizer
@@ -378,23 +378,6 @@ class Visualizer:
                 )
             )
         return out
-
-
-def _with_required(methods: list[MapMethod], options: AnalysisOptions) -> list[MapMethod]:
-    """``methods`` and the methods that need an option ``options`` gives (`MapMethod.requires`) when
-    ``maps`` is not set; refused when ``maps`` leaves out every method that would use one."""
-    names = [m.name for m in methods]
-    for option in sorted(options.given()):
-        users = needing(option)
-        if options.maps is None:
-            methods = [*methods, *chosen([u for u in users if u not in names])] if users else methods
-        elif not any(u in names for u in users):
-            which = users[0] if users else "no"
-            raise InputError(
-                f"{option} {METHOD_INPUTS[option][1]} for the {which} map, which maps= leaves out; "
-                f"add '{which}' to maps or drop {option}"
-            )
-    return methods
 
 
 def _prefixed(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:

@@ -22,6 +22,7 @@ from .base import (
     unoffered,
     unregister,
     with_defaults,
+    with_required,
 )
 from .edge import Edge
 from .focus import Focus, answer_rows
@@ -63,6 +64,7 @@ __all__ = [
     "answer_rows",
     "chosen",
     "with_defaults",
+    "with_required",
     "heads_from_ranking",
     "merged_grid",
     "minmax",

@@ -280,6 +280,24 @@ def needing(option: str, names: Sequence[str] | None = None) -> list[str]:
     return [n for n, m in available.items() if option in m.requires and (names is None or n in names)]
 
 
+def with_required(methods: list[MapMethod], given: set[str], maps_named: bool) -> list[MapMethod]:
+    """``methods`` and, when the maps were not named (``maps_named`` False), the methods that need an
+    option the call gives (``given``, see `MapMethod.requires`); with named maps that leave out every
+    method that would use a given option, refused (the option would be silently unused)."""
+    names = [m.name for m in methods]
+    for option in sorted(given):
+        users = needing(option)
+        if not maps_named:
+            methods = [*methods, *chosen([u for u in users if u not in names])] if users else methods
+        elif not any(u in names for u in users):
+            which = users[0] if users else "no"
+            raise InputError(
+                f"{option} {METHOD_INPUTS[option][1]} for the {which} map, which maps= leaves out; "
+                f"add '{which}' to maps or drop {option}"
+            )
+    return methods
+
+
 def unoffered(names: Sequence[str], offered: Sequence[str]) -> list[tuple[str, list[str]]]:
     """``(method, options it needs but a shell does not offer)`` for each of ``names`` that has any."""
     with _REGISTRY_LOCK:
