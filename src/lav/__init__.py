@@ -42,6 +42,7 @@ _LAZY = {
     "MapMethod": "lav.methods",
     "register_method": "lav.methods",
     "evaluate": "lav.eval.engine",
+    "AnalysisOptions": "lav.options",
 }
 _RENAMED = {"register_method": "register"}
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .methods import MapMethod
     from .methods import register as register_method
     from .models import SUPPORTED_MODEL_TYPES, inspect_model
+    from .options import AnalysisOptions
     from .result import Map, Result
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "AdapterError",
     "BatchError",
     "AdapterWarning",
+    "AnalysisOptions",
     "AnswerRules",
     "CaptureError",
     "Click",

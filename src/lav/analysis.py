@@ -18,21 +18,20 @@ from PIL import Image
 from torch import nn
 
 from .capture.recorder import model_lock
-from .checks import check_prompt_text, special_tokens, validate_request
+from .checks import check_item, check_options, check_prompt_text, special_tokens
 from .coords import DEFAULT_RULES, AnswerRules
 from .errors import BatchError, InputError, LavError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
-from .methods import MapMethod, Needs, Selection, chosen, resolve_heads
+from .methods import MapMethod, Needs, Selection, chosen, resolve_heads, with_required
 from .methods.heads import HeadSpec
 from .models import ModelParts, inspect_model, resolve_layers, unwrap
+from .options import DEFAULT_MAX_NEW_TOKENS, AnalysisOptions, LayerArg, options_from
 from .placement import input_device
 from .presets import Preset
 from .result import Result
 from .stages import Request, make_maps, prepare, read_click, run
 
-LayerArg = int | Sequence[int] | str | None
-#: Longest answer generated when neither the call nor a preset says (a point or box is a few dozen tokens).
-DEFAULT_MAX_NEW_TOKENS = 64
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "ITEM_KEYS", "LayerArg", "Visualizer"]
 
 #: Keys an item of `Visualizer.analyze_many` may carry; the rest are options of the whole call.
 ITEM_KEYS = ("image", "instruction", "response", "system", "template", "coords")
@@ -137,6 +136,7 @@ class Visualizer:
         focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
         answer_rules: AnswerRules | None = None,
+        options: AnalysisOptions | None = None,
     ) -> Result:
         """Where the model looks when it answers ``instruction`` on ``image``.
 
@@ -154,27 +154,25 @@ class Visualizer:
         ``answer_rules``). The click is read from the final answer, after any reasoning.
         ``system``, ``template``, ``coords`` and ``max_new_tokens`` left at None take the preset's
         values (`lav.load`'s ``preset``), else the model's defaults (``max_new_tokens`` 64).
+        ``options``: all of these at once, as one `lav.AnalysisOptions` (then leave the keywords out).
         """
-        item = {
-            "image": image,
-            "instruction": instruction,
-            "response": response,
-            "system": system,
-            "template": template,
-            "coords": coords,
-        }
-        return self.analyze_many(
-            [item],
-            batch_size=1,
-            edge_layers=edge_layers,
-            focus_layers=focus_layers,
-            compare_base=compare_base,
-            max_new_tokens=max_new_tokens,
-            maps=maps,
-            focus_heads=focus_heads,
-            progress=progress,
-            answer_rules=answer_rules,
-        )[0]
+        opts = options_from(
+            options,
+            {
+                "edge_layers": edge_layers,
+                "focus_layers": focus_layers,
+                "compare_base": compare_base,
+                "max_new_tokens": max_new_tokens,
+                "system": system,
+                "template": template,
+                "coords": coords,
+                "maps": maps,
+                "focus_heads": focus_heads,
+                "answer_rules": answer_rules,
+            },
+        )
+        item = {"image": image, "instruction": instruction, "response": response}
+        return self.analyze_many([item], batch_size=1, progress=progress, options=opts)[0]
 
     def analyze_many(
         self,
@@ -189,6 +187,7 @@ class Visualizer:
         focus_heads: HeadSpec = None,
         progress: Callable[[str], None] | None = None,
         answer_rules: AnswerRules | None = None,
+        options: AnalysisOptions | None = None,
     ) -> list[Result]:
         """One `Result` per item, as `analyze` would give one by one, computed in batches.
 
@@ -198,48 +197,50 @@ class Visualizer:
         ``progress``: called with each stage as it starts: ``"preparing"``, ``"generating"`` (or
         ``"forward"`` for forced answers), ``"maps"``; prefixed ``"base: "`` in the pass with the adapter
         disabled. A callback that raises stops the analysis, and the model is put back as it was.
-        ``answer_rules``: as in `analyze`.
+        ``answer_rules``: as in `analyze`. ``options``: as in `analyze`; its ``system``, ``template``
+        and ``coords`` are the defaults of items that give none.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(compare_base, bool):
-            raise InputError(f"compare_base must be True or False, got {compare_base!r}")
-        if compare_base and not self.has_adapter:
+        opts = options_from(
+            options,
+            {
+                "edge_layers": edge_layers,
+                "focus_layers": focus_layers,
+                "compare_base": compare_base,
+                "max_new_tokens": max_new_tokens,
+                "maps": maps,
+                "focus_heads": focus_heads,
+                "answer_rules": answer_rules,
+            },
+        )
+        if opts.compare_base and not self.has_adapter:
             raise InputError("compare_base needs a LoRA adapter: load the model with adapter=...")
-        rules = self.answer_rules if answer_rules is None else answer_rules
+        rules = self.answer_rules if opts.answer_rules is None else opts.answer_rules
         if not isinstance(rules, AnswerRules):
             raise InputError(f"answer_rules must be a lav.AnswerRules, got {type(rules).__name__}")
-        methods = chosen(maps, self.parts)
+        methods = chosen(opts.maps, self.parts)
         raw_items = list(items)
         if not raw_items:
             return []
-        plain = [self._with_preset(_item_dict(i, n)) for n, i in enumerate(raw_items)]
-        if max_new_tokens is None:
-            max_new_tokens = DEFAULT_MAX_NEW_TOKENS if self.preset is None else self.preset.max_new_tokens
+        plain = [_item_dict(i, n) for n, i in enumerate(raw_items)]
         for n, d in enumerate(plain):
             with _naming_item(n, len(plain)):
-                validate_request(
-                    d["instruction"],
-                    d.get("response"),
-                    system=d.get("system"),
-                    template=d.get("template"),
-                    max_new_tokens=max_new_tokens,
-                    edge_layers=edge_layers,
-                    focus_layers=focus_layers,
-                    coords=d.get("coords"),
-                )
+                # The options were checked when built; an item's own text and convention here.
+                check_item(d["instruction"], d.get("response"))
+                check_options(system=d.get("system"), template=d.get("template"), coords=d.get("coords"))
+        opts = opts.for_preset(self.preset)
+        plain = [self._with_defaults(d, opts) for d in plain]
         selection = Selection(
-            resolve_layers(edge_layers, len(self.parts.vision_attention), "vision blocks"),
-            resolve_layers(focus_layers, len(self.parts.decoder_attention), "full-attention decoder layers"),
-            resolve_heads(focus_heads, self.parts),
+            resolve_layers(opts.edge_layers, len(self.parts.vision_attention), "vision blocks"),
+            resolve_layers(
+                opts.focus_layers, len(self.parts.decoder_attention), "full-attention decoder layers"
+            ),
+            resolve_heads(opts.focus_heads, self.parts),
         )
-        if selection.heads is not None and maps is None:
-            methods = [*methods, *chosen(["focus_selected"])]
-        elif selection.heads is not None and "focus_selected" not in [m.name for m in methods]:
-            raise InputError(
-                "focus_heads selects heads for the focus_selected map, which maps= leaves out; "
-                "add 'focus_selected' to maps or drop focus_heads"
-            )
+        methods = with_required(methods, opts.given(), opts.maps is not None)
+        max_new_tokens = opts.max_new_tokens
+        compare_base = opts.compare_base
         tok = self.processor.tokenizer
         requests = []
         for n, d in enumerate(plain):
@@ -312,17 +313,13 @@ class Visualizer:
                         results[i] = res
         return [r for r in results if r is not None]
 
-    def _with_preset(self, item: dict[str, Any]) -> dict[str, Any]:
-        """``item`` with the preset's system prompt, template and convention where it gives none."""
-        if self.preset is None:
-            return item
-        for key, value in (
-            ("system", self.preset.system),
-            ("template", self.preset.template),
-            ("coords", self.preset.coords),
-        ):
+    @staticmethod
+    def _with_defaults(item: dict[str, Any], options: AnalysisOptions) -> dict[str, Any]:
+        """``item`` with the options' (preset-filled) system prompt, template and convention where it
+        gives none."""
+        for key in ("system", "template", "coords"):
             if item.get(key) is None:
-                item[key] = value
+                item[key] = getattr(options, key)
         return item
 
     def _batch(

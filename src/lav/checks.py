@@ -1,8 +1,9 @@
 """Checks of a request that need no model: types, ranges and text, each refused with what to pass.
 
-`validate_request` runs before any weights load (the CLI calls it first, `Visualizer.analyze` again
-for library users); `check_prompt_text` and `check_length` need the tokenizer or the model's context
-length and run once they are at hand. Torch-free.
+`validate_request` runs before any weights load: `check_item` for the instruction and response,
+`check_options` for the options (run by `lav.AnalysisOptions` when built, so once per call).
+`check_prompt_text` and `check_length` need the tokenizer or the model's context length and run
+once they are at hand. Torch-free.
 """
 
 from __future__ import annotations
@@ -44,22 +45,42 @@ def validate_request(
     indices; their range needs the model), ``template`` holding ``{instruction}`` and ``coords`` being
     one of `lav.coords.CONVENTIONS`.
     """
+    check_item(instruction, response)
+    check_options(
+        system=system,
+        template=template,
+        max_new_tokens=max_new_tokens,
+        edge_layers=edge_layers,
+        focus_layers=focus_layers,
+        coords=coords,
+    )
+
+
+def check_item(instruction: object, response: object = None) -> None:
+    """Refuse an instruction or forced response no model could answer (the per-item half of
+    `validate_request`; the options are `check_options`'s)."""
     _text(instruction, "instruction", 'e.g. "Click the Save button"')
     if not instruction.strip():  # type: ignore[union-attr]
         raise InputError("the instruction is empty; say what to click, e.g. 'Click the Save button'")
-    # Every supported family's control tokens are spelled <|...|>: refuse them before a model loads
-    # (check_prompt_text refuses the tokenizer's exact list once it is at hand).
-    for what, text in (("instruction", instruction), ("system prompt", system), ("template", template)):
-        tag = _TAG.search(text) if isinstance(text, str) else None
-        if tag:
-            raise InputError(
-                f"the {what} contains {tag.group(0)!r}, a special token Qwen tokenizers read as prompt "
-                "structure, not text; remove it or write it differently (e.g. with spaces)"
-            )
+    _no_tag(instruction, "instruction")
     if response is not None:
         _text(response, "response", 'the answer to force, e.g. "(120, 45)", or None to generate')
         if not response.strip():  # type: ignore[union-attr]
             raise InputError("the forced response is empty; omit it to let the model generate")
+
+
+def check_options(
+    *,
+    system: object = None,
+    template: object = None,
+    max_new_tokens: object = None,
+    edge_layers: object = None,
+    focus_layers: object = None,
+    coords: object = None,
+) -> None:
+    """Refuse analysis options no model could use (`lav.AnalysisOptions` runs it when built)."""
+    for what, text in (("system prompt", system), ("template", template)):
+        _no_tag(text, what)
     if system is not None:
         _text(system, "system prompt", "a string, or None for the model's default")
     if template is not None:
@@ -76,6 +97,17 @@ def validate_request(
     if coords is not None and coords not in CONVENTIONS:
         raise InputError(
             f"coords must be one of {', '.join(CONVENTIONS)} (or None for the family's default), got {coords!r}"
+        )
+
+
+def _no_tag(text: object, what: str) -> None:
+    # Every supported family's control tokens are spelled <|...|>: refuse them before a model loads
+    # (check_prompt_text refuses the tokenizer's exact list once it is at hand).
+    tag = _TAG.search(text) if isinstance(text, str) else None
+    if tag:
+        raise InputError(
+            f"the {what} contains {tag.group(0)!r}, a special token Qwen tokenizers read as prompt "
+            "structure, not text; remove it or write it differently (e.g. with spaces)"
         )
 
 

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..checks import check_out, validate_request
+from ..checks import check_item, check_out
 from ..files import check_adapter_folder, check_model_source
 from .options import (
     ADAPTER_HELP,
@@ -76,25 +76,28 @@ def _print_result(res, out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Everything that needs no model is checked before the model loads (seconds to minutes).
-    edge_layers = layers(args.edge_layers, (-2, -1))
-    focus_layers = layers(args.focus_layers, -1)
-    validate_request(
-        args.instruction,
-        args.response,
-        system=args.system,
-        template=args.template,
-        max_new_tokens=args.max_new_tokens,
-        edge_layers=edge_layers,
-        focus_layers=focus_layers,
-        coords=args.coords,
-    )
-    check_out(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
+    check_item(args.instruction, args.response)
     maps = map_names(args.maps)
     focus_heads = None
     if args.focus_heads is not None:
         from ..methods.heads import parse_heads
 
         focus_heads = parse_heads(args.focus_heads, args.head_ranking)
+    from ..options import AnalysisOptions
+
+    # Checked here, once, and handed to the analysis as it is.
+    options = AnalysisOptions(
+        edge_layers=layers(args.edge_layers, (-2, -1)),
+        focus_layers=layers(args.focus_layers, -1),
+        maps=maps,
+        focus_heads=focus_heads,
+        compare_base=args.compare_base,
+        max_new_tokens=args.max_new_tokens,
+        system=args.system,
+        template=args.template,
+        coords=args.coords,
+    )
+    check_out(args.out)  # user files, a dangling link, an unwritable disk: before the model loads
     from ..inputs import DEFAULT_MAX_PIXELS, load_image
 
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
@@ -123,20 +126,7 @@ def run(args: argparse.Namespace) -> int:
     )
     say(f"loaded {viz.parts.family} on {viz.device} in {time.perf_counter() - t0:.1f}s")
     say("running the forced response" if args.response else "generating")
-    res = viz.analyze(
-        image,
-        args.instruction,
-        response=args.response,
-        edge_layers=edge_layers,
-        focus_layers=focus_layers,
-        compare_base=args.compare_base,
-        max_new_tokens=args.max_new_tokens,
-        system=args.system,
-        template=args.template,
-        coords=args.coords,
-        maps=maps,
-        focus_heads=focus_heads,
-    )
+    res = viz.analyze(image, args.instruction, response=args.response, options=options)
     say(f"writing {args.out}")
     out = res.save(args.out)
     _print_result(res, out)

@@ -128,30 +128,29 @@ def run_demo_data(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..checks import validate_request
+    from ..cli.options import map_names
     from ..errors import InputError
+    from ..options import AnalysisOptions
     from . import distributed
     from .datasets import FORMATS, check_images, load_dataset
     from .engine import claim_shard, evaluate, merge, parse_shard
 
-    edge_layers = _layers(args.edge_layers, (-2, -1))
-    focus_layers = _layers(args.focus_layers, "all")
-    validate_request(
-        "x",
+    # Checked here, once, before the data and the model load (an unknown map name too); evaluate
+    # takes it as it is.
+    options = AnalysisOptions(
+        maps=map_names(args.maps),
+        edge_layers=_layers(args.edge_layers, (-2, -1)),
+        focus_layers=_layers(args.focus_layers, "all"),
+        compare_base=args.compare_base,
+        max_new_tokens=args.max_new_tokens,
         system=args.system,
         template=args.template,
-        max_new_tokens=args.max_new_tokens,
-        edge_layers=edge_layers,
-        focus_layers=focus_layers,
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
     from ..checks import check_out
 
     check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
-    from ..cli.options import map_names
-
-    maps = map_names(args.maps)  # an unknown name is refused before the data and the model load
     launch = distributed.launch_env()
     if launch is not None and shard is not None:
         raise InputError("--shard and torchrun both split the run; use one of them")
@@ -197,16 +196,9 @@ def run_eval(args: argparse.Namespace) -> int:
         dataset,
         out if shard is None else claim_shard(out, shard[0]),
         batch_size=args.batch_size,
-        edge_layers=edge_layers,
-        focus_layers=focus_layers,
-        compare_base=args.compare_base,
-        max_new_tokens=args.max_new_tokens,
-        coords=args.coords,
-        system=args.system,
-        template=args.template,
+        options=options,
         save_maps=args.save_maps,
         shard=shard,
-        maps=maps,
         refusals=args.refusals,
     )
     if launch is not None:

@@ -95,7 +95,11 @@ def fit_conventions(
     preset) unless ``system`` / ``template`` are given. Only the decision focus is recorded (the
     cheapest map): the answers are what is scored.
     """
+    from ..options import AnalysisOptions
+
     samples = list(dataset.samples)
+    # The same options for every pixel setting, checked once.
+    options = AnalysisOptions(edge_layers=-1, focus_layers=-1, max_new_tokens=max_new_tokens, maps=("focus",))
     fits = []
     for setting in settings if settings is not None else pixel_settings(viz):
         if say is not None:
@@ -105,14 +109,7 @@ def fit_conventions(
             for s in samples
         ]
         with _resizing(viz, setting.pixels):
-            results = viz.analyze_many(
-                items,
-                batch_size=batch_size,
-                edge_layers=-1,
-                focus_layers=-1,
-                max_new_tokens=max_new_tokens,
-                maps=["focus"],
-            )
+            results = viz.analyze_many(items, batch_size=batch_size, options=options)
         fit = Fit(setting, len(samples), dict.fromkeys(CONVENTIONS, 0))
         for sample, res in zip(samples, results, strict=True):
             for convention, right in conventions_correct(sample, res).items():

@@ -24,6 +24,7 @@ from ..errors import InputError, LavError
 from ..files import read_json
 from ..inputs import load_image
 from ..livefolder import OutputFolder
+from ..options import AnalysisOptions, LayerArg, flag, options_from
 from . import log
 from .datasets import Dataset, Sample
 from .fingerprint import images_digest, model_settings
@@ -35,7 +36,7 @@ from .records import error_record, record
 from .stats import summarize
 
 if TYPE_CHECKING:
-    from ..analysis import LayerArg, Visualizer
+    from ..analysis import Visualizer
     from ..result import Result
 
 
@@ -134,6 +135,7 @@ def evaluate(
     progress: bool | None = None,
     maps: Sequence[str] | None = None,
     refusals: str = "official",
+    options: AnalysisOptions | None = None,
 ) -> Evaluation:
     """Run ``dataset`` through ``viz`` and score it; with ``out``, resumably into that folder.
 
@@ -148,40 +150,60 @@ def evaluate(
     ``progress``: a bar on stderr (None: when stderr is a terminal, else a line every few samples).
     ``refusals``: ``"official"`` scores refusal samples (OSWorld-G), ``"excluded"`` leaves them out
     of the summary (the records are the same either way, so it is not a setting of the folder).
+    ``options``: the analysis options as one `lav.AnalysisOptions` instead of the keywords (its
+    ``focus_layers`` is then the options', -1 unless set).
     """
+    opts = options_from(
+        options,
+        {
+            "edge_layers": edge_layers,
+            "focus_layers": focus_layers,
+            "compare_base": compare_base,
+            "max_new_tokens": max_new_tokens,
+            "coords": coords,
+            "system": system,
+            "template": template,
+            "maps": maps,
+        },
+        defaults={"focus_layers": "all"},
+    )
     shard = parse_shard(shard)
-    names, extra_maps = eval_maps(viz, maps)
+    names, extra_maps = eval_maps(viz, opts.maps)
+    unused = sorted(opts.given())
+    if unused:
+        raise InputError(f"lav eval does not take {unused[0]}: it runs no map method that needs it")
     from ..models import resolve_layers
 
     # A layer the model lacks would fail every sample alike: one line now, before any sample runs.
-    resolve_layers(edge_layers, len(viz.parts.vision_attention), "vision blocks")
-    resolve_layers(focus_layers, len(viz.parts.decoder_attention), "full-attention decoder layers")
+    resolve_layers(opts.edge_layers, len(viz.parts.vision_attention), "vision blocks")
+    resolve_layers(opts.focus_layers, len(viz.parts.decoder_attention), "full-attention decoder layers")
     samples = list(dataset.samples)
     _check_ids(samples)
     if shard is not None:
         samples = [s for s in samples if shard_of(s.id, shard[1]) == shard[0]]
-    options = {
-        "edge_layers": edge_layers,
-        "focus_layers": focus_layers,
-        "compare_base": compare_base,
-        "max_new_tokens": max_new_tokens,
-        "coords": coords,
-        "system": system,
-        "template": template,
+    # The options as run.json records them (the record a resume must match, so its keys stay).
+    recorded = {
+        "edge_layers": opts.edge_layers,
+        "focus_layers": opts.focus_layers,
+        "compare_base": opts.compare_base,
+        "max_new_tokens": opts.max_new_tokens,
+        "coords": opts.coords,
+        "system": opts.system,
+        "template": opts.template,
         "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
     if viz.preset is not None or viz.image_pixels is not None:
         # Recorded only when set, so folders of runs without a preset still resume.
-        options["preset"] = None if viz.preset is None else viz.preset.name
-        options["image_pixels"] = None if viz.image_pixels is None else list(viz.image_pixels)
+        recorded["preset"] = None if viz.preset is None else viz.preset.name
+        recorded["image_pixels"] = None if viz.image_pixels is None else list(viz.image_pixels)
     if out is not None and shard is not None and Path(out) == shard_folder(Path(out).parent.parent, shard[0]):
         # The layout `merge` joins: the run's folder lists its shards before they write.
         claim_shard(Path(out).parent.parent, shard[0])
     folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
     try:
         return _evaluate(
-            viz, dataset, folder, samples, options, batch_size, save_maps, progress, names, refusals
+            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals
         )
     finally:
         if folder is not None:
@@ -189,25 +211,18 @@ def evaluate(
 
 
 def _evaluate(
-    viz, dataset, folder, samples, options, batch_size, save_maps, progress, names, refusals
+    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals
 ) -> Evaluation:
-    edge_layers, focus_layers = options["edge_layers"], options["focus_layers"]
-    compare_base, max_new_tokens = options["compare_base"], options["max_new_tokens"]
-    coords, system, template = options["coords"], options["system"], options["template"]
     extra_maps = options["maps"]
     if folder is not None:
         # The batch size decides padding, which can change an answer: a resume keeps it.
         log.check_settings(folder, {**settings(viz, dataset, options), "batch_size": batch_size})
+    # The default maps run too (the summary draws edge and focus); each item carries the prompt.
+    run_opts = opts.replace(maps=tuple(names), coords=None, system=None, template=None)
     analyze: Callable[[list[dict[str, Any]]], list[Result]] = lambda items: viz.analyze_many(  # noqa: E731
-        items,
-        batch_size=batch_size,
-        edge_layers=edge_layers,
-        focus_layers=focus_layers,
-        compare_base=compare_base,
-        max_new_tokens=max_new_tokens,
-        maps=names,
+        items, batch_size=batch_size, options=run_opts
     )
-    extra = {"coords": coords, "system": system, "template": template}
+    extra = {"coords": opts.coords, "system": opts.system, "template": opts.template}
     sink = _Sink(folder, save_maps)
     resumed = sum(s.id in sink.done for s in samples)
     try:
@@ -236,14 +251,17 @@ def _evaluate(
 def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[str], list[str]]:
     """What an evaluation runs and what it scores as extra methods: the model's default maps (edge,
     focus, ...) plus the named ones (checked), and the named ones that are not defaults."""
-    from ..methods import chosen, with_defaults
+    from ..methods import chosen, unoffered, with_defaults
 
     run = with_defaults(maps, viz.parts)
-    if "focus_selected" in run:
-        raise InputError(
-            "lav eval does not take focus_selected (it needs --focus-heads); the summary ranks every "
-            "head by pointing game instead (summary.json 'heads', and lav run --head-ranking)"
+    for name, missing in unoffered(run, offered=()):
+        hint = (
+            "; the summary ranks every head by pointing game instead (summary.json 'heads', and "
+            "lav run --head-ranking)"
+            if "focus_heads" in missing
+            else ""
         )
+        raise InputError(f"lav eval does not take {name} (it needs {', '.join(map(flag, missing))}){hint}")
     defaults = {m.name for m in chosen(None, viz.parts)}
     return run, [n for n in run if n not in defaults]
 

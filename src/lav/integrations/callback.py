@@ -42,6 +42,7 @@ from transformers import TrainerCallback
 from ..errors import InputError, LavError
 from ..eval import log
 from ..eval.records import safe_id
+from ..options import AnalysisOptions, options_from
 from .overlays import labelled
 from .probe import ProbeArg, load_probe, scalars, score
 from .reporters import Reporter, TensorBoardReporter, close_all, reporters_for, run_name, tensorboard_dir
@@ -109,7 +110,8 @@ class LavCallback(TrainerCallback):
     (default ``("focus",)``: the decoder's focus only; add ``"edge"`` for the vision tower's).
     ``compare_base``: also analyse with the LoRA adapter disabled, once, and log that beside.
     ``images``: how many probe samples get an overlay logged each time. ``save``: write
-    ``output_dir/lav/step-N/``.
+    ``output_dir/lav/step-N/``. ``options``: the analysis options as one `lav.AnalysisOptions`
+    instead of the keywords (checked here, when the callback is built).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class LavCallback(TrainerCallback):
         max_new_tokens: int = 32,
         images: int = 4,
         save: bool = True,
+        options: AnalysisOptions | None = None,
     ):
         if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
             raise InputError(f"every_n_steps must be a positive integer, got {every_n_steps!r}")
@@ -133,14 +136,19 @@ class LavCallback(TrainerCallback):
         self.samples = load_probe(probe)
         _check_images(self.samples)
         self.every_n_steps = every_n_steps
-        self.options = {
-            "focus_layers": focus_layers,
-            "edge_layers": edge_layers,
-            "maps": None if maps is None else list(maps),
-            "batch_size": batch_size,
-            "max_new_tokens": max_new_tokens,
-        }
-        self.compare_base = compare_base
+        self.options = options_from(
+            options,
+            {
+                "focus_layers": focus_layers,
+                "edge_layers": edge_layers,
+                "maps": maps,
+                "compare_base": compare_base,
+                "max_new_tokens": max_new_tokens,
+            },
+            defaults={"focus_layers": "all", "maps": ("focus",), "compare_base": True, "max_new_tokens": 32},
+        )
+        self.batch_size = batch_size
+        self.compare_base = self.options.compare_base
         self.images = images
         self.save = save
         self.reporters: list[Reporter] | None = None
@@ -201,7 +209,9 @@ class LavCallback(TrainerCallback):
         results = None
         with rng_kept():
             try:
-                results = viz.analyze_many(items, compare_base=compare, **self.options)
+                results = viz.analyze_many(
+                    items, self.batch_size, options=self.options.replace(compare_base=compare)
+                )
             except LavError as exc:
                 # Hours of training are worth more than one probe: say why and go on.
                 _say(f"warning: step {step}: the probe analysis failed, training goes on: {exc}")

@@ -70,8 +70,17 @@ def run(args: argparse.Namespace) -> int:
 
     from ..checks import check_out
     from ..cli.options import placement_options
+    from ..options import AnalysisOptions
     from .evolve import EVOLUTION_FILE, TABLE_FILE, evolve, find_checkpoints
 
+    # Checked here, once, before the model loads; every run of the evolution takes it as it is.
+    options = AnalysisOptions(
+        focus_layers="all" if args.focus_layers is None else " ".join(args.focus_layers),
+        max_new_tokens=args.max_new_tokens,
+        coords=args.coords,
+        system=args.system,
+        template=args.template,
+    )
     check_out(args.out)  # the --out rules of every command, before the model loads
     find_checkpoints(args.adapters)  # a wrong folder is named before the model loads
     hf_logging.disable_progress_bar()
@@ -82,11 +91,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         compare_base=not args.no_compare_base,
         batch_size=args.batch_size,
-        focus_layers="all" if args.focus_layers is None else " ".join(args.focus_layers),
-        max_new_tokens=args.max_new_tokens,
-        coords=args.coords,
-        system=args.system,
-        template=args.template,
+        options=options,
         device=args.device,
         dtype=args.dtype,
         attn_implementation=args.attn_implementation,

@@ -27,6 +27,7 @@ from typing import Any
 from .. import jsonsafe
 from ..errors import InputError
 from ..livefolder import OutputFolder
+from ..options import AnalysisOptions, options_from
 
 EVOLUTION_FILE = "evolution.json"
 TABLE_FILE = "evolution.csv"
@@ -150,12 +151,27 @@ def evolve(
     limit: int | None = None,
     progress: bool | None = False,
     say: Callable[[str], None] = lambda msg: None,
+    options: AnalysisOptions | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``probe`` (a path any ``lav eval`` format reads, or a list of ``{image, instruction,
     bbox}``) with the base ``model`` and each adapter of ``checkpoints``; write ``out``. The evolution.
 
     ``progress``: a progress line per run as `lav.evaluate` writes it (None: a bar on a terminal).
+    ``options``: the analysis options as one `lav.AnalysisOptions` instead of the keywords
+    (``compare_base`` stays this function's own: whether the base model is evaluated too).
     """
+    analysis = options_from(
+        options,
+        {
+            "edge_layers": edge_layers,
+            "focus_layers": focus_layers,
+            "max_new_tokens": max_new_tokens,
+            "coords": coords,
+            "system": system,
+            "template": template,
+        },
+        defaults={"focus_layers": "all"},
+    )
     from ..eval.datasets import Dataset, check_images, load_dataset
     from ..eval.engine import evaluate
     from ..loading import load, load_adapter
@@ -170,14 +186,16 @@ def evolve(
     # Checked and locked before the model loads (one line if it holds files lav did not write);
     # each run below is a lav eval folder nested in it, listed before it is written.
     with OutputFolder(out) as folder:
-        options = {
+        run_options = {"batch_size": batch_size, "save_maps": True, "progress": progress, "options": analysis}
+        # What evolution.json records (its keys as they always were).
+        recorded = {
             "batch_size": batch_size,
-            "edge_layers": edge_layers,
-            "focus_layers": focus_layers,
-            "max_new_tokens": max_new_tokens,
-            "coords": coords,
-            "system": system,
-            "template": template,
+            "edge_layers": analysis.edge_layers,
+            "focus_layers": analysis.focus_layers,
+            "max_new_tokens": analysis.max_new_tokens,
+            "coords": analysis.coords,
+            "system": analysis.system,
+            "template": analysis.template,
             "save_maps": True,
             "progress": progress,
         }
@@ -188,7 +206,7 @@ def evolve(
         base_row = None
         if compare_base:
             say(f"base model: {len(dataset)} samples")
-            ev = evaluate(base, dataset, folder.nested(BASE_DIR), **options)
+            ev = evaluate(base, dataset, folder.nested(BASE_DIR), **run_options)
             base_row = row("base", None, ev.summary)
         rows = []
         from ..analysis import Visualizer
@@ -210,7 +228,7 @@ def evolve(
                     base.image_pixels,
                     base.answer_rules,
                 )
-                ev = evaluate(viz, dataset, folder.nested(ckpt.label), **options)
+                ev = evaluate(viz, dataset, folder.nested(ckpt.label), **run_options)
             finally:
                 # Take the LoRA layers off again: the next checkpoint goes onto the plain base model.
                 wrapped.unload()
@@ -221,7 +239,7 @@ def evolve(
             "format": dataset.format,
             "samples": [s.id for s in dataset.samples],
             "options": {
-                k: v if isinstance(v, (str, int, bool, type(None))) else list(v) for k, v in options.items()
+                k: v if isinstance(v, (str, int, bool, type(None))) else list(v) for k, v in recorded.items()
             },
             "base": base_row,
             "checkpoints": rows,

@@ -16,10 +16,13 @@ from .base import (
     chosen,
     merged_grid,
     minmax,
+    needing,
     register,
     registered,
+    unoffered,
     unregister,
     with_defaults,
+    with_required,
 )
 from .edge import Edge
 from .focus import Focus, answer_rows
@@ -61,11 +64,14 @@ __all__ = [
     "answer_rows",
     "chosen",
     "with_defaults",
+    "with_required",
     "heads_from_ranking",
     "merged_grid",
     "minmax",
+    "needing",
     "register",
     "registered",
     "resolve_heads",
+    "unoffered",
     "unregister",
 ]

@@ -24,6 +24,7 @@ from ..capture import Recording
 from ..errors import InputError
 from ..geometry import Grid, split_merged_tokens
 from ..models import ModelParts
+from ..options import METHOD_INPUTS
 from ..result import Map
 
 
@@ -148,6 +149,9 @@ class MapMethod(ABC):
     name: str = ""
     #: Whether `Visualizer.analyze` runs it when ``maps`` is not given; costly methods are opt-in.
     default: bool = True
+    #: Options of `lav.AnalysisOptions` the method cannot run without (e.g. ``("focus_heads",)``): given,
+    #: they add the method to the default maps; a shell that does not offer one refuses the method.
+    requires: tuple[str, ...] = ()
 
     @abstractmethod
     def needs(self, selection: Selection) -> Needs:
@@ -214,6 +218,12 @@ def register(method: MapMethod) -> MapMethod:
     """Make ``method`` available to `Visualizer.analyze` under ``method.name`` (and run by default)."""
     if not isinstance(method, MapMethod) or not method.name.isidentifier():
         raise InputError("a map method is a MapMethod instance whose name is an identifier")
+    unknown = [o for o in method.requires if o not in METHOD_INPUTS]
+    if unknown:
+        raise InputError(
+            f"map method {method.name!r} requires {unknown[0]!r}, which is not an option a method may "
+            f"require; use one of {', '.join(METHOD_INPUTS)}"
+        )
     with _REGISTRY_LOCK:
         if method.name in _REGISTRY:
             raise InputError(f"a map method called {method.name!r} is registered already")
@@ -261,6 +271,43 @@ def chosen(names: Sequence[str] | str | None, parts: ModelParts | None = None) -
                 "leave it out of maps"
             )
     return [available[n] for n in dict.fromkeys(names)]
+
+
+def needing(option: str, names: Sequence[str] | None = None) -> list[str]:
+    """The registered methods (or those of ``names``) that declare they need ``option`` (`MapMethod.requires`)."""
+    with _REGISTRY_LOCK:
+        available = dict(_REGISTRY)
+    return [n for n, m in available.items() if option in m.requires and (names is None or n in names)]
+
+
+def with_required(methods: list[MapMethod], given: set[str], maps_named: bool) -> list[MapMethod]:
+    """``methods`` and, when the maps were not named (``maps_named`` False), the methods that need an
+    option the call gives (``given``, see `MapMethod.requires`); with named maps that leave out every
+    method that would use a given option, refused (the option would be silently unused)."""
+    names = [m.name for m in methods]
+    for option in sorted(given):
+        users = needing(option)
+        if not maps_named:
+            methods = [*methods, *chosen([u for u in users if u not in names])] if users else methods
+        elif not any(u in names for u in users):
+            which = users[0] if users else "no"
+            raise InputError(
+                f"{option} {METHOD_INPUTS[option][1]} for the {which} map, which maps= leaves out; "
+                f"add '{which}' to maps or drop {option}"
+            )
+    return methods
+
+
+def unoffered(names: Sequence[str], offered: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``(method, options it needs but a shell does not offer)`` for each of ``names`` that has any."""
+    with _REGISTRY_LOCK:
+        available = dict(_REGISTRY)
+    out = []
+    for n in names:
+        missing = [o for o in getattr(available.get(n), "requires", ()) if o not in offered]
+        if missing:
+            out.append((n, missing))
+    return out
 
 
 def with_defaults(names: Sequence[str] | str | None, parts: ModelParts) -> list[str]:

@@ -125,6 +125,7 @@ class SelectedHeadsFocus(MapMethod):
 
     name = "focus_selected"
     default = False
+    requires = ("focus_heads",)
 
     def needs(self, selection: Selection) -> Needs:
         return Needs(decoder_layers=tuple(sorted({layer for layer, _ in selection.heads or ()})))

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if args.max_queue < 1:
         raise InputError(f"--max-queue must be at least 1, got {args.max_queue}")
-    from ..checks import validate_request
+    from ..options import AnalysisOptions
 
     model, adapter = args.model, args.adapter
     from ..demo import assets
@@ -180,22 +180,24 @@ def run(args: argparse.Namespace) -> int:
     # `lav.cli.main` has already turned --model demo into the shipped folder.
     demo = model in (assets.NAME, str(assets.BASE)) or (model is None and not args.results)
     default_layers = ("all", "all") if demo else ((-2, -1), -1)
-    edge_layers = _layers(args.edge_layers, default_layers[0])
-    focus_layers = _layers(args.focus_layers, default_layers[1])
-    validate_request(
-        "x", max_new_tokens=args.max_new_tokens, edge_layers=edge_layers, focus_layers=focus_layers
+    # The server's analysis options, checked here once; a request may change its maps and base pass.
+    options = AnalysisOptions(
+        edge_layers=_layers(args.edge_layers, default_layers[0]),
+        focus_layers=_layers(args.focus_layers, default_layers[1]),
+        max_new_tokens=args.max_new_tokens,
     )
     if args.maps is not None and not (demo or model is not None):
         raise InputError(
             "--maps chooses what analyses compute, and --results alone loads no model: add --model"
         )
     maps = _maps(args.maps)
+    options = options if maps is None else options.replace(maps=maps)
     origins = [_origin(o) for o in args.allow_origin]
     sock = _bind(args.host, args.port)
     try:
         worker = None
         if demo or model is not None:
-            worker = _load(args, model, adapter, demo, edge_layers, focus_layers, maps)
+            worker = _load(args, model, adapter, demo, options)
         port = sock.getsockname()[1]
         app = create_app(
             worker,
@@ -245,7 +247,7 @@ def _maps(text: str | None) -> list[str] | None:
     return names
 
 
-def _load(args, model, adapter, demo: bool, edge_layers, focus_layers, maps):
+def _load(args, model, adapter, demo: bool, options):
     from ..cli.options import placement_options
     from ..files import check_adapter_folder, check_model_source
     from ..inputs import DEFAULT_MAX_PIXELS
@@ -272,13 +274,7 @@ def _load(args, model, adapter, demo: bool, edge_layers, focus_layers, maps):
         "max_image_pixels": DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         **placement_options(args),
     }
-    analysis = {
-        "edge_layers": edge_layers,
-        "focus_layers": focus_layers,
-        "max_new_tokens": args.max_new_tokens,
-        "maps": maps,
-    }
-    worker = ModelWorker.load(model, adapter, load_options, analysis)
+    worker = ModelWorker.load(model, adapter, load_options, options)
     _say(f"loaded {worker.viz.parts.family} on {worker.viz.device}")
     return worker
 

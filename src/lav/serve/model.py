@@ -9,15 +9,16 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from ..checks import validate_request
+from ..checks import check_item
 from ..errors import ImageError, InputError
 from ..inputs import DEFAULT_MAX_PIXELS, load_image
+from ..options import METHOD_INPUTS, AnalysisOptions, flag
 from ..result import Result
 
 
@@ -59,34 +60,46 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
         return load_image(image, max_pixels=max_pixels)
 
 
-#: Map methods `lav serve` cannot run: ``focus_selected`` needs focus heads, which it does not take.
-UNSERVED_MAPS = ("focus_selected",)
+#: Options of `lav.AnalysisOptions` a request or ``lav serve`` may set; a map method that needs another
+#: one (`lav.methods.MapMethod.requires`, e.g. ``focus_selected``: ``focus_heads``) is not served.
+SERVED_OPTIONS = ("edge_layers", "focus_layers", "maps", "compare_base", "max_new_tokens")
 
 
 def check_servable(maps: Sequence[str]) -> None:
-    """Refuse (`InputError`) a map method that `lav serve` cannot run."""
-    unserved = [n for n in maps if n in UNSERVED_MAPS]
-    if unserved:
+    """Refuse (`InputError`) a map method that `lav serve` cannot run (it needs an option it does not take)."""
+    if not maps:
+        return
+    from ..methods import unoffered
+
+    for name, missing in unoffered(maps, SERVED_OPTIONS):
+        words = " and ".join(METHOD_INPUTS[o][0] if o in METHOD_INPUTS else o for o in missing)
+        flags = " ".join(f"{flag(o)} ..." for o in missing)
         raise InputError(
-            f"lav serve cannot run the {unserved[0]} map: it needs focus heads, which lav serve does not "
-            "take; run lav run --maps focus_selected --focus-heads ... --out DIR and browse DIR"
+            f"lav serve cannot run the {name} map: it needs {words}, which lav serve does not "
+            f"take; run lav run --maps {name} {flags} --out DIR and browse DIR"
         )
 
 
 class ModelWorker:
     """A loaded `Visualizer` and the analysis options of this server (layers, answer length, maps).
 
-    ``analysis["maps"]``: the server's map methods for requests that name none (None: the default
+    ``options.maps``: the server's map methods for requests that name none (None: the default
     ones); a request's own ``maps`` replace them. Either way the default maps (edge, focus) are run
-    too, so the page's own view always has them.
+    too, so the page's own view always has them. ``analysis`` may be the options' fields as a dict.
     """
 
-    def __init__(self, viz: Any, analysis: dict[str, Any] | None = None) -> None:
+    def __init__(self, viz: Any, analysis: AnalysisOptions | Mapping[str, Any] | None = None) -> None:
         self.viz = viz
-        self.analysis = dict(analysis or {})
-        if self.analysis.get("maps") is not None:
-            self.analysis["maps"] = tuple(self.analysis["maps"])
-            self._check_maps(self.analysis["maps"])
+        if analysis is None or isinstance(analysis, Mapping):
+            analysis = AnalysisOptions(**(analysis or {}))
+        self.options: AnalysisOptions = analysis
+        if self.options.maps is not None:
+            self._check_maps(self.options.maps)
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        """The options as a dict of their fields (to build another worker from)."""
+        return {f.name: getattr(self.options, f.name) for f in fields(self.options)}
 
     @classmethod
     def load(
@@ -94,7 +107,7 @@ class ModelWorker:
         model: str | os.PathLike,
         adapter: str | os.PathLike | None,
         load_options: dict[str, Any],
-        analysis: dict[str, Any],
+        analysis: AnalysisOptions,
     ) -> ModelWorker:
         from ..loading import load
 
@@ -105,7 +118,7 @@ class ModelWorker:
         return int(getattr(self.viz, "max_image_pixels", DEFAULT_MAX_PIXELS))
 
     def describe(self) -> dict[str, Any]:
-        from ..methods import chosen, registered
+        from ..methods import chosen, registered, unoffered
 
         parts = self.viz.parts
         always = [m.name for m in chosen(None, parts)]
@@ -121,7 +134,7 @@ class ModelWorker:
                 "optional": [
                     m.name
                     for m in chosen(list(registered()))
-                    if m.applies(parts) and m.name not in always and m.name not in UNSERVED_MAPS
+                    if m.applies(parts) and m.name not in always and not unoffered([m.name], SERVED_OPTIONS)
                 ],
                 "default": self.maps_for(None),
             },
@@ -137,7 +150,7 @@ class ModelWorker:
         """Refuse, before queueing, what the model would refuse (`InputError` -> 400)."""
         from ..checks import check_prompt_text
 
-        validate_request(instruction, response)
+        check_item(instruction, response)
         tok = self.viz.processor.tokenizer
         check_prompt_text(instruction, "instruction", tok)
         if compare_base and not self.viz.has_adapter:
@@ -149,7 +162,7 @@ class ModelWorker:
         """The map methods a request runs: the default ones, then its ``maps`` (None: the server's)."""
         from ..methods import with_defaults
 
-        return with_defaults(self.analysis.get("maps") if maps is None else maps, self.viz.parts)
+        return with_defaults(self.options.maps if maps is None else maps, self.viz.parts)
 
     def _check_maps(self, maps: Sequence[str]) -> None:
         from ..methods import chosen
@@ -160,13 +173,9 @@ class ModelWorker:
     def __call__(self, req: Request, report: Callable[[str], None]) -> Result:
         # Stages as the engine reaches them: preparing, generating (forward), maps; "base: ..." for
         # the pass with the adapter disabled.
+        options = self.options.replace(compare_base=req.compare_base, maps=tuple(self.maps_for(req.maps)))
         res = self.viz.analyze(
-            req.image,
-            req.instruction,
-            response=req.response,
-            compare_base=req.compare_base,
-            progress=report,
-            **{**self.analysis, "maps": self.maps_for(req.maps)},
+            req.image, req.instruction, response=req.response, progress=report, options=options
         )
         res.arrays()  # fails here, in the job, rather than on the first map request
         return res
