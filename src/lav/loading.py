@@ -35,7 +35,7 @@ from .quiet import no_bitsandbytes, processor_notes_off, progress_bars
 _LOADER_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError, AttributeError)
 
 
-def _load_config(name: str, folder: Path | None):
+def load_config(name: str, folder: Path | None):
     """The model's config; ``folder`` is the local checkpoint `check_model_source` found, else None."""
     if folder is not None:
         check_fields(folder)
@@ -232,7 +232,7 @@ def load(
         if preset is None:
             # By the id first: a model lav cannot run (OpenCUA) is named before its config is read.
             chosen = _auto_preset(name, _saved_name(local))
-        config = _load_config(name, local)
+        config = load_config(name, local)
         spec_for_config(config)  # refuse an unsupported family before loading any weights
         if processor is None:
             if local is not None:

@@ -73,7 +73,7 @@ def plan(
     from .devices import resolve_device, resolve_dtype
     from .files import check_model_source
     from .geometry import smart_resize
-    from .loading import _load_config
+    from .loading import load_config
     from .models import inspect_model, spec_for_config
     from .placement import check_device_map, read_device_map, read_max_memory
 
@@ -87,7 +87,7 @@ def plan(
             "refuse; plan for the cropped screenshot"
         )
     name = os.fspath(model)
-    config = _load_config(name, check_model_source(name))
+    config = load_config(name, check_model_source(name))
     spec_for_config(config)
     torch_dtype = resolve_dtype(dtype, resolve_device(device))
     with init_empty_weights():

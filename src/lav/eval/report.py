@@ -26,7 +26,7 @@ THUMB_WIDTH = 240
 BASE_CLICK = (255, 140, 0)
 BOX_COLOUR = (40, 110, 255)
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}
 main{max-width:1200px;margin:0 auto;padding:20px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
@@ -45,15 +45,15 @@ code{font-size:12px}
 """
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def _ci(ci: Sequence[float] | None) -> str:
+def ci_text(ci: Sequence[float] | None) -> str:
     return "–" if ci is None else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
 
 
@@ -61,7 +61,7 @@ def _ci(ci: Sequence[float] | None) -> str:
 # Thumbnails (written during the run, while the maps are in memory)
 
 
-def _panel(res, box, clicks, width: int) -> Image.Image:
+def panel_html(res, box, clicks, width: int) -> Image.Image:
     point = None if res.click is None else (res.click.x, res.click.y)
     focus = res.focus if "focus" in res.maps else None
     img = overlay(res.image, focus=focus, click=point)
@@ -88,10 +88,10 @@ def thumbnail_png(res, rec: Mapping[str, Any]) -> bytes:
     """A small PNG for the gallery: the target box, both clicks, both focus maps (adapter | base)."""
     box = rec.get("bbox")
     base_click = None if res.base is None or res.base.click is None else (res.base.click.x, res.base.click.y)
-    panels = [_panel(res, box, [(base_click, BASE_CLICK)] if base_click else [], THUMB_WIDTH)]
+    panels = [panel_html(res, box, [(base_click, BASE_CLICK)] if base_click else [], THUMB_WIDTH)]
     if res.base is not None:
         own = None if res.click is None else (res.click.x, res.click.y)
-        panels.append(_panel(res.base, box, [(own, (0, 200, 0))] if own else [], THUMB_WIDTH))
+        panels.append(panel_html(res.base, box, [(own, (0, 200, 0))] if own else [], THUMB_WIDTH))
     height = max(p.height for p in panels)
     sheet = Image.new("RGB", (THUMB_WIDTH * len(panels) + 4 * (len(panels) - 1), height), (255, 255, 255))
     for i, p in enumerate(panels):
@@ -103,9 +103,9 @@ def thumbnail_png(res, rec: Mapping[str, Any]) -> bytes:
 # The page
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+def table_html(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -114,7 +114,7 @@ def _accuracy_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     if summary.get("base"):
         runs.append(("base", summary["base"]))
     return [
-        [name, s["n"], s["correct"], _pct(s["accuracy"]), _ci(s["ci95"]), s["wrong_format"]]
+        [name, s["n"], s["correct"], percent(s["accuracy"]), ci_text(s["ci95"]), s["wrong_format"]]
         for name, s in runs
     ]
 
@@ -167,13 +167,13 @@ def _groups(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = (
         rows = []
         for value, s in by[first].items():
             label = " / ".join(str(names[f].get(value, value)) if f != first else value for f in same)
-            row = [label, s["n"], _pct(s["accuracy"]), _ci(s["ci95"])]
+            row = [label, s["n"], percent(s["accuracy"]), ci_text(s["ci95"])]
             if base_by:
                 b = base_by.get(first, {}).get(value)
-                row += [_pct(b["accuracy"]) if b else "–"]
+                row += [percent(b["accuracy"]) if b else "–"]
             rows.append(row)
         head = [" / ".join(same), "n", "accuracy", "95% CI"] + (["base accuracy"] if base_by else [])
-        parts.append(_table(head, rows))
+        parts.append(table_html(head, rows))
     note = (
         "<p>Fields that split the samples the same way share one table.</p>"
         if any(len(f) > 1 for f in fields)
@@ -189,9 +189,11 @@ def _official(summary: Mapping[str, Any]) -> str:
     if not off:
         return ""
     micro, macro = off["micro"], off.get("macro")
-    rows = [[micro["name"], "micro", micro["n"], _pct(micro["accuracy"])]]
+    rows = [[micro["name"], "micro", micro["n"], percent(micro["accuracy"])]]
     if macro:
-        rows.append([macro["name"], f"macro over {macro['over']}", macro["cells"], _pct(macro["accuracy"])])
+        rows.append(
+            [macro["name"], f"macro over {macro['over']}", macro["cells"], percent(macro["accuracy"])]
+        )
     conventions = summary.get("refusal_conventions")
     if conventions:
         for name in ("official", "excluded"):
@@ -201,32 +203,33 @@ def _official(summary: Mapping[str, Any]) -> str:
                     f"refusal samples {'scored' if name == 'official' else 'left out'}",
                     name,
                     c["n"],
-                    _pct(c["accuracy"]),
+                    percent(c["accuracy"]),
                 ]
             )
     parts = [
-        f"<h2>{_e(off['benchmark'])}: the official numbers</h2>",
-        f'<p class="info">rule and names: {_e(off.get("source") or "lav")}</p>',
-        _table(["number", "average", "n (cells for macro)", "accuracy"], rows),
+        f"<h2>{escape(off['benchmark'])}: the official numbers</h2>",
+        f'<p class="info">rule and names: {escape(off.get("source") or "lav")}</p>',
+        table_html(["number", "average", "n (cells for macro)", "accuracy"], rows),
     ]
     buckets = off.get("buckets") or {}
     if buckets:
         parts.append(
-            _table(
-                ["category", "n", "accuracy"], [[k, v["n"], _pct(v["accuracy"])] for k, v in buckets.items()]
+            table_html(
+                ["category", "n", "accuracy"],
+                [[k, v["n"], percent(v["accuracy"])] for k, v in buckets.items()],
             )
         )
     for name, cells in off.get("tables", {}).items():
         cols = sorted({c for row in cells.values() for c in row if c != "all"}) + ["all"]
         body = [
-            [row] + [_pct(cells[row][c]["accuracy"]) if c in cells[row] else "–" for c in cols]
+            [row] + [percent(cells[row][c]["accuracy"]) if c in cells[row] else "–" for c in cols]
             for row in cells
         ]
-        parts.append(_table([name, *cols], body))
+        parts.append(table_html([name, *cols], body))
     return "".join(parts)
 
 
-def _curve(
+def curve_svg(
     series: Sequence[tuple[str, str, Sequence[float | None]]], xs: Sequence[int], chance: float | None
 ) -> str:
     """A line chart of per-layer values in [0, 1] as inline SVG (no script)."""
@@ -253,7 +256,7 @@ def _curve(
     for i, x in enumerate(xs):
         if n <= 40 or i % max(1, n // 20) == 0:
             out.append(
-                f'<text x="{px(i):.1f}" y="{h - 8}" font-size="10" text-anchor="middle">{_e(x)}</text>'
+                f'<text x="{px(i):.1f}" y="{h - 8}" font-size="10" text-anchor="middle">{escape(x)}</text>'
             )
     for j, (name, colour, values) in enumerate(series):
         pts = [(px(i), py(v)) for i, v in enumerate(values) if v is not None]
@@ -261,7 +264,7 @@ def _curve(
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
             out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         out.append(
-            f'<text x="{w - pad - 150}" y="{14 + 12 * j}" font-size="11" fill="{colour}">{_e(name)}</text>'
+            f'<text x="{w - pad - 150}" y="{14 + 12 * j}" font-size="11" fill="{colour}">{escape(name)}</text>'
         )
     out.append("</svg>")
     return "".join(out)
@@ -286,18 +289,18 @@ def _layers(summary: Mapping[str, Any]) -> str:
             series.append(("base mass", "#aec7e8", [r["mass"] for r in brows]))
         table_rows = []
         for i, r in enumerate(rows):
-            row = [r["layer"], _pct(r["pointing"]), _pct(r["mass"])]
+            row = [r["layer"], percent(r["pointing"]), percent(r["mass"])]
             if kind == "focus":
-                row.append(_pct(r.get("image_share")))
+                row.append(percent(r.get("image_share")))
             if brows:
-                row += [_pct(brows[i]["pointing"]), _pct(brows[i]["mass"])]
+                row += [percent(brows[i]["pointing"]), percent(brows[i]["mass"])]
             table_rows.append(row)
         head = ["layer", "pointing game", "mass in box"] + (["image share"] if kind == "focus" else [])
         head += ["base pointing", "base mass"] if brows else []
-        parts.append(f"<h3>{_e(title)}</h3>{_curve(series, xs, summary.get('chance'))}")
-        parts.append(f"<details><summary>table</summary>{_table(head, table_rows)}</details>")
+        parts.append(f"<h3>{escape(title)}</h3>{curve_svg(series, xs, summary.get('chance'))}")
+        parts.append(f"<details><summary>table</summary>{table_html(head, table_rows)}</details>")
     chance = summary.get("chance")
-    note = f"<p>Chance level (mean box area / image area, dashed): {_pct(chance)}.</p>"
+    note = f"<p>Chance level (mean box area / image area, dashed): {percent(chance)}.</p>"
     return note + "".join(parts)
 
 
@@ -312,39 +315,44 @@ def _methods(summary: Mapping[str, Any]) -> str:
     rows = []
     if last is not None:
         b = ((summary.get("base") or {}).get("layers", {}).get("focus") or [None])[-1]
-        row = [f"focus (layer {last['layer']} only)", _pct(last["pointing"]), _pct(last["mass"]), last["n"]]
-        rows.append(row + ([_pct(b["pointing"]), _pct(b["mass"])] if base and b else []))
+        row = [
+            f"focus (layer {last['layer']} only)",
+            percent(last["pointing"]),
+            percent(last["mass"]),
+            last["n"],
+        ]
+        rows.append(row + ([percent(b["pointing"]), percent(b["mass"])] if base and b else []))
     for name, m in methods.items():
-        row = [name, _pct(m["pointing"]), _pct(m["mass"]), m["n"]]
+        row = [name, percent(m["pointing"]), percent(m["mass"]), m["n"]]
         if base:
             bm = base.get(name) or {}
-            row += [_pct(bm.get("pointing")), _pct(bm.get("mass"))]
+            row += [percent(bm.get("pointing")), percent(bm.get("mass"))]
         rows.append(row)
     return (
         "<h2>Map methods</h2><p>Each extra map (<code>--maps</code>) over the chosen focus layers, "
-        f"beside the raw focus; chance level {_pct(summary.get('chance'))}.</p>" + _table(head, rows)
+        f"beside the raw focus; chance level {percent(summary.get('chance'))}.</p>" + table_html(head, rows)
     )
 
 
 def _heads(summary: Mapping[str, Any]) -> str:
-    rows = [[h["layer"], h["head"], _pct(h["pointing"]), h["n"]] for h in summary.get("heads", [])]
-    out = _table(["layer", "head", "pointing game", "n"], rows) if rows else "<p>No per-head data.</p>"
+    rows = [[h["layer"], h["head"], percent(h["pointing"]), h["n"]] for h in summary.get("heads", [])]
+    out = table_html(["layer", "head", "pointing game", "n"], rows) if rows else "<p>No per-head data.</p>"
     brows = [
-        [h["layer"], h["head"], _pct(h["pointing"]), h["n"]]
+        [h["layer"], h["head"], percent(h["pointing"]), h["n"]]
         for h in (summary.get("base") or {}).get("heads", [])
     ]
     if brows:
-        out += "<h3>Base model</h3>" + _table(["layer", "head", "pointing game", "n"], brows)
+        out += "<h3>Base model</h3>" + table_html(["layer", "head", "pointing game", "n"], brows)
     return out
 
 
 def _conventions(summary: Mapping[str, Any]) -> str:
     conv = summary.get("conventions") or {}
     used = conv.get("used", {})
-    rows = [[c, _pct(a), used.get(c, 0)] for c, a in conv.get("accuracy", {}).items()]
-    out = _table(["read as", "accuracy", "answers read so in this run"], rows)
+    rows = [[c, percent(a), used.get(c, 0)] for c, a in conv.get("accuracy", {}).items()]
+    out = table_html(["read as", "accuracy", "answers read so in this run"], rows)
     if conv.get("note"):
-        out = f'<p class="warn">{_e(conv["note"])}</p>' + out
+        out = f'<p class="warn">{escape(conv["note"])}</p>' + out
     return out
 
 
@@ -352,7 +360,7 @@ def _flips(summary: Mapping[str, Any]) -> str:
     f = summary.get("flips")
     if not f:
         return ""
-    table = _table(
+    table = table_html(
         ["", "adapter right", "adapter wrong"],
         [["base right", f["both_right"], f["broken"]], ["base wrong", f["fixed"], f["both_wrong"]]],
     )
@@ -375,8 +383,8 @@ def _answer(outcome: Mapping[str, Any], who: str) -> str:
     click = outcome.get("click")
     where = "none" if click is None else f"({click['x']:.0f}, {click['y']:.0f}) px"
     return (
-        f"<dt>{who}answer</dt><dd><code>{_e(outcome.get('response'))}</code></dd>"
-        f"<dt>{who}click</dt><dd>{_e(where)}</dd>"
+        f"<dt>{who}answer</dt><dd><code>{escape(outcome.get('response'))}</code></dd>"
+        f"<dt>{who}click</dt><dd>{escape(where)}</dd>"
     )
 
 
@@ -421,7 +429,7 @@ def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
         link = ""
         saved = None if folder is None else _find(folder, "samples", sid, "report.html")
         if saved is not None:
-            link = f' · <a href="{_e(saved.relative_to(folder).as_posix())}">maps</a>'
+            link = f' · <a href="{escape(saved.relative_to(folder).as_posix())}">maps</a>'
         absent = ""
         if r.get("target") in NO_CLICK_TARGETS:
             did = "the model clicked" if r.get("click") is not None else "the model did not click"
@@ -430,8 +438,8 @@ def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
         if r.get("base") is not None:
             values += _answer(r["base"], "base ")
         cards.append(
-            f'<figure>{img}<figcaption><b class="{k}">{k}</b> <code>{_e(r["id"])}</code>{link}{absent}<br>'
-            f'{_e(r["instruction"])}<dl class="card">{values}</dl></figcaption></figure>'
+            f'<figure>{img}<figcaption><b class="{k}">{k}</b> <code>{escape(r["id"])}</code>{link}{absent}<br>'
+            f'{escape(r["instruction"])}<dl class="card">{values}</dl></figcaption></figure>'
         )
     if not cards:
         return "<p>No flips or failures.</p>"
@@ -458,10 +466,10 @@ def build_report(
         title += f" + {_short(adapter)}"
     errors = summary.get("errors", [])
     err_html = (
-        _table(["id", "reason"], [[e["id"], e["reason"]] for e in errors]) if errors else "<p>None.</p>"
+        table_html(["id", "reason"], [[e["id"], e["reason"]] for e in errors]) if errors else "<p>None.</p>"
     )
     # What the reader found in the data: information, not warnings.
-    notes = "".join(f'<p class="info">{_e(n)}</p>' for n in summary.get("notes", []))
+    notes = "".join(f'<p class="info">{escape(n)}</p>' for n in summary.get("notes", []))
     if resumed:
         n = summary.get("n_samples", 0)
         notes += (
@@ -471,12 +479,12 @@ def build_report(
     return (
         "<!doctype html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{csp}">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
-        f"<h1>{_e(title)}</h1><p>model <code>{_e(summary.get('model'))}</code> · "
-        f"{'adapter <code>' + _e(adapter) + '</code>' if adapter else 'no adapter'} · format "
-        f"<code>{_e(summary.get('format'))}</code> · {summary.get('n_samples', 0)} samples</p>{notes}"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<h1>{escape(title)}</h1><p>model <code>{escape(summary.get('model'))}</code> · "
+        f"{'adapter <code>' + escape(adapter) + '</code>' if adapter else 'no adapter'} · format "
+        f"<code>{escape(summary.get('format'))}</code> · {summary.get('n_samples', 0)} samples</p>{notes}"
         "<h2>Accuracy</h2>"
-        + _table(
+        + table_html(
             ["run", "n", "correct", "accuracy", "95% CI (Wilson)", "wrong format"], _accuracy_rows(summary)
         )
         + _flips(summary)

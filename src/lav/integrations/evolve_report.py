@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import LavError
 from ..eval.records import safe_id
-from ..eval.report import _CSS, _ci, _curve, _e, _panel, _pct, _table
+from ..eval.report import CSS, ci_text, curve_svg, escape, panel_html, percent, table_html
 from ..render import to_png
 from ..result import Result
 
@@ -47,7 +47,7 @@ def _curves(evolution: Mapping[str, Any]) -> str:
     acc = [("click accuracy", _PALETTE[0], [r["accuracy"] for r in rows])]
     if base is not None:
         acc.append(("base model", "#999", [base["accuracy"]] * len(rows)))
-    parts = [f"<h3>Click accuracy</h3>{_curve(acc, xs, chance)}"]
+    parts = [f"<h3>Click accuracy</h3>{curve_svg(acc, xs, chance)}"]
     for kind, title in (("focus", "Decision focus"), ("edge", "Edge map")):
         layers = sorted({layer for r in rows for layer in _layer_values(r, kind, "pointing")})
         if not layers:
@@ -59,12 +59,14 @@ def _curves(evolution: Mapping[str, Any]) -> str:
                 series.append(
                     (f"layer {layer}", colour, [_layer_values(r, kind, metric).get(layer) for r in rows])
                 )
-            parts.append(f"<h3>{_e(title)}: {_e(what)}, per layer</h3>{_curve(series, xs, chance)}")
+            parts.append(
+                f"<h3>{escape(title)}: {escape(what)}, per layer</h3>{curve_svg(series, xs, chance)}"
+            )
             if base is not None:
                 b = _layer_values(base, kind, metric)
                 parts.append(
                     "<p>Base model: "
-                    + ", ".join(f"layer {k} {_pct(v)}" for k, v in sorted(b.items()))
+                    + ", ".join(f"layer {k} {percent(v)}" for k, v in sorted(b.items()))
                     + "</p>"
                 )
     return "".join(parts)
@@ -82,17 +84,19 @@ def _summary_table(evolution: Mapping[str, Any]) -> str:
                 r["checkpoint"],
                 "–" if r.get("step") is None else r["step"],
                 r["n"],
-                _pct(r["accuracy"]),
-                _ci(r["ci95"]),
+                percent(r["accuracy"]),
+                ci_text(r["ci95"]),
                 r["wrong_format"],
-                _pct(point),
-                _pct(mass),
+                percent(point),
+                percent(mass),
             ]
         )
     head = ["checkpoint", "step", "n", "accuracy", "95% CI", "wrong format"]
     head += [f"pointing (layer {last})", f"mass in box (layer {last})"]
-    links = " · ".join(f'<a href="{_e(r["checkpoint"])}/report.html">{_e(r["checkpoint"])}</a>' for r in rows)
-    return _table(head, out) + f"<p>Each run's own report: {links}</p>"
+    links = " · ".join(
+        f'<a href="{escape(r["checkpoint"])}/report.html">{escape(r["checkpoint"])}</a>' for r in rows
+    )
+    return table_html(head, out) + f"<p>Each run's own report: {links}</p>"
 
 
 def _read_records(folder: Path) -> dict[str, dict[str, Any]]:
@@ -106,15 +110,15 @@ def _frame(folder: Path, rec: Mapping[str, Any] | None, sample_id: str, caption:
     try:
         res = Result.load(folder / "samples" / safe_id(sample_id))
     except LavError:
-        return f"<figure><figcaption>{_e(caption)}: not run</figcaption></figure>"
-    img = _panel(res, None if rec is None else rec.get("bbox"), [], FRAME_WIDTH)
+        return f"<figure><figcaption>{escape(caption)}: not run</figcaption></figure>"
+    img = panel_html(res, None if rec is None else rec.get("bbox"), [], FRAME_WIDTH)
     data = base64.b64encode(to_png(img)).decode("ascii")
     mark = ""
     if rec is not None and not rec.get("error"):
         mark = ' <b class="hit">✓</b>' if rec["correct"] else ' <b class="miss">✗</b>'
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
-        f"<figcaption>{_e(caption)}{mark}</figcaption></figure>"
+        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
+        f"<figcaption>{escape(caption)}{mark}</figcaption></figure>"
     )
 
 
@@ -132,7 +136,9 @@ def _strips(evolution: Mapping[str, Any], out: Path) -> str:
     for sid in ids[:STRIPS_MAX]:
         instruction = next((recs[sid]["instruction"] for _, _, recs in records if sid in recs), "")
         frames = "".join(_frame(folder, recs.get(sid), sid, caption) for caption, folder, recs in records)
-        parts.append(f'<h3><code>{_e(sid)}</code> · {_e(instruction)}</h3><div class="strip">{frames}</div>')
+        parts.append(
+            f'<h3><code>{escape(sid)}</code> · {escape(instruction)}</h3><div class="strip">{frames}</div>'
+        )
     more = f"<p>{len(ids) - STRIPS_MAX} more samples not shown.</p>" if len(ids) > STRIPS_MAX else ""
     return "".join(parts) + more
 
@@ -163,14 +169,14 @@ def build_report(evolution: Mapping[str, Any], out: Path) -> str:
 
         which = f" ({'decoder layer' if len(layers) == 1 else 'mean of decoder layers'} {layer_list(layers)})"
     legend = (
-        f"<p>Each frame: the decision focus{_e(which)} (red/yellow) and the click (crosshair) at that "
+        f"<p>Each frame: the decision focus{escape(which)} (red/yellow) and the click (crosshair) at that "
         "checkpoint; blue: the target box; ✓ the click is on the target.</p>"
     )
     return (
         "<!doctype html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
-        f'content="{csp}"><title>{_e(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head><body><main>'
-        f"<h1>{_e(title)}</h1><p>model <code>{_e(evolution.get('model'))}</code> · "
+        f'content="{csp}"><title>{escape(title)}</title><style>{CSS}{_EXTRA_CSS}</style></head><body><main>'
+        f"<h1>{escape(title)}</h1><p>model <code>{escape(evolution.get('model'))}</code> · "
         f"{len(evolution['checkpoints'])} checkpoints · {len(evolution['samples'])} samples</p>"
         f"<h2>Per checkpoint</h2>{_summary_table(evolution)}"
         f"<h2>Curves across checkpoints</h2>{_curves(evolution)}"
