@@ -627,6 +627,10 @@ def test_venusbench_gd_refusal_file_is_negatives_and_stored_size_divides(tmp_pat
     off = summarize(records, ds.group_fields, format="venusbench-gd")["official"]
     assert off["micro"]["accuracy"] == 0.5
     assert off["tables"]["split x ui_type"]["refusal_spatial"]["icon"]["accuracy"] == 0.5
+    # eval.py's overall text_acc / icon_acc (e1; e0 r0 r1) and its per-application numbers.
+    total = off["totals"]["platform x ui_type"]
+    assert total["text"]["accuracy"] == 0 and total["icon"]["accuracy"] == pytest.approx(2 / 3)
+    assert off["tables"]["application x ui_type"]["windows"]["all"]["accuracy"] == 0.5
 
 
 # --- rows: boxes past the image ----------------------------------------------------------------------
