@@ -143,6 +143,7 @@ def test_screenspot_pro_official_rule_by_hand(pro: Path):
     # The leaderboard's overall text / icon (evaluate_overall by ui_type): text p1 p4 v1 = 2/3,
     # icon p2 p3 v2 v3 = 1/4; its Avg 3/7.
     total = off["totals"]["group x ui_type"]
+    assert list(total) == ["text", "icon", "all"]  # the leaderboard's Text, Icon, Avg
     assert total["text"]["accuracy"] == pytest.approx(2 / 3) and total["icon"]["accuracy"] == 0.25
     assert total["all"]["accuracy"] == pytest.approx(3 / 7)
     assert any("reversed corners" in n and "never hit" in n for n in ds.notes)
