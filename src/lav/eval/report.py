@@ -215,16 +215,21 @@ def _official(summary: Mapping[str, Any]) -> str:
     if buckets:
         parts.append(
             table_html(
-                ["category", "n", "accuracy"],
+                ["category (a sample counts in each of its own)", "n", "accuracy"],
                 [[k, v["n"], percent(v["accuracy"])] for k, v in buckets.items()],
             )
         )
     for name, cells in off.get("tables", {}).items():
-        cols = sorted({c for row in cells.values() for c in row if c != "all"}) + ["all"]
+        # The bottom line (`official.totals`) holds every column, in the paper's order.
+        total = off.get("totals", {}).get(name)
+        seen = total or {c: None for row in cells.values() for c in row}
+        cols = [c for c in seen if c != "all"] + ["all"]
         body = [
             [row] + [percent(cells[row][c]["accuracy"]) if c in cells[row] else "–" for c in cols]
             for row in cells
         ]
+        if total:
+            body.append(["all"] + [percent(total[c]["accuracy"]) for c in cols])
         parts.append(table_html([name, *cols], body))
     return "".join(parts)
 
