@@ -73,12 +73,12 @@ def outcomes_html(summary: Mapping[str, Any]) -> str:
     runs = [(name, s["outcomes"]) for name, s in _runs(summary) if s.get("outcomes")]
     if not runs:
         return ""
-    head = ["outcome", "meaning"]
+    head = ["outcome"]
     for name, _ in runs:
         head += [f"{name} n", f"{name} share", f"{name} looked right"]
     rows = []
     for kind in OUTCOMES:
-        row: list[Any] = [kind, MEANING[kind]]
+        row: list[Any] = [kind]
         for _, t in runs:
             known = t["looked_known"][kind]
             row += [
@@ -95,7 +95,12 @@ def outcomes_html(summary: Mapping[str, Any]) -> str:
     )
     out = (
         '<h2 id="outcomes">What kind of error</h2><p>One outcome per sample; <em>looked right</em>: the '
-        "focus's top cell lies on the target (samples with a target).</p>" + table_html(head, rows) + lines
+        "focus's top cell lies on the target (samples with a target).</p>"
+        + table_html(head, rows)
+        + lines
+        + '<details><summary>what each outcome means</summary><dl class="card">'
+        + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in MEANING.items())
+        + "</dl></details>"
     )
     flips = summary.get("outcome_flips")
     if flips:
