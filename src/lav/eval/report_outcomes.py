@@ -158,12 +158,12 @@ def _answer(outcome: Mapping[str, Any], who: str) -> str:
     """The raw answer, the click it was read as, its outcome and confidence, as labelled values."""
     click = outcome.get("click")
     where = "none" if click is None else f"({click['x']:.0f}, {click['y']:.0f}) px"
-    if outcome.get("confidence") is not None:
-        where += f", confidence {percent(outcome['confidence'])}"
+    sure = "" if outcome.get("confidence") is None else percent(outcome["confidence"])
     return (
         f"<dt>{who}answer</dt><dd><code>{escape(outcome.get('response'))}</code></dd>"
         f"<dt>{who}click</dt><dd>{escape(where)}</dd>"
-        f"<dt>{who}outcome</dt><dd>{escape(outcome.get('outcome') or '–')}</dd>"
+        + (f"<dt>{who}confidence</dt><dd>{escape(sure)}</dd>" if sure else "")
+        + f"<dt>{who}outcome</dt><dd>{escape(outcome.get('outcome') or '–')}</dd>"
     )
 
 
