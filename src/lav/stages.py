@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
+from .agreement import TokenScores, token_scores
 from .capture import Recording, capture
 from .checks import check_length, context_length
 from .coords import (
@@ -79,6 +80,9 @@ class Ran:
     answers: list[list[int]]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    #: Forced answers only: each answer token's log-probability and the greedy token, read from the
+    #: same forward's logits (`lav.agreement`); None for generated answers.
+    scores: list[TokenScores] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +249,8 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
     inputs = prepared.inputs
     rows_from = min(prepared.answer_starts) - 1
     t0 = time.perf_counter()
+    scores = None
+    ends = viz.end_ids()
     with (
         torch.inference_mode(),
         capture(
@@ -256,8 +262,11 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
         ) as rec,
     ):
         if prepared.forced:
-            viz.model(**inputs, use_cache=False)
+            logits = viz.model(**inputs, use_cache=False).logits
             ids = inputs["input_ids"]
+            forced = [_strip_end(ids[b, s:].tolist(), ends) for b, s in enumerate(prepared.answer_starts)]
+            scores = token_scores(logits, prepared.answer_starts, forced)
+            del logits
         else:
             ids = viz.model.generate(
                 **inputs,
@@ -269,9 +278,8 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
                 pad_token_id=pad_id(viz),
             )
     seconds = time.perf_counter() - t0
-    ends = viz.end_ids()
     answers = [_strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(prepared.answer_starts)]
-    return Ran(rec, answers, seconds)
+    return Ran(rec, answers, seconds, scores=scores)
 
 
 @dataclass(frozen=True)
