@@ -352,12 +352,16 @@ class Visualizer:
         n = len(requests)
         step = "forward" if prepared.forced else "generate"
         out = []
-        for b, (r, g, answer, item_maps) in enumerate(zip(requests, prepared.grids, answers, maps, strict=True)):
+        for b, (r, g, answer, item_maps) in enumerate(
+            zip(requests, prepared.grids, answers, maps, strict=True)
+        ):
             tokens = [answer.text[a:c] for a, c in answer.offsets]
             agreed = None
             if ran.scores is not None:
                 coordinates = (*answer.rows.x, *answer.rows.y)
-                agreed = agreement(ran.scores[b], ran.answers[b], tokens, coordinates, self.processor.tokenizer)
+                agreed = agreement(
+                    ran.scores[b], ran.answers[b], tokens, coordinates, self.processor.tokenizer
+                )
             out.append(
                 Result(
                     model=self.model_name,

@@ -154,6 +154,8 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
         "conventions": _conventions(sample, res),
         "maps": maps,
         "heads": _heads(sample, res),
+        # A forced answer (lav eval --responses): transformers' agreement with it (`lav.agreement`).
+        **({} if res.agreement is None else {"agreement": res.agreement}),
     }
 
 
