@@ -15,6 +15,8 @@ sentinel such as [-1, -1]; not a wrong format), ``correct`` (by the official rul
 ``conventions`` (correct had the answer been read in each convention), ``maps`` (per layer:
 ``pointing``, ``mass``, and for the focus ``image_share``) and ``heads`` (L x H: 1 where that head's
 maximum is on the target). ``base``: the same outcome with the adapter disabled, or null.
+A forced answer (``lav eval --responses``) adds ``agreement``: transformers' log-probability of it
+and where its greedy choice differs (`lav.agreement`).
 """
 
 from __future__ import annotations
