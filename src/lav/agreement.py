@@ -33,14 +33,15 @@ def token_scores(
     """Each item's `TokenScores` from one forward's ``logits`` (batch, positions, vocab).
 
     Item ``b``'s answer token ``i`` sits at position ``starts[b] + i`` and is predicted by the
-    logits at ``starts[b] + i - 1``. The log-softmax runs in float32 over those rows only.
+    logits at ``starts[b] + i - 1``. The log-softmax runs over those rows only, in float32 at least.
     """
     out = []
     for b, (start, ids) in enumerate(zip(starts, answers, strict=True)):
         if not ids:
             out.append(TokenScores((), ()))
             continue
-        rows = logits[b, start - 1 : start - 1 + len(ids)].float()
+        rows = logits[b, start - 1 : start - 1 + len(ids)]
+        rows = rows.to(torch.promote_types(rows.dtype, torch.float32))  # half precision up, float64 kept
         target = torch.tensor(list(ids), device=rows.device).unsqueeze(1)
         logp = torch.log_softmax(rows, dim=-1).gather(1, target).squeeze(1)
         out.append(TokenScores(tuple(logp.tolist()), tuple(rows.argmax(dim=-1).tolist())))
