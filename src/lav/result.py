@@ -138,6 +138,9 @@ class Result:
     base: Result | None = field(default=None, repr=False)
     answer_span: tuple[int, int] | None = None
     refused: bool = False
+    #: A forced answer's agreement with transformers' own greedy choice (`lav.agreement`): null
+    #: for a generated answer.
+    agreement: dict[str, Any] | None = None
 
     # --- the maps, in the user's words -------------------------------------------------------
     def map(self, name: str) -> Map:
@@ -320,7 +323,7 @@ class Result:
         for f in fields(cls):
             if f.name in ("image", "maps", "base", "click"):
                 continue
-            if f.name in _ADDED_IN_3 and f.name not in data:
+            if f.name in _OPTIONAL and f.name not in data:
                 continue  # a version-2 record: the field's default
             kwargs[f.name] = data[f.name]
         kwargs["resized_size"] = tuple(kwargs["resized_size"])
@@ -374,6 +377,9 @@ class Result:
 
 #: Result fields that version-2 records lack.
 _ADDED_IN_3 = ("answer_span", "refused")
+#: Fields a record may lack (its default then): those version 3 added, and ``agreement``, added
+#: within version 3 as an optional field that older lav ignores.
+_OPTIONAL = (*_ADDED_IN_3, "agreement")
 
 
 def _click(d: dict[str, Any]) -> Click:
