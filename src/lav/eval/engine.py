@@ -32,7 +32,9 @@ from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
 from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (eval.cli, tests)
 from .layout import shard_folder as shard_folder
 from .progress import Progress
-from .records import error_record, record
+from ..faithful.options import CheckOptions
+from .records import NO_CLICK_TARGETS, error_record, record, score
+from ..faithful.summary import summarize as check_summary
 from .stats import summarize
 
 if TYPE_CHECKING:
@@ -86,7 +88,7 @@ def _fingerprint(samples: Sequence[Sample]) -> str:
 
 
 def _layer_text(value: Any) -> Any:
-    if isinstance(value, (str, int)) or value is None:
+    if isinstance(value, (str, int, dict)) or value is None:
         return value
     return [v if isinstance(v, str) else int(v) for v in value]
 
@@ -136,6 +138,7 @@ def evaluate(
     maps: Sequence[str] | None = None,
     refusals: str = "official",
     options: AnalysisOptions | None = None,
+    checks: CheckOptions | None = None,
 ) -> Evaluation:
     """Run ``dataset`` through ``viz`` and score it; with ``out``, resumably into that folder.
 
@@ -152,6 +155,8 @@ def evaluate(
     of the summary (the records are the same either way, so it is not a setting of the folder).
     ``options``: the analysis options as one `lav.AnalysisOptions` instead of the keywords (its
     ``focus_layers`` is then the options', -1 unless set).
+    ``checks``: does each map explain the click (`lav.faithful.CheckOptions`: deletion / insertion
+    curves, the zoom test); each record and the summary get ``faithfulness`` / ``zoom``.
     """
     opts = options_from(
         options,
@@ -193,6 +198,8 @@ def evaluate(
         "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
+    if checks is not None:
+        recorded["checks"] = checks.to_dict()  # only when asked, so older folders still resume
     if viz.preset is not None or viz.image_pixels is not None:
         # Recorded only when set, so folders of runs without a preset still resume.
         recorded["preset"] = None if viz.preset is None else viz.preset.name
@@ -203,7 +210,7 @@ def evaluate(
     folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
     try:
         return _evaluate(
-            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals
+            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals, checks
         )
     finally:
         if folder is not None:
@@ -211,7 +218,7 @@ def evaluate(
 
 
 def _evaluate(
-    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals
+    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals, checks=None
 ) -> Evaluation:
     extra_maps = options["maps"]
     if folder is not None:
@@ -233,7 +240,7 @@ def _evaluate(
             batch = [s for s in samples[start : start + batch_size] if s.id not in sink.done]
             if not batch:
                 continue
-            by_id = _run_batch(viz, batch, analyze, extra, extra_maps)
+            by_id = _run_batch(viz, batch, analyze, extra, extra_maps, checks, opts)
             done = [by_id[s.id] for s in batch]
             sink.add(done)
             bar.update(done)
@@ -267,7 +274,13 @@ def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[s
 
 
 def _run_batch(
-    viz: Visualizer, batch: Sequence[Sample], analyze, extra, extra_maps: Sequence[str]
+    viz: Visualizer,
+    batch: Sequence[Sample],
+    analyze,
+    extra,
+    extra_maps: Sequence[str],
+    checks: CheckOptions | None = None,
+    opts: AnalysisOptions | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Records of one batch by id: errors for unreadable images, else the analysis, retried item by
     item when the batch as a whole raises a `LavError`; ``extra_maps`` scored beside edge and focus."""
@@ -297,8 +310,25 @@ def _run_batch(
                 out[s.id] = error_record(s, _one_line(exc))
     for (s, _), res in pairs:
         out[s.id] = record(s, res, extra_maps)
+        if checks is not None:
+            _add_checks(viz, s, res, out[s.id], checks, opts)
         out[s.id]["_result"] = res
     return out
+
+
+def _add_checks(viz, sample: Sample, res, rec: dict[str, Any], checks: CheckOptions, opts) -> None:
+    """``rec`` with the sample's faithfulness / zoom checks (against its target box, by the official rule)."""
+    from ..faithful.measure import record_checks
+
+    size = res.image_size
+    hit = None
+    if sample.target not in NO_CLICK_TARGETS and sample.box is not None:
+        hit = lambda x, y: score(sample, x, y, False, size)  # noqa: E731
+    fields = record_checks(viz, res, checks, opts, hit)
+    base = fields.pop("base")
+    rec.update({k: v for k, v in fields.items() if v is not None})
+    if base and rec.get("base") is not None:
+        rec["base"].update(base)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -373,6 +403,7 @@ def _summary(
         "notes": notes + size_notes(records),
     }
     summary.update(summarize(records, dataset.group_fields, format=dataset.format, refusals=refusals))
+    summary.update(check_summary(records))
     summary["options"] = {k: _layer_text(v) for k, v in options.items() if k != "shard"}
     return summary
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from ..faithful.summary import report_section
 from ..render import overlay, to_png
 from .records import NO_CLICK_TARGETS, safe_id
 
@@ -493,6 +494,7 @@ def build_report(
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"
         + _methods(summary)
+        + report_section(summary)
         + f"<h2>Localization heads</h2>{_heads(summary)}"
         + f"<h2>Flips and failures</h2>{_gallery(records, folder)}"
         + f"<h2>Errors</h2>{err_html}</main></body></html>\n"
