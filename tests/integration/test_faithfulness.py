@@ -105,7 +105,9 @@ def test_base_result_runs_with_the_adapter_disabled(demo):
     res = viz.analyze(str(assets.SCREEN), assets.instruction(), compare_base=True)
     base = planted(res.base, box)
     out = faithfulness(viz, base, CheckOptions(faithfulness=True, steps=2))
-    with_adapter = faithfulness(viz, dataclasses.replace(base, adapter_enabled=True), CheckOptions(faithfulness=True, steps=2))
+    with_adapter = faithfulness(
+        viz, dataclasses.replace(base, adapter_enabled=True), CheckOptions(faithfulness=True, steps=2)
+    )
     # The base model answers elsewhere; forcing its answer is likelier without the adapter.
     first = out["orders"]["planted"]["deletion"]["logprob"][0]
     assert first > with_adapter["orders"]["planted"]["deletion"]["logprob"][0]

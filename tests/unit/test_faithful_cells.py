@@ -93,7 +93,11 @@ def test_mean_ci_and_blocks_from_hand_made_checks():
     def check(d, i):
         a = {"deletion_auc": d, "insertion_auc": i, "deletion_hit_auc": d, "insertion_hit_auc": i}
         r = {"deletion_auc": 0.4, "insertion_auc": 0.3, "deletion_hit_auc": 0.5, "insertion_hit_auc": 0.5}
-        return {"removal": "mean", "steps": 10, "auc": {"focus": a, "edge": {**a, "deletion_auc": 0.5}, "random": r}}
+        return {
+            "removal": "mean",
+            "steps": 10,
+            "auc": {"focus": a, "edge": {**a, "deletion_auc": 0.5}, "random": r},
+        }
 
     block = faithfulness_block([check(0.1, 0.7), check(0.3, 0.5), {"skipped": "no click"}, None])
     assert block["n"] == 2 and block["skipped"] == 1
@@ -101,6 +105,9 @@ def test_mean_ci_and_blocks_from_hand_made_checks():
     assert [r["map"] for r in block["ranking"]] == ["focus", "edge"]
     assert block["ranking"][0]["beats_random"] and not block["ranking"][1]["beats_random"]
 
-    zooms = [({"factor": 2.0, "maps": {"focus": {"hit": True}}}, False), ({"factor": 2.0, "maps": {"focus": {"hit": False}}}, True)]
+    zooms = [
+        ({"factor": 2.0, "maps": {"focus": {"hit": True}}}, False),
+        ({"factor": 2.0, "maps": {"focus": {"hit": False}}}, True),
+    ]
     z = zoom_block(zooms)
     assert z["maps"]["focus"]["accuracy"] == 0.5 and z["without"]["accuracy"] == 0.5 and z["n"] == 2

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..checks import check_item, check_out
 from ..faithful.options import add_check_args, check_options
-from ..files import check_adapter_folder, check_model_source
 from ..faithful.summary import check_lines
+from ..files import check_adapter_folder, check_model_source
 from .options import (
     ADAPTER_HELP,
     MAPS_HELP,

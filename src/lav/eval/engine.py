@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LavError
+from ..faithful.options import CheckOptions
+from ..faithful.summary import summarize as check_summary
 from ..files import read_json
 from ..inputs import load_image
 from ..livefolder import OutputFolder
@@ -32,9 +34,7 @@ from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
 from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (eval.cli, tests)
 from .layout import shard_folder as shard_folder
 from .progress import Progress
-from ..faithful.options import CheckOptions
 from .records import NO_CLICK_TARGETS, error_record, record, score
-from ..faithful.summary import summarize as check_summary
 from .stats import summarize
 
 if TYPE_CHECKING:
@@ -210,7 +210,18 @@ def evaluate(
     folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
     try:
         return _evaluate(
-            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals, checks
+            viz,
+            dataset,
+            folder,
+            samples,
+            opts,
+            recorded,
+            batch_size,
+            save_maps,
+            progress,
+            names,
+            refusals,
+            checks,
         )
     finally:
         if folder is not None:
@@ -218,7 +229,18 @@ def evaluate(
 
 
 def _evaluate(
-    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals, checks=None
+    viz,
+    dataset,
+    folder,
+    samples,
+    opts,
+    options,
+    batch_size,
+    save_maps,
+    progress,
+    names,
+    refusals,
+    checks=None,
 ) -> Evaluation:
     extra_maps = options["maps"]
     if folder is not None:

@@ -78,7 +78,9 @@ def blurred(image: Image.Image, cell_side: float) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(radius=max(1.0, cell_side)))
 
 
-def composite(inside: Image.Image, outside: Image.Image, labels: np.ndarray, chosen: Sequence[int]) -> Image.Image:
+def composite(
+    inside: Image.Image, outside: Image.Image, labels: np.ndarray, chosen: Sequence[int]
+) -> Image.Image:
     """``inside``'s pixels in the ``chosen`` cells, ``outside``'s elsewhere (exactly those pixels)."""
     flags = np.zeros(int(labels.max()) + 1, dtype=bool)
     flags[np.asarray(chosen, dtype=np.int64)] = True
@@ -106,7 +108,9 @@ def peak_centre(values: np.ndarray, image_size: tuple[int, int]) -> tuple[float,
     return (c + 0.5) * width / arr.shape[1], (r + 0.5) * height / arr.shape[0]
 
 
-def crop_box(centre: tuple[float, float], image_size: tuple[int, int], factor: float) -> tuple[int, int, int, int]:
+def crop_box(
+    centre: tuple[float, float], image_size: tuple[int, int], factor: float
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) original pixels (x1, y1 exclusive) of a crop ``1/factor`` of each side,
     centred on ``centre`` and moved inside the image where it would stick out."""
     width, height = image_size

@@ -147,7 +147,10 @@ def faithfulness(
     if checks.removal != "blur":
         ends.append(_Step("blurred", "", 0))
     inner = [
-        _Step(name, kind, k) for name in orders for kind in ("deletion", "insertion") for k in range(1, checks.steps)
+        _Step(name, kind, k)
+        for name in orders
+        for kind in ("deletion", "insertion")
+        for k in range(1, checks.steps)
     ]
     plan = ends + inner
     batch = checks.batch_size or 2 * checks.steps
@@ -344,7 +347,10 @@ def zoom(
     checks = checks or CheckOptions(zoom=True)
     names = map_names(res, maps)
     image = res.image.convert("RGB")
-    boxes = [C.crop_box(C.peak_centre(res.maps[n].values, res.image_size), res.image_size, checks.zoom_factor) for n in names]
+    boxes = [
+        C.crop_box(C.peak_centre(res.maps[n].values, res.image_size), res.image_size, checks.zoom_factor)
+        for n in names
+    ]
     with _running(viz, res):
         answers = ask(viz, res, [image.crop(b) for b in boxes], analysis, response)
     out: dict[str, Any] = {}

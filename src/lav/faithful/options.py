@@ -41,13 +41,19 @@ class CheckOptions:
                 raise InputError(f"{key} must be True or False, got {getattr(self, key)!r}")
         if self.removal not in REMOVALS:
             raise InputError(f"removal must be one of {', '.join(REMOVALS)}, got {self.removal!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 2 <= self.steps <= MAX_STEPS:
+        if (
+            isinstance(self.steps, bool)
+            or not isinstance(self.steps, int)
+            or not 2 <= self.steps <= MAX_STEPS
+        ):
             raise InputError(f"steps must be a whole number from 2 to {MAX_STEPS}, got {self.steps!r}")
         factor = self.zoom_factor
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
             raise InputError(f"zoom_factor must be a number above 1, got {factor!r}")
         if not 1 < factor <= 64:
-            raise InputError(f"zoom_factor must be above 1 and at most 64 (2: half of each side), got {factor}")
+            raise InputError(
+                f"zoom_factor must be above 1 and at most 64 (2: half of each side), got {factor}"
+            )
         object.__setattr__(self, "zoom_factor", float(factor))
         b = self.batch_size
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):

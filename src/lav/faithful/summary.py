@@ -30,7 +30,12 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
 
 
 def _rate(k: int, n: int) -> dict[str, Any]:
-    return {"n": n, "correct": k, "accuracy": k / n if n else None, "ci95": list(wilson_interval(k, n)) if n else None}
+    return {
+        "n": n,
+        "correct": k,
+        "accuracy": k / n if n else None,
+        "ci95": list(wilson_interval(k, n)) if n else None,
+    }
 
 
 def faithfulness_block(checks: Sequence[Mapping[str, Any] | None]) -> dict[str, Any] | None:
@@ -45,7 +50,10 @@ def faithfulness_block(checks: Sequence[Mapping[str, Any] | None]) -> dict[str, 
     names: list[str] = []
     for c in done:
         names += [n for n in c["auc"] if n not in names]
-    maps = {name: {m: mean_ci([c["auc"][name][m] for c in done if name in c["auc"]]) for m in MEASURES} for name in names}
+    maps = {
+        name: {m: mean_ci([c["auc"][name][m] for c in done if name in c["auc"]]) for m in MEASURES}
+        for name in names
+    }
     for name in maps:
         maps[name]["n"] = sum(name in c["auc"] for c in done)
     rank = []
@@ -58,7 +66,9 @@ def faithfulness_block(checks: Sequence[Mapping[str, Any] | None]) -> dict[str, 
             continue
         row = {"map": name, "score": i - d, "deletion_auc": d, "insertion_auc": i}
         if random and random["deletion_auc"]["mean"] is not None:
-            row["beats_random"] = bool(d < random["deletion_auc"]["mean"] and i > random["insertion_auc"]["mean"])
+            row["beats_random"] = bool(
+                d < random["deletion_auc"]["mean"] and i > random["insertion_auc"]["mean"]
+            )
         rank.append(row)
     rank.sort(key=lambda r: -r["score"])
     first = done[0] if done else ran[0]
@@ -186,9 +196,7 @@ def report_section(summary: Mapping[str, Any]) -> str:
             if not block:
                 continue
             rank = {r["map"]: n + 1 for n, r in enumerate(block["ranking"])}
-            order = [r["map"] for r in block["ranking"]] + [
-                n for n in block["maps"] if n not in rank
-            ]
+            order = [r["map"] for r in block["ranking"]] + [n for n in block["maps"] if n not in rank]
             rows = []
             for name in order:
                 m = block["maps"][name]
@@ -205,8 +213,16 @@ def report_section(summary: Mapping[str, Any]) -> str:
                         m["n"],
                     ]
                 )
-            head = ["rank", "order", "deletion AUC ↓", "insertion AUC ↑", "click kept, deletion ↓",
-                    "click found, insertion ↑", "beats random", "n"]
+            head = [
+                "rank",
+                "order",
+                "deletion AUC ↓",
+                "insertion AUC ↑",
+                "click kept, deletion ↓",
+                "click found, insertion ↑",
+                "beats random",
+                "n",
+            ]
             parts.append(f"<h3>{html.escape(who)}maps ranked</h3>" + _table(head, rows))
     z = summary.get("zoom")
     if z:
@@ -216,7 +232,9 @@ def report_section(summary: Mapping[str, Any]) -> str:
             f"samples' accuracy without it ({z['n']} samples).</p>"
         )
         base = z.get("base")
-        head = ["map", "accuracy with zoom", "without zoom"] + (["base with zoom", "base without"] if base else [])
+        head = ["map", "accuracy with zoom", "without zoom"] + (
+            ["base with zoom", "base without"] if base else []
+        )
         rows = []
         for name, r in z["maps"].items():
             row = [name, _pct(r["accuracy"]), _pct(z["without"]["accuracy"])]
@@ -231,7 +249,10 @@ def report_section(summary: Mapping[str, Any]) -> str:
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """What `lav eval` prints about the checks: the maps ranked, and the zoom's accuracy per map."""
     lines = []
-    for who, f in (("", summary.get("faithfulness")), ("base ", (summary.get("faithfulness") or {}).get("base"))):
+    for who, f in (
+        ("", summary.get("faithfulness")),
+        ("base ", (summary.get("faithfulness") or {}).get("base")),
+    ):
         if not f:
             continue
         r = f["maps"].get("random", {})

@@ -30,9 +30,7 @@ def line_chart(
     for v in (0, 0.5, 1):
         out.append(f'<line x1="{pad}" x2="{w - pad}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="4" y="{py(v) + 4:.1f}" font-size="10">{v:.1f}</text>')
-        out.append(
-            f'<text x="{px(v):.1f}" y="{h - 16}" font-size="10" text-anchor="middle">{v:.1f}</text>'
-        )
+        out.append(f'<text x="{px(v):.1f}" y="{h - 16}" font-size="10" text-anchor="middle">{v:.1f}</text>')
     if x_label:
         out.append(
             f'<text x="{w / 2:.1f}" y="{h - 3}" font-size="10" text-anchor="middle">{html.escape(x_label)}</text>'
@@ -72,14 +70,20 @@ def check_charts(res: Any) -> list[dict[str, Any]]:
         for name in f["maps"]:
             for kind in ("deletion", "insertion"):
 
-                def prob(order: str, kind: str = kind) -> list[float]:
+                def prob(
+                    order: str, f: dict[str, Any] = f, kind: str = kind, tokens: int = tokens
+                ) -> list[float]:
                     return [math.exp(lp / tokens) for lp in f["orders"][order][kind]["logprob"]]
 
                 randoms = [o for o in f["orders"] if o.startswith("random_")]
                 mean = [sum(v) / len(randoms) for v in zip(*(prob(o) for o in randoms), strict=True)]
                 auc = f["auc"]
                 series = [
-                    {"name": f"{name} (AUC {auc[name][kind + '_auc']:.3f})", "colour": _COLOURS["map"], "values": prob(name)},
+                    {
+                        "name": f"{name} (AUC {auc[name][kind + '_auc']:.3f})",
+                        "colour": _COLOURS["map"],
+                        "values": prob(name),
+                    },
                     {
                         "name": f"inverse (AUC {auc[name + '_inverse'][kind + '_auc']:.3f})",
                         "colour": _COLOURS["inverse"],

@@ -314,12 +314,16 @@ def _charts(charts: Any) -> str:
     out = []
     for c in charts:
         try:
-            series = [(str(s["name"]), str(s["colour"]), [float(v) for v in s["values"]]) for s in c["series"]]
+            series = [
+                (str(s["name"]), str(s["colour"]), [float(v) for v in s["values"]]) for s in c["series"]
+            ]
             svg = line_chart(series, [float(x) for x in c["x"]], str(c.get("x_label", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise RenderError(f"payload['charts'] entry is malformed ({exc})") from exc
         note = f"<p>{_e(c['note'])}</p>" if c.get("note") else ""
-        out.append(f'<figure class="chart"><figcaption><b>{_e(c.get("title", ""))}</b></figcaption>{svg}{note}</figure>')
+        out.append(
+            f'<figure class="chart"><figcaption><b>{_e(c.get("title", ""))}</b></figcaption>{svg}{note}</figure>'
+        )
     return f'<section class="charts">{"".join(out)}</section>'
 
 
