@@ -210,38 +210,18 @@ def evaluate(
     folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
     try:
         return _evaluate(
-            viz,
-            dataset,
-            folder,
-            samples,
-            opts,
-            recorded,
-            batch_size,
-            save_maps,
-            progress,
-            names,
-            refusals,
+            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals,
             checks,
-        )
+        )  # fmt: skip
     finally:
         if folder is not None:
             folder.close()
 
 
 def _evaluate(
-    viz,
-    dataset,
-    folder,
-    samples,
-    opts,
-    options,
-    batch_size,
-    save_maps,
-    progress,
-    names,
-    refusals,
+    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals,
     checks=None,
-) -> Evaluation:
+) -> Evaluation:  # fmt: skip
     extra_maps = options["maps"]
     if folder is not None:
         # The batch size decides padding, which can change an answer: a resume keeps it.
