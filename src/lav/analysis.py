@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from .capture.recorder import model_lock
 from .checks import check_item, check_options, check_prompt_text, special_tokens
+from .confidence import TokenScores, with_confidence
 from .coords import DEFAULT_RULES, AnswerRules
 from .errors import BatchError, InputError, LavError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
@@ -29,7 +31,7 @@ from .options import DEFAULT_MAX_NEW_TOKENS, AnalysisOptions, LayerArg, options_
 from .placement import input_device
 from .presets import Preset
 from .result import Result
-from .stages import Request, make_maps, prepare, read_click, run
+from .stages import Answer, Request, make_maps, prepare, read_click, run
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "ITEM_KEYS", "LayerArg", "Visualizer"]
 
@@ -346,6 +348,12 @@ class Visualizer:
             read_click(self, r, g, ids, rules)
             for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
         ]
+        answers = [
+            _scored(self, a, g, r, s)
+            for a, g, r, s in zip(
+                answers, prepared.grids, requests, ran.scores or [None] * len(answers), strict=True
+            )
+        ]
         maps = make_maps(self, prepared, ran, answers, methods, selection)
         t_maps = time.perf_counter() - t1
         n = len(requests)
@@ -378,6 +386,24 @@ class Visualizer:
                 )
             )
         return out
+
+
+def _scored(viz: Visualizer, answer: Answer, grid, request: Request, scores: TokenScores | None) -> Answer:
+    """``answer`` with its click's digit confidence and alternatives (`lav.confidence`)."""
+    if answer.click is None or scores is None:
+        return answer
+    tok = viz.processor.tokenizer
+    resized = (grid.w * viz.parts.patch, grid.h * viz.parts.patch)
+    click = with_confidence(
+        answer.click,
+        answer.text,
+        answer.offsets,
+        scores,
+        lambda i: tok.decode([i], skip_special_tokens=True),
+        resized,
+        request.image.size,
+    )
+    return replace(answer, click=click)
 
 
 def _prefixed(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:

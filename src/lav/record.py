@@ -243,6 +243,14 @@ def _click_ok(c: Any) -> bool:
         and isinstance(c.get("in_range"), bool)
         and isinstance(c.get("inside_image"), bool)
         and (c.get("warning") is None or isinstance(c.get("warning"), str))
+        and (c.get("confidence") is None or _number(c["confidence"]))
+        and isinstance(c.get("digits", []), list)
+        and all(isinstance(d, dict) and _number(d.get("p")) for d in c.get("digits", []))
+        and isinstance(c.get("alternatives", []), list)
+        and all(
+            isinstance(a, dict) and _number(a.get("x")) and _number(a.get("y")) and _number(a.get("p"))
+            for a in c.get("alternatives", [])
+        )
     )
 
 

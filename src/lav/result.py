@@ -393,6 +393,10 @@ def _click(d: dict[str, Any]) -> Click:
         inside_image=d["inside_image"],
         warning=d["warning"],
         candidates=tuple((float(x), float(y)) for x, y in d.get("candidates", [(d["x"], d["y"])])),
+        # Added without a schema bump: a record written before them reads as not scored.
+        confidence=d.get("confidence"),
+        digits=tuple(d.get("digits", ())),
+        alternatives=tuple(d.get("alternatives", ())),
     )
 
 

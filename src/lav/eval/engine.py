@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from .layout import shard_folder as shard_folder
 from .progress import Progress
 from .records import NO_CLICK_TARGETS, error_record, record, score
 from .stats import summarize
+from .taxonomy import other_elements
 
 if TYPE_CHECKING:
     from ..analysis import Visualizer
@@ -233,6 +234,8 @@ def _evaluate(
     )
     extra = {"coords": opts.coords, "system": opts.system, "template": opts.template}
     sink = _Sink(folder, save_maps)
+    # Every sample of the dataset marks an element of its screenshot (shards included).
+    elements = other_elements(dataset.samples)
     resumed = sum(s.id in sink.done for s in samples)
     try:
         bar = Progress(len(samples), sink.records, enabled=progress)
@@ -242,7 +245,7 @@ def _evaluate(
             batch = [s for s in samples[start : start + batch_size] if s.id not in sink.done]
             if not batch:
                 continue
-            by_id = _run_batch(viz, batch, analyze, extra, extra_maps, checks, opts)
+            by_id = _run_batch(viz, batch, analyze, extra, extra_maps, elements, checks, opts)
             done = [by_id[s.id] for s in batch]
             sink.add(done)
             bar.update(done)
@@ -281,11 +284,13 @@ def _run_batch(
     analyze,
     extra,
     extra_maps: Sequence[str],
+    elements: Mapping[str, Sequence[Sample]] | None = None,
     checks: CheckOptions | None = None,
     opts: AnalysisOptions | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Records of one batch by id: errors for unreadable images, else the analysis, retried item by
-    item when the batch as a whole raises a `LavError`; ``extra_maps`` scored beside edge and focus."""
+    item when the batch as a whole raises a `LavError`; ``extra_maps`` scored beside edge and focus;
+    ``elements``: the other samples of each sample's screenshot (`lav.eval.taxonomy`)."""
     out: dict[str, dict[str, Any]] = {}
     ready: list[tuple[Sample, Any]] = []
     for s in batch:
@@ -311,7 +316,7 @@ def _run_batch(
             except LavError as exc:
                 out[s.id] = error_record(s, _one_line(exc))
     for (s, _), res in pairs:
-        out[s.id] = record(s, res, extra_maps)
+        out[s.id] = record(s, res, extra_maps, (elements or {}).get(s.id, ()))
         if checks is not None:
             _add_checks(viz, s, res, out[s.id], checks, opts)
         out[s.id]["_result"] = res

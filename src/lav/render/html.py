@@ -251,6 +251,8 @@ def _panel(
     rows = [("Instruction", payload["instruction"]), ("Answer", response)]
     if click is not None:
         rows.append(("Click", f"x {click[0]:.1f}, y {click[1]:.1f} px (original image)"))
+    if isinstance(panel.get("confidence"), str):
+        rows.append(("Confidence", panel["confidence"]))
     notes = [n for n in ((click[2] if click else None), panel.get("click_note")) if n]
     shown = [n for n in maps if layers.get(n) is not None] + (["click"] if click else [])
     return (
@@ -433,6 +435,7 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
                  "response": str,       # optional, defaults to payload["response"]
                  "click": {"x": float, "y": float, "note": str | None} | None,  # original-image px
                  "click_note": str | None,     # why there is no click, if none
+                 "confidence": str | None,     # the click's digit confidence in words (optional)
                  "layers": {"screenshot": key, <map name>: key | None, ...}}, ...],
              "difference": {"title": str,  # optional; adapter minus base, diverging colours
                             "layers": {"screenshot": key, <map name>: key | None, ...},
