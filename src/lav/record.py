@@ -92,6 +92,8 @@ def check_record(data: dict[str, Any], where: str = "result.json", base_allowed:
         "agreement",
         "null or an object",
     )
+    for key in ("faithfulness", "zoom"):
+        need(data.get(key) is None or isinstance(data.get(key), dict), key, "null or an object")
     maps = data.get("maps")
     need(isinstance(maps, dict) and bool(maps), "maps", "an object naming at least one map")
     for name, entry in maps.items():

@@ -15,6 +15,7 @@ def add_eval_parser(subparsers) -> None:
     (device, dtype, backend, max pixels)."""
     from .. import argtypes
     from ..cli.options import ADAPTER_HELP, MODEL_HELP, add_model_args
+    from ..faithful.options import add_check_args
     from .datasets import FORMATS
     from .entries import BBOX_CONVENTIONS
     from .stats import REFUSAL_CONVENTIONS
@@ -100,6 +101,7 @@ def add_eval_parser(subparsers) -> None:
         help="run part I of N (0-based); the last part to finish merges",
     )
     add_model_args(p)
+    add_check_args(p)
 
 
 def add_demo_data_parser(subparsers) -> None:
@@ -160,6 +162,9 @@ def run_eval(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
+    from ..faithful.options import check_options
+
+    checks = check_options(args)
     from ..checks import check_out
 
     check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
@@ -214,6 +219,7 @@ def run_eval(args: argparse.Namespace) -> int:
         shard=shard,
         refusals=args.refusals,
         responses=responses,
+        checks=checks,
     )
     if launch is not None:
         distributed.barrier()
@@ -332,4 +338,8 @@ def _print(summary, out, resumed: int = 0) -> None:
             f"errors: {len(summary['errors'])} samples could not run: scored wrong, inside n (listed in "
             "summary.json)"
         )
+    from ..faithful.summary import summary_lines
+
+    for text in summary_lines(summary):
+        print(text)
     print(f"outputs: {out}/report.html  {out}/summary.json  {out}/samples.jsonl")

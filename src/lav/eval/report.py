@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from ..faithful.summary import report_section
 from ..render import overlay, to_png
 from .replay import disagreements
 from .report_outcomes import GALLERY_MAX, SCRIPT_HASH, calibration_html, gallery_html, outcomes_html
@@ -466,6 +467,7 @@ def build_report(
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"
         + _methods(summary)
+        + report_section(summary)
         + f"<h2>Localization heads</h2>{_heads(summary)}"
         + f"<h2>Flips and failures</h2>{gallery_html(records, folder)}"
         + f"<h2>Errors</h2>{err_html}</main></body></html>\n"
