@@ -34,6 +34,10 @@ _LAZY = {
     "flips": "lav.eval.stats",
     "build_report": "lav.eval.report",
     "read_records": "lav.eval.log",
+    "prompt_for": "lav.eval.prompts",  # the prompt lav eval gives a sample, for another engine
+    "prompter": "lav.eval.prompts",
+    "Prompter": "lav.eval.prompts",
+    "Prompt": "lav.eval.prompts",
 }
 __all__ += sorted(_LAZY)
 
