@@ -72,7 +72,9 @@ def pixels(args: argparse.Namespace) -> tuple[int, int] | None:
 
 def requests(args: argparse.Namespace) -> tuple[Prompter, list[Sample]]:
     """The checkpoint's prompter (no weights loaded) and the samples, as ``lav eval`` reads them."""
-    dataset = load_dataset(args.data, images=args.images, format=args.format, limit=args.limit, bbox=args.bbox)
+    dataset = load_dataset(
+        args.data, images=args.images, format=args.format, limit=args.limit, bbox=args.bbox
+    )
     return prompter(args.model, preset=args.preset, image_pixels=pixels(args)), list(dataset.samples)
 
 
@@ -137,13 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     source, samples = requests(args)
     opts = options(args)
-    first = next((p for _, p, _ in prompts(source, samples[:1], opts) if p is not None), None)
+    first = next((p for _, p, _ in prompts(source, samples, opts) if p is not None), None)
     if first is None:
-        raise SystemExit(f"{args.data}: the first sample cannot be read; run lav eval on it to see why")
+        raise SystemExit(f"{args.data}: no sample's image can be read; run lav eval on it to see why")
+    print(
+        f"{len(samples)} samples; images resized into {first.pixels[0]}..{first.pixels[1]} pixels",
+        file=sys.stderr,
+    )
 
     # --- needs vLLM and a GPU from here on ------------------------------------------------------
-    import vllm
-    from vllm import LLM, SamplingParams
+    try:
+        import vllm
+        from vllm import LLM, SamplingParams
+    except ImportError as exc:
+        raise SystemExit(f"generating needs vLLM and a GPU ({exc}): pip install vllm") from None
 
     llm = LLM(**engine_kwargs(args, source, first.pixels))
     params = SamplingParams(**sampling_kwargs(source, first.max_new_tokens))
@@ -152,7 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vllm.lora.request import LoRARequest
 
         lora = LoRARequest("adapter", 1, str(Path(args.adapter).resolve()))
-    meta = {"model": args.model, "adapter": args.adapter, "engine": "vllm", "engine_version": vllm.__version__}
+    meta = {
+        "model": args.model,
+        "adapter": args.adapter,
+        "engine": "vllm",
+        "engine_version": vllm.__version__,
+    }
     skipped = 0
     with open(args.out, "w", encoding="utf-8") as out:
         for start in range(0, len(samples), args.chunk):

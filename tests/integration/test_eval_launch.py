@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
-        missing(f"{name} is not installed beside this python (pip install accelerate; torchrun comes with torch)")
+        missing(
+            f"{name} is not installed beside this python (pip install accelerate; torchrun comes with torch)"
+        )
     return found
 
 
@@ -63,7 +65,9 @@ def test_accelerate_launch_two_cpu_processes_merge_to_the_single_process_output(
     args += ["--dtype", "float32"]
     env = _env(tmp_path)
     run = dict(env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    single = subprocess.run([sys.executable, "-m", "lav.cli", *args, "--out", str(tmp_path / "single")], **run)
+    single = subprocess.run(
+        [sys.executable, "-m", "lav.cli", *args, "--out", str(tmp_path / "single")], **run
+    )
     assert single.returncode == 0, single.stderr
     # --multi_gpu is accelerate's several-process launcher (torch's elastic agent); on a machine
     # without GPUs its ranks run on the CPU, and --device cpu keeps them there on one with GPUs.
@@ -94,7 +98,9 @@ def test_accelerate_launch_cpu_which_starts_one_process_is_refused(tmp_path):
     )
     # accelerate exits 1 with its own traceback when its process exits 2 (lav's refusal, one line).
     assert done.returncode != 0 and "returned non-zero exit status 2" in done.stderr, done.stderr[-2000:]
-    ours = [x for x in done.stderr.splitlines() if x.startswith("lav: error: accelerate launch --cpu started one")]
+    ours = [
+        x for x in done.stderr.splitlines() if x.startswith("lav: error: accelerate launch --cpu started one")
+    ]
     assert ours and "--multi_gpu" in ours[0], done.stderr[-2000:]
 
 
@@ -119,9 +125,11 @@ def test_two_nodes_whose_out_is_not_shared_stop_with_the_storage_line(model_dirs
         cwd = tmp_path / f"node{node}"
         cwd.mkdir()
         cmd = [_tool("torchrun"), "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node", "1"]
-        cmd += ["--master_addr", "127.0.0.1", "--master_port", port, "-m", "lav.cli", "eval"]
+        cmd += ["--rdzv_endpoint", f"127.0.0.1:{port}", "-m", "lav.cli", "eval"]  # as README says
         cmd += ["--model", str(model_dirs[0]), "--data", str(data), "--out", "out", "--device", "cpu"]
-        nodes.append(subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        nodes.append(
+            subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     for node, proc in enumerate(nodes):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode != 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,13 +39,17 @@ def _data(folder: Path) -> Path:
     for i, (w, h) in enumerate([(30, 20), (96, 80), (300, 200)]):
         path = folder / f"s{i}.png"
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
-        rows.append({"id": f"s{i}", "image": str(path), "instruction": f"Click button {i}", "bbox": [1, 1, 10, 10]})
+        rows.append(
+            {"id": f"s{i}", "image": str(path), "instruction": f"Click button {i}", "bbox": [1, 1, 10, 10]}
+        )
     data = folder / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return data
 
 
-def _spied_eval(monkeypatch, model: Path, data: Path, out: Path, extra: list[str]) -> list[tuple[str, tuple[int, int]]]:
+def _spied_eval(
+    monkeypatch, model: Path, data: Path, out: Path, extra: list[str]
+) -> list[tuple[str, tuple[int, int]]]:
     """Run `lav eval` and return, per processor call, the text and the resized (width, height)."""
     cls = type(transformers.AutoProcessor.from_pretrained(str(model)))
     real = cls.__call__
@@ -58,7 +64,17 @@ def _spied_eval(monkeypatch, model: Path, data: Path, out: Path, extra: list[str
 
     monkeypatch.setattr(cls, "__call__", spy)
     argv = ["eval", "--model", str(model), "--data", str(data), "--out", str(out), "--device", "cpu"]
-    argv += ["--dtype", "float32", "--batch-size", "1", "--max-new-tokens", "2", "--focus-layers", "-1", *extra]
+    argv += [
+        "--dtype",
+        "float32",
+        "--batch-size",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--focus-layers",
+        "-1",
+        *extra,
+    ]
     assert main(argv) == 0
     monkeypatch.setattr(cls, "__call__", real)
     return seen
@@ -121,3 +137,21 @@ def test_recipe_decodes_greedily_with_the_checkpoints_repetition_penalty(recipe,
 def test_recipe_sizes_a_lora_rank_to_the_next_one_vllm_accepts(recipe, tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 12, "rank_pattern": {"q_proj": 24}}))
     assert recipe.lora_rank(str(tmp_path)) == 32
+
+
+def test_recipe_runs_up_to_the_vllm_call_and_names_what_it_needs(tmp_path):
+    # The script as a user runs it, on the demo model and a lav demo-data benchmark: every prompt is
+    # built; without vLLM it stops at the GPU step with one line (with vLLM it would generate).
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here, so the script would go on to generate (that needs a GPU)")
+    assert main(["demo-data", "--out", str(tmp_path / "data"), "-n", "4"]) == 0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, str(REPO / "examples" / "vllm_generate.py"), "--model", "demo"]
+    cmd += ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "answers.jsonl")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("4 samples; images resized into "), lines
+    assert lines[-1].startswith("generating needs vLLM and a GPU"), lines
+    assert not (tmp_path / "answers.jsonl").exists()

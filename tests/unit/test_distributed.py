@@ -11,7 +11,15 @@ from lav.eval import distributed
 from lav.eval.distributed import Launch
 from lav.eval.engine import claim_shard
 
-_LAUNCH_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "ACCELERATE_USE_CPU", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+_LAUNCH_VARS = (
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "MASTER_ADDR",
+    "ACCELERATE_USE_CPU",
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_SIZE",
+)
 
 
 @pytest.fixture
@@ -93,7 +101,9 @@ def test_ranks_on_separate_disks_are_refused_with_the_fix(tmp_path):
 
 def test_a_part_that_never_shows_up_stops_the_merge_after_the_wait(tmp_path, monkeypatch):
     monkeypatch.setenv("LAV_SHARED_WAIT", "0.3")
-    with pytest.raises(LavError, match=r"rank 0 does not see .*rank-0.*summary.json .*LAV_SHARED_WAIT \(now 0.3 s\)"):
+    with pytest.raises(
+        LavError, match=r"rank 0 does not see .*rank-0.*summary.json .*LAV_SHARED_WAIT \(now 0.3 s\)"
+    ):
         distributed.wait_for_parts(tmp_path / "out", 2)
 
 
