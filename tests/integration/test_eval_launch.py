@@ -1,8 +1,9 @@
 """`lav eval` under launchers: ``accelerate launch`` with two CPU processes merges to the one-process
 output (as torchrun does, `test_eval_engine`); ``accelerate launch --cpu``, which starts one process,
 is refused with the command that works; a ``--device`` that is not the rank's is refused before any
-work; two "nodes" (two torchrun agents) whose ``--out`` are different folders stop with the
-shared-storage line instead of merging half a run."""
+work; two "nodes" (two torchrun agents started with the README's command) merge every sample when
+they share ``--out``, and stop with the shared-storage line instead of merging half a run when their
+``--out`` are different folders."""
 
 from __future__ import annotations
 
@@ -114,25 +115,53 @@ def test_a_device_other_than_the_ranks_is_refused_before_any_work(monkeypatch, t
     assert len(err) == 1 and "--device cuda:0 on rank 1, whose device is cuda:1" in err[0], err
 
 
-@pytest.mark.slow
-def test_two_nodes_whose_out_is_not_shared_stop_with_the_storage_line(model_dirs, tmp_path):  # noqa: F811
-    data = _data_jsonl(tmp_path, 2)
+def _two_nodes(model, data: Path, tmp_path: Path, folders: list[Path]) -> list[tuple[int, str]]:
+    """Two torchrun agents as two nodes (one rank each), node I started in ``folders[I]`` with the
+    README's command and ``--out out``; each node's exit code and stderr."""
     port = str(_free_port())
     env = {**_env(tmp_path), "LAV_SHARED_WAIT": "2"}
     nodes = []
-    for node in range(2):
-        # Each "node" runs in its own folder: the same relative --out is two folders, as on local disks.
-        cwd = tmp_path / f"node{node}"
-        cwd.mkdir()
+    for node, cwd in enumerate(folders):
+        cwd.mkdir(exist_ok=True)
         cmd = [_tool("torchrun"), "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node", "1"]
-        cmd += ["--rdzv_endpoint", f"127.0.0.1:{port}", "-m", "lav.cli", "eval"]  # as README says
-        cmd += ["--model", str(model_dirs[0]), "--data", str(data), "--out", "out", "--device", "cpu"]
-        nodes.append(
-            subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd += ["--rdzv_endpoint", f"127.0.0.1:{port}", "-m", "lav.cli", "eval"]  # as the README says
+        cmd += ["--model", str(model), "--data", str(data), "--out", "out", "--device", "cpu"]
+        cmd += ["--max-new-tokens", "2", "--batch-size", "1"]
+        popen = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-    for node, proc in enumerate(nodes):
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode != 0
+        nodes.append(popen)
+    done = []
+    for proc in nodes:
+        _, err = proc.communicate(timeout=600)
+        done.append((proc.returncode, err))
+    return done
+
+
+@pytest.mark.slow
+def test_two_nodes_sharing_out_merge_every_sample(model_dirs, tmp_path):  # noqa: F811
+    data = _data_jsonl(tmp_path, 4)
+    for code, err in _two_nodes(model_dirs[0], data, tmp_path, [tmp_path / "shared"] * 2):
+        assert code == 0, err[-3000:]
+    out = tmp_path / "shared" / "out"
+    merged = [json.loads(x)["id"] for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert merged == [json.loads(x)["id"] for x in data.read_text().splitlines()]
+    assert json.loads((out / "summary.json").read_text())["n_samples"] == len(merged)
+    parts = [
+        json.loads(x)["id"]
+        for r in range(2)
+        for x in (out / "shards" / f"rank-{r}" / "samples.jsonl").read_text().splitlines()
+    ]
+    assert sorted(parts) == sorted(merged)  # each sample run once, by one of the nodes
+
+
+@pytest.mark.slow
+def test_two_nodes_whose_out_is_not_shared_stop_with_the_storage_line(model_dirs, tmp_path):  # noqa: F811
+    data = _data_jsonl(tmp_path, 2)
+    # Each "node" runs in its own folder: the same relative --out is two folders, as on local disks.
+    done = _two_nodes(model_dirs[0], data, tmp_path, [tmp_path / "node0", tmp_path / "node1"])
+    for node, (code, err) in enumerate(done):
+        assert code != 0
         assert f"rank {node} does not see rank {1 - node}'s part listed in" in err, err[-3000:]
         assert "shared storage" in err
         assert not (tmp_path / f"node{node}" / "out" / "summary.json").exists()
