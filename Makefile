@@ -70,12 +70,12 @@ test-oldest:
 	PYTHONPATH=$(OLDEST) $(PY) -m pytest -q
 
 check:
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 format:
-	$(VENV)/bin/ruff format src tests bench
-	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench examples
+	$(VENV)/bin/ruff check --fix src tests bench examples
 
 # Ratios of alternated pairs on a quiet machine (min / median / max); see the README's Performance.
 bench:

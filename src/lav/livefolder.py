@@ -236,3 +236,13 @@ def _lock(folder: Path, wait: bool) -> int:
         except LavError:
             os.close(fd)
             raise
+
+
+def listed_outputs(folder: str | os.PathLike) -> list[str]:
+    """The nested lav output folders ``folder``'s manifest lists (relative POSIX paths), read
+    without taking its lock; none when it has no manifest lav wrote."""
+    manifest = _read_manifest(Path(folder))
+    if not isinstance(manifest, dict):
+        return []
+    outputs = manifest.get("outputs", [])
+    return [o for o in outputs if isinstance(o, str)] if isinstance(outputs, list) else []

@@ -11,6 +11,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -202,7 +203,7 @@ def load(
             f"max_image_pixels must be a positive integer, got {max_image_pixels!r}; "
             "pass the largest width x height to accept"
         )
-    image_pixels = _check_pixels(image_pixels)
+    image_pixels = check_pixels(image_pixels)
     chosen = _explicit_preset(preset)
     if isinstance(model, nn.Module):
         if processor is None:
@@ -228,17 +229,7 @@ def load(
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         name = os.fspath(model)
-        local = check_model_source(name)  # every file of a local folder, before transformers reads it
-        if preset is None:
-            # By the id first: a model lav cannot run (OpenCUA) is named before its config is read.
-            chosen = _auto_preset(name, _saved_name(local))
-        config = load_config(name, local)
-        spec_for_config(config)  # refuse an unsupported family before loading any weights
-        if processor is None:
-            if local is not None:
-                check_tokenizer_files(local)
-            processor = _load_processor(name)
-        check_processor(processor, config, name)
+        config, processor, chosen = read_checkpoint(name, preset, processor)
         placement = placement_kwargs(
             config, dev, device_map, offload_folder, max_memory, load_in_4bit, load_in_8bit, torch_dtype
         )
@@ -262,6 +253,27 @@ def load(
     )
     apply_preset(viz, chosen, image_pixels)
     return viz
+
+
+def read_checkpoint(
+    name: str, preset: str | Preset | None = None, processor=None
+) -> tuple[Any, Any, Preset | None]:
+    """What `load` reads of checkpoint ``name`` before its weights: the config (of a supported
+    family), the processor (``processor`` when given; checked either way) and the preset (``preset``
+    by name, ``"none"``, or None to pick one by the model id as `load` does)."""
+    local = check_model_source(name)  # every file of a local folder, before transformers reads it
+    chosen = _explicit_preset(preset)
+    if preset is None:
+        # By the id first: a model lav cannot run (OpenCUA) is named before its config is read.
+        chosen = _auto_preset(name, _saved_name(local))
+    config = load_config(name, local)
+    spec_for_config(config)  # refuse an unsupported family before loading any weights
+    if processor is None:
+        if local is not None:
+            check_tokenizer_files(local)
+        processor = _load_processor(name)
+    check_processor(processor, config, name)
+    return config, processor, chosen
 
 
 def apply_preset(viz: Visualizer, preset: Preset | None, image_pixels: tuple[int, int] | None = None) -> None:
@@ -320,7 +332,7 @@ def _saved_name(folder: Path | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _check_pixels(pixels: object) -> tuple[int, int] | None:
+def check_pixels(pixels: object) -> tuple[int, int] | None:
     if pixels is None:
         return None
     ok = (

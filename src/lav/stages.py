@@ -96,7 +96,21 @@ def prompt_text(
     template: str | None,
     size: tuple[int, int] | None = None,
 ) -> str:
-    """The chat-template text of one user turn with one image, ready for the answer.
+    """The chat-template text of one user turn with one image, ready for the answer: `prompt_messages`
+    through the processor's chat template."""
+    messages = prompt_messages(instruction, system, template, size)
+    try:
+        return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except (ValueError, TypeError) as exc:
+        raise LavError(
+            f"the processor has no usable chat template ({exc}); pass a processor that has one"
+        ) from exc
+
+
+def prompt_messages(
+    instruction: str, system: str | None, template: str | None, size: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """The chat messages of one user turn with one image (``{"type": "image"}`` where it goes).
 
     ``template``: the user text with ``{instruction}``; its ``{image}`` marks where the image goes
     (without it the image comes first). ``size``: the resized image's (width, height), put in for
@@ -111,16 +125,11 @@ def prompt_text(
     content.append({"type": "image"})
     if after:
         content.append({"type": "text", "text": after})
-    messages = []
+    messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": [{"type": "text", "text": fill(system, None, size)}]})
     messages.append({"role": "user", "content": content})
-    try:
-        return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    except (ValueError, TypeError) as exc:
-        raise LavError(
-            f"the processor has no usable chat template ({exc}); pass a processor that has one"
-        ) from exc
+    return messages
 
 
 def pixel_bounds(viz: Visualizer) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 ``load_dataset(path)`` reads ScreenSpot (v1, v2), ScreenSpot-Pro, OSWorld-G, UI-Vision, JSON Lines
 and Hugging Face datasets (format detected from the files); ``in_target`` scores a click;
-``write_demo_benchmark`` writes the offline demo benchmark (`lav demo-data`).
+``write_demo_benchmark`` writes the offline demo benchmark (`lav demo-data`); ``prompt_for`` gives the
+prompt `lav eval` builds for a sample, for another engine (vLLM) to answer (``examples/vllm_generate.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ _LAZY = {
     "flips": "lav.eval.stats",
     "build_report": "lav.eval.report",
     "read_records": "lav.eval.log",
+    "prompt_for": "lav.eval.prompts",  # the prompt lav eval gives a sample, for another engine
+    "prompter": "lav.eval.prompts",
+    "Prompter": "lav.eval.prompts",
+    "Prompt": "lav.eval.prompts",
 }
 __all__ += sorted(_LAZY)
 

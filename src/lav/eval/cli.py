@@ -170,13 +170,15 @@ def run_eval(args: argparse.Namespace) -> int:
     check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
     launch = distributed.launch_env()
     if launch is not None and shard is not None:
-        raise InputError("--shard and torchrun both split the run; use one of them")
+        raise InputError("--shard and torchrun (or accelerate launch) both split the run; use one of them")
     if launch is not None and args.device_map is not None:
         # Every rank would spread its copy over all the GPUs it sees, on top of the others.
         raise InputError(
             "--device-map under torchrun: run one model per rank without it, or split with --shard I/N "
             "jobs, each seeing its own GPUs (CUDA_VISIBLE_DEVICES) with --device-map auto"
         )
+    # A --device that is not the rank's is refused, not replaced.
+    device = args.device if launch is None else distributed.device_for(launch, args.device)
     dataset = load_dataset(
         args.data, images=args.images, format=args.format, limit=args.limit, bbox=args.bbox
     )
@@ -194,9 +196,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..loading import load
 
     hf_logging.disable_progress_bar()
-    device = args.device if launch is None else distributed.device_for(launch)
     if launch is not None:
-        distributed.barrier()  # every rank is up before hours of work
+        claim_shard(args.out, launch.rank)
+        distributed.barrier()  # every rank is up and has listed its part before hours of work
+        distributed.check_shared(args.out, launch)  # ... in the one --out all of them see
         shard = (launch.rank, launch.world)
     _say(f"{dataset.name}: {len(dataset.samples)} samples ({dataset.format}); loading {args.model}")
     viz = load(
@@ -223,6 +226,8 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     if launch is not None:
         distributed.barrier()
+        if launch.rank == 0:
+            distributed.wait_for_parts(out, launch.world)
         merged = merge(out, dataset, launch.world, refusals=args.refusals) if launch.rank == 0 else None
         distributed.finish()
         if merged is None:
