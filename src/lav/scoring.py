@@ -47,10 +47,6 @@ class StepScorer:
         #: (step, its last-position logits (batch, vocab)): the one full-vocabulary row kept.
         self._held: tuple[int, torch.Tensor] | None = None
 
-    def held(self) -> int:
-        """Full-vocabulary rows held now (0 or 1)."""
-        return 0 if self._held is None else 1
-
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         logits = output["logits"] if isinstance(output, dict) else getattr(output, "logits", None)

@@ -21,7 +21,7 @@ from lav import stages
 from lav.demo import assets
 from lav.eval.demo_data import write_demo_benchmark
 from lav.methods import Needs
-from lav.scoring import forced_logits, keeps_logits
+from lav.scoring import forced_logits
 from lav.testing import tiny_checkpoint
 
 from .conftest import load
@@ -153,7 +153,7 @@ def test_the_scores_hold_no_more_memory_for_more_generated_steps(tmp_path, scree
         mode = _VocabTensors(vocab)
         seen: list[int] = []
         # Measured as each forward begins: what the earlier steps left alive.
-        hook = model.register_forward_pre_hook(lambda *_: seen.append(mode.held()))
+        hook = model.register_forward_pre_hook(lambda *_, seen=seen, mode=mode: seen.append(mode.held()))
         try:
             with mode:
                 ran = stages.run(viz, prepared, Needs(), steps)
