@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .agreement import agreement
 from .capture.recorder import model_lock
 from .checks import check_item, check_options, check_prompt_text, special_tokens
 from .confidence import TokenScores, with_confidence
@@ -359,7 +360,16 @@ class Visualizer:
         n = len(requests)
         step = "forward" if prepared.forced else "generate"
         out = []
-        for r, g, answer, item_maps in zip(requests, prepared.grids, answers, maps, strict=True):
+        for b, (r, g, answer, item_maps) in enumerate(
+            zip(requests, prepared.grids, answers, maps, strict=True)
+        ):
+            tokens = [answer.text[a:c] for a, c in answer.offsets]
+            agreed = None
+            if prepared.forced and ran.scores is not None:
+                coordinates = (*answer.rows.x, *answer.rows.y)
+                agreed = agreement(
+                    ran.scores[b], ran.answers[b], tokens, coordinates, self.processor.tokenizer
+                )
             out.append(
                 Result(
                     model=self.model_name,
@@ -377,12 +387,13 @@ class Visualizer:
                     coords_convention=answer.convention,
                     answer_span=answer.answer_span,
                     refused=answer.refused,
-                    answer_tokens=[answer.text[a:b] for a, b in answer.offsets],
+                    answer_tokens=tokens,
                     attention_backend=ran.rec.backend,
                     received_method=sorted(ran.rec.methods),
                     # A batch's times are shared by its items: each gets its share.
                     timings={"prepare": t_prepare / n, step: ran.seconds / n, "maps": t_maps / n},
                     maps=item_maps,
+                    agreement=agreed,
                 )
             )
         return out

@@ -87,6 +87,13 @@ def check_record(data: dict[str, Any], where: str = "result.json", base_allowed:
     )
     click = data.get("click")
     need(click is None or _click_ok(click), "click", "null or a click (x, y, raw, kind, convention, ...)")
+    need(
+        data.get("agreement") is None or isinstance(data.get("agreement"), dict),
+        "agreement",
+        "null or an object",
+    )
+    for key in ("faithfulness", "zoom"):
+        need(data.get(key) is None or isinstance(data.get(key), dict), key, "null or an object")
     maps = data.get("maps")
     need(isinstance(maps, dict) and bool(maps), "maps", "an object naming at least one map")
     for name, entry in maps.items():

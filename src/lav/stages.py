@@ -81,7 +81,8 @@ class Ran:
     answers: list[list[int]]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
-    #: Each item's answer positions scored from the pass's own logits (`lav.confidence`).
+    #: Each item's answer positions scored from the pass's own logits (`lav.confidence`): the digit
+    #: confidence, and for a forced answer the engines' agreement (`lav.agreement`).
     scores: list[TokenScores] | None = None
 
 

@@ -18,6 +18,8 @@ maximum is on the target); ``outcome`` (one of `lav.eval.taxonomy.OUTCOMES`), ``
 click's digit confidence, `lav.confidence`, or null), ``focus_peak`` [x, y] (the focus's top cell
 centre, original pixels), ``focus_mass`` (the focus's mass in the box) and ``looked_right`` (that
 peak on the target; null without a target). ``base``: the same outcome with the adapter disabled, or null.
+A forced answer (``lav eval --responses``) adds ``agreement``: transformers' log-probability of it
+and where its greedy choice differs (`lav.agreement`).
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ def outcome(
         "conventions": _conventions(sample, res),
         "maps": maps,
         "heads": _heads(sample, res),
+        # A forced answer (lav eval --responses): transformers' agreement with it (`lav.agreement`).
+        **({} if res.agreement is None else {"agreement": res.agreement}),
     }
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from ..faithful.summary import report_section
 from ..render import overlay, to_png
-from .report_outcomes import SCRIPT_HASH, calibration_html, gallery_html, outcomes_html
+from .replay import disagreements
+from .report_outcomes import GALLERY_MAX, SCRIPT_HASH, calibration_html, gallery_html, outcomes_html
 from .tables import ci_text as ci_text  # re-exported: the evolve report reads them from here
 from .tables import escape as escape
 from .tables import percent as percent
@@ -378,6 +380,48 @@ def _short(name: Any) -> str:
         return text
 
 
+def _replay(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
+    """``--responses``: where transformers' greedy choice differs from the engine's answers (first
+    on the page: an engine bug or a precision problem shows before any number is trusted)."""
+    resp, agree = summary.get("responses"), summary.get("agreement")
+    if not resp or not agree:
+        return ""
+    rows = []
+    for r in disagreements(records)[:GALLERY_MAX]:
+        a = r["agreement"]
+        first = a["first_disagreement"] or {}
+        coords = {True: "yes", False: "no", None: "none"}[a["coords_agree"]]
+        rows.append(
+            [
+                r["id"],
+                coords,
+                first.get("index"),
+                first.get("token"),
+                first.get("greedy"),
+                f"{a['logprob']:.3f}",
+            ]
+        )
+    head = [
+        "id",
+        "coordinates agree",
+        "first differing token",
+        "engine wrote",
+        "transformers would write",
+        "log p(answer)",
+    ]
+    mean = agree["mean_logprob"]
+    return (
+        f"<h2>Where the engines disagree</h2><p>Answers of <code>{escape(resp['engine'])}</code> "
+        f"({escape(resp['format'])}: <code>{escape(resp['file'])}</code>), each forced in one forward. "
+        f"Transformers' greedy choice writes every coordinate token of {percent(agree['coords'])} of the "
+        f"{agree['n_coords']} answers with coordinates, and every token of {percent(agree['answer'])} of "
+        f"{agree['n']}; mean log-probability of an answer {'–' if mean is None else f'{mean:.3f}'}. "
+        f"Samples the file does not answer: {resp['missing']} (errors, inside n); answers that match "
+        f"no sample: {resp['unmatched']['count']}.</p>"
+        + (table_html(head, rows) if rows else "<p>None: greedy decoding writes every answer as given.</p>")
+    )
+
+
 def build_report(
     summary: Mapping[str, Any],
     records: Sequence[Mapping[str, Any]],
@@ -410,7 +454,8 @@ def build_report(
         f"<h1>{escape(title)}</h1><p>model <code>{escape(summary.get('model'))}</code> · "
         f"{'adapter <code>' + escape(adapter) + '</code>' if adapter else 'no adapter'} · format "
         f"<code>{escape(summary.get('format'))}</code> · {summary.get('n_samples', 0)} samples</p>{notes}"
-        "<h2>Accuracy</h2>"
+        + _replay(summary, records)
+        + "<h2>Accuracy</h2>"
         + table_html(
             ["run", "n", "correct", "accuracy", "95% CI (Wilson)", "wrong format"], _accuracy_rows(summary)
         )
@@ -422,6 +467,7 @@ def build_report(
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"
         + _methods(summary)
+        + report_section(summary)
         + f"<h2>Localization heads</h2>{_heads(summary)}"
         + f"<h2>Flips and failures</h2>{gallery_html(records, folder)}"
         + f"<h2>Errors</h2>{err_html}</main></body></html>\n"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from .chart import check_charts
 from .html import report_html
 from .overlay import diff_layer, draw_click, edge_layer, focus_layer, overlay, to_png
 
@@ -223,6 +224,9 @@ def payload(res: Result) -> tuple[dict[str, Any], dict[str, bytes]]:
         "difference": difference,
         "meta": _meta(res),
     }
+    charts = check_charts(res)
+    if charts:
+        data["charts"] = charts
     return data, images
 
 
