@@ -1,9 +1,10 @@
 """How sure the model was of each digit of its click, read from the scores of the pass that made it.
 
-No extra pass: `lav.stages.run` keeps the logits ``generate`` computes anyway (``output_logits``;
-for a forced answer, the forced forward's logits) and reduces every answer position at once to
-`TokenScores`: the log-probability of the token written, the entropy of the distribution and its
-`TOP_K` most likely tokens. `with_confidence` then reads the tokens that spell the click's numbers:
+No extra pass: `lav.stages.run` reads the logits ``generate`` computes anyway, one step at a time
+(`lav.scoring`; for a forced answer, the forced forward's logits of the answer positions only),
+and reduces each answer position, as soon as its token is known, to `TokenScores`: the
+log-probability of the token written, the entropy of the distribution and its `TOP_K` most likely
+tokens. The full-vocabulary logits of one step at most are alive at any time. `with_confidence` then reads the tokens that spell the click's numbers:
 
 - ``digits``: per number token, its text, the axis (``x`` / ``y``), the probability of the token
   written (softmax of the raw logits, no temperature) and the entropy in nats;
@@ -60,24 +61,43 @@ class TokenScores:
     def cut(self, n: int) -> TokenScores:
         return TokenScores(self.chosen[:n], self.entropy[:n], self.top_ids[:n], self.top_logp[:n])
 
+    def cut_row(self, b: int) -> TokenScores:
+        """Row ``b`` alone (one item of a batch's step)."""
+        return TokenScores(
+            self.chosen[b : b + 1], self.entropy[b : b + 1], self.top_ids[b : b + 1], self.top_logp[b : b + 1]
+        )
 
-def score_rows(logits: torch.Tensor, chosen: torch.Tensor) -> TokenScores:
-    """`TokenScores` of rows of ``logits`` (N, vocab), any dtype, for the tokens ``chosen`` (N,).
 
-    Computed in float32 from the raw logits (float64 when the model is), on their device; only the
-    small arrays come back to the CPU.
+def reduce_rows(logits: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rows of ``logits`` (N, vocab), any dtype, for the tokens ``chosen`` (N,), reduced on their
+    device: (chosen log-prob (N,), entropy (N,), top ids (N, `TOP_K`), top log-probs (N, `TOP_K`)).
+
+    Computed in float32 from the raw logits (float64 when the model is); nothing comes back to the
+    CPU, so a generate step reduced this way waits for nothing (`rows_to_scores` brings them back).
     """
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     logp = torch.log_softmax(logits.to(dtype), dim=-1)
     entropy = torch.special.entr(logp.exp()).sum(dim=-1)
     picked = logp.gather(-1, chosen.to(logp.device).long()[:, None])[:, 0]
     top = torch.topk(logp, min(TOP_K, logp.shape[-1]), dim=-1)
+    return picked, entropy, top.indices, top.values
+
+
+def rows_to_scores(
+    picked: torch.Tensor, entropy: torch.Tensor, top_ids: torch.Tensor, top_logp: torch.Tensor
+) -> TokenScores:
+    """`reduce_rows`'s tensors as `TokenScores` (float64 / int64 arrays on the CPU)."""
     return TokenScores(
         picked.double().cpu().numpy(),
         entropy.double().cpu().numpy(),
-        top.indices.cpu().numpy(),
-        top.values.double().cpu().numpy(),
+        top_ids.long().cpu().numpy(),
+        top_logp.double().cpu().numpy(),
     )
+
+
+def score_rows(logits: torch.Tensor, chosen: torch.Tensor) -> TokenScores:
+    """`TokenScores` of rows of ``logits`` (N, vocab) for the tokens ``chosen`` (N,) (`reduce_rows`)."""
+    return rows_to_scores(*reduce_rows(logits, chosen))
 
 
 def join(parts: Sequence[TokenScores]) -> TokenScores:
@@ -88,32 +108,21 @@ def join(parts: Sequence[TokenScores]) -> TokenScores:
     return TokenScores(*(np.concatenate([getattr(p, f) for p in parts]) for f in TokenScores.__annotations__))
 
 
-def generated_scores(
-    logits: Sequence[torch.Tensor], sequences: torch.Tensor, start: int, lengths: Sequence[int]
-) -> list[TokenScores]:
-    """Each item's `TokenScores` from generate's per-step ``logits`` ((batch, vocab) per step) and
-    ``sequences``; the answer starts at ``start`` and item b keeps its first ``lengths[b]`` steps."""
-    steps = [score_rows(step, sequences[:, start + s]) for s, step in enumerate(logits)]
-    out = []
-    for b, n in enumerate(lengths):
-        rows = [
-            TokenScores(
-                s.chosen[b : b + 1], s.entropy[b : b + 1], s.top_ids[b : b + 1], s.top_logp[b : b + 1]
-            )
-            for s in steps[:n]
-        ]
-        out.append(join(rows))
-    return out
+def per_item(steps: Sequence[TokenScores], lengths: Sequence[int]) -> list[TokenScores]:
+    """Each item's `TokenScores` from per-step scores of the whole batch (row b of each step is
+    item b); item b keeps its first ``lengths[b]`` steps (the steps after its end are padding)."""
+    return [join([s.cut_row(b) for s in steps[:n]]) for b, n in enumerate(lengths)]
 
 
 def forced_scores(
-    logits: torch.Tensor, ids: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]
+    logits: torch.Tensor, ids: torch.Tensor, starts: Sequence[int], lengths: Sequence[int], first: int = 0
 ) -> list[TokenScores]:
-    """Each item's `TokenScores` from a forced forward's ``logits`` (batch, seq, vocab): the token at
-    position p is scored by the logits at p - 1."""
+    """Each item's `TokenScores` from a forced forward's ``logits`` (batch, seq - first, vocab) of the
+    positions from ``first`` on: the token at position p is scored by the logits at p - 1."""
     out = []
     for b, (start, n) in enumerate(zip(starts, lengths, strict=True)):
-        out.append(score_rows(logits[b, start - 1 : start - 1 + n], ids[b, start : start + n]))
+        rows = logits[b, start - 1 - first : start - 1 - first + n]
+        out.append(score_rows(rows, ids[b, start : start + n]))
     return out
 
 

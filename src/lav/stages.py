@@ -21,7 +21,7 @@ from PIL import Image
 
 from .capture import Recording, capture
 from .checks import check_length, context_length
-from .confidence import TokenScores, forced_scores, generated_scores
+from .confidence import TokenScores, forced_scores
 from .coords import (
     AnswerRules,
     Click,
@@ -40,6 +40,7 @@ from .methods import AnswerRows, Item, MapMethod, Needs, Selection
 from .methods.forcing import with_answers
 from .presets import fill, needs_size
 from .result import Map
+from .scoring import forced_logits, scoring_steps
 
 if TYPE_CHECKING:
     from .analysis import Visualizer
@@ -268,31 +269,37 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
             hidden_layers=needs.hidden_layers,
         ) as rec,
     ):
+        starts = prepared.answer_starts
+        # Logits from the first answer's position on (left padding puts every answer at the end).
+        first = min(starts) - 1
         if prepared.forced:
-            logits = viz.model(**inputs, use_cache=False).logits
+            logits = forced_logits(viz.model, inputs, first)
             ids = inputs["input_ids"]
         else:
-            # The raw logits of each step come with the tokens (no extra pass): the digit confidence.
-            out = viz.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad_id(viz),
-                return_dict_in_generate=True,
-                output_logits=True,
-            )
+            # Each step's raw logits are scored as generate makes them (no extra pass, one step
+            # alive at a time): the digit confidence.
+            with scoring_steps(viz.model, starts[0], inputs["input_ids"].shape[0]) as scorer:
+                out = viz.model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=pad_id(viz),
+                    # Nothing kept per step, whatever the checkpoint's generation_config says.
+                    return_dict_in_generate=True,
+                    output_logits=False,
+                    output_scores=False,
+                )
             ids = out.sequences
         ends = viz.end_ids()
-        starts = prepared.answer_starts
         answers = [_strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
         lengths = [len(a) for a in answers]
         if prepared.forced:
-            scores = forced_scores(logits, ids, starts, lengths)
+            scores = forced_scores(logits, ids, starts, lengths, first)
         else:
-            scores = generated_scores(out.logits or (), ids, starts[0], lengths)
+            scores = scorer.finish(ids, lengths)
     seconds = time.perf_counter() - t0
     return Ran(rec, answers, seconds, scores=scores)
 

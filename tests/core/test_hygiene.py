@@ -1,5 +1,6 @@
-"""Capture (and `override`, under every pass that swaps the attention function) leaves no registration,
-config change or hook behind, after success, an exception or a refused target."""
+"""Capture (and `override`, under every pass that swaps the attention function) and the scoring hooks
+(`lav.scoring`) leave no registration, config change or hook behind, after success, an exception or a
+refused target."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import transformers
 from transformers.masking_utils import AttentionMaskInterface
 from transformers.modeling_utils import AttentionInterface
 
+from lav import scoring
 from lav.capture import capture, model_lock, override
 from lav.errors import UnsupportedModelError
 from lav.models import inspect_model
+from lav.scoring import scoring_steps
 from lav.testing import tiny_model
 
 from ..helpers import image_inputs
@@ -178,3 +181,67 @@ def test_override_holds_the_models_lock():
         thread.join()
     other_thread()
     assert taken == [False, True]
+
+
+# --------------------------------------------------------------------------------------------
+# `lav.scoring`: the hooks that read each answer position's logits (digit confidence).
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["bare", "lora"])
+def test_step_scoring_leaves_no_hook_after_a_generate_or_an_exception(lora):
+    model = tiny_model("qwen3_vl")
+    if lora:
+        model = with_lora(model)
+    inputs = _inputs(model)
+    prompt = inputs["input_ids"].shape[1]
+    before = _state(model)
+    with torch.inference_mode(), scoring_steps(model, prompt, 1) as scorer:
+        assert _state(model) != before  # the hook is on the model generate runs
+        out = model.generate(**inputs, max_new_tokens=3, do_sample=False, return_dict_in_generate=True)
+    n = out.sequences.shape[1] - prompt
+    assert n > 0 and len(scorer.finish(out.sequences, [n])[0]) == n
+    assert _state(model) == before
+    with pytest.raises(ZeroDivisionError), scoring_steps(model, prompt, 1):
+        1 / 0  # noqa: B018
+    assert _state(model) == before
+
+
+def test_step_scoring_holds_the_models_lock():
+    model = tiny_model("qwen3_vl")
+    taken = []
+
+    def other_thread():
+        lock = model_lock(model)
+        taken.append(lock.acquire(blocking=False))
+        if taken[-1]:
+            lock.release()
+
+    with scoring_steps(model, 1, 1):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    other_thread()
+    assert taken == [False, True]
+
+
+@pytest.mark.parametrize("keeps", [True, False], ids=["logits_to_keep", "head-hook"])
+@pytest.mark.parametrize("lora", [False, True], ids=["bare", "lora"])
+def test_forced_logits_are_the_full_forwards_tail_and_leave_nothing_behind(keeps, lora, monkeypatch):
+    # Without `logits_to_keep` (Qwen2-VL on transformers 4.57) a pre-hook on the output embedding
+    # hands it the answer positions only: test that path on every model.
+    monkeypatch.setattr(scoring, "keeps_logits", lambda model: keeps)
+    model = tiny_model("qwen3_vl")
+    if lora:
+        model = with_lora(model)
+    inputs = _inputs(model)
+    before = _state(model)
+    with torch.inference_mode():
+        full = model(**inputs, use_cache=False).logits
+        kept = scoring.forced_logits(model, inputs, 5)
+    assert kept.shape[1] == full.shape[1] - 5
+    torch.testing.assert_close(kept, full[:, 5:], atol=1e-6, rtol=0)
+    assert _state(model) == before
+    bad = dict(inputs, image_grid_thw=torch.tensor([[1, 2, 2]]))  # does not match the image tokens
+    with pytest.raises(Exception):  # noqa: B017
+        scoring.forced_logits(model, bad, 5)
+    assert _state(model) == before
