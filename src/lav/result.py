@@ -225,7 +225,7 @@ class Result:
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "image" or (f.name in _OPTIONAL and value is None):
+            if f.name == "image" or (f.name in _WHEN_SET and value is None):
                 continue
             if f.name == "click":
                 value = None if value is None else value.to_dict()
@@ -384,6 +384,8 @@ _ADDED_IN_3 = ("answer_span", "refused")
 #: within version 3 as an optional field that older lav ignores, and the checks' results
 #: (``faithfulness``, ``zoom``), written only when their check ran.
 _OPTIONAL = (*_ADDED_IN_3, "agreement", "faithfulness", "zoom")
+#: Of those, the fields written only when set (a check not asked for leaves no trace).
+_WHEN_SET = ("faithfulness", "zoom")
 
 
 def _click(d: dict[str, Any]) -> Click:
