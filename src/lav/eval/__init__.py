@@ -32,7 +32,7 @@ _LAZY = {
     "wilson": "lav.eval.stats",
     "mcnemar_exact": "lav.eval.stats",
     "flips": "lav.eval.stats",
-    "build_report": "lav.eval.report",
+    "eval_page": "lav.eval.report",
     "read_records": "lav.eval.log",
 }
 __all__ += sorted(_LAZY)

@@ -451,7 +451,7 @@ def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
     return legend + f'<div class="gallery">{"".join(cards)}</div>{more}'
 
 
-def build_report(
+def eval_page(
     summary: Mapping[str, Any],
     records: Sequence[Mapping[str, Any]],
     folder: Path | None,
