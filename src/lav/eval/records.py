@@ -113,7 +113,7 @@ def _heads(sample: Sample, res: Result) -> list[list[int]] | None:
 _NO_REFUSALS = AnswerRules(refusal_phrases=(), refusal_sentinels=())
 
 
-def _conventions(sample: Sample, res: Result) -> dict[str, bool]:
+def conventions_correct(sample: Sample, res: Result) -> dict[str, bool]:
     """Correct or not had the answer been read in each convention (the fine-tuning-bug check)."""
     parsed = None if res.refused else parse_answer(res.response, _NO_REFUSALS)
     out = {}
@@ -151,7 +151,7 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
         "click_error": res.click_error,
         **answer_fields(sample, x, y, res.refused, size),
         "convention": res.coords_convention,
-        "conventions": _conventions(sample, res),
+        "conventions": conventions_correct(sample, res),
         "maps": maps,
         "heads": _heads(sample, res),
     }
