@@ -29,7 +29,7 @@ from . import log
 from .datasets import Dataset, Sample
 from .fingerprint import images_digest, model_settings
 from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
-from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (eval.cli, tests)
+from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (tests)
 from .layout import shard_folder as shard_folder
 from .progress import Progress
 from .records import error_record, record
