@@ -58,21 +58,12 @@ def run(args: argparse.Namespace) -> int:
         check_adapter_folder(args.adapter)
     from transformers.utils import logging as hf_logging
 
-    from ..inputs import DEFAULT_MAX_PIXELS
     from ..loading import load
-    from .options import placement_options
+    from .options import load_options
 
     hf_logging.disable_progress_bar()
     say(f"{dataset.name}: {len(dataset.samples)} samples; loading {args.model}")
-    viz = load(
-        args.model,
-        adapter=args.adapter,
-        device=args.device,
-        dtype=args.dtype,
-        attn_implementation=args.attn_implementation,
-        max_image_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
-        **placement_options(args),
-    )
+    viz = load(args.model, adapter=args.adapter, **load_options(args))
     settings = None if args.pixels is None else [Setting(args.pixels, "given")]
     fits = fit_conventions(
         viz,

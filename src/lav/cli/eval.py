@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     from ..eval.datasets import FORMATS
     from ..eval.entries import BBOX_CONVENTIONS
     from ..eval.stats import REFUSAL_CONVENTIONS
-    from .options import ADAPTER_HELP, MODEL_HELP, add_model_args
+    from .options import ADAPTER_HELP, MODEL_HELP, add_dataset_args, add_model_args
 
     p = subparsers.add_parser(
         NAME,
@@ -57,24 +57,10 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--compare-base", action="store_true", help="also run every sample with the adapter disabled"
     )
-    p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
-    p.add_argument(
-        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
-    )
     p.add_argument(
         "--edge-layers", nargs="+", metavar="I", help="vision blocks for the edge map (default: -2 -1; 'all')"
     )
-    p.add_argument(
-        "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
-    )
-    p.add_argument(
-        "--max-new-tokens",
-        type=argtypes.max_new_tokens,
-        help="longest answer, in tokens (default: the preset's, else 64)",
-    )
-    p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
-    p.add_argument("--system", help="system prompt")
-    p.add_argument("--template", help="user text with {instruction} where the instruction goes")
+    add_dataset_args(p)
     p.add_argument(
         "--save-maps", action="store_true", help="keep every sample's result folder under samples/"
     )
@@ -136,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     from transformers.utils import logging as hf_logging
 
-    from ..inputs import DEFAULT_MAX_PIXELS
     from ..loading import load
-    from .options import placement_options
+    from .options import load_options
 
     hf_logging.disable_progress_bar()
     device = args.device if launch is None else distributed.device_for(launch)
@@ -146,15 +131,7 @@ def run(args: argparse.Namespace) -> int:
         distributed.barrier()  # every rank is up before hours of work
         shard = (launch.rank, launch.world)
     say(f"{dataset.name}: {len(dataset.samples)} samples ({dataset.format}); loading {args.model}")
-    viz = load(
-        args.model,
-        adapter=args.adapter,
-        device=device,
-        dtype=args.dtype,
-        attn_implementation=args.attn_implementation,
-        max_image_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
-        **placement_options(args),
-    )
+    viz = load(args.model, adapter=args.adapter, **{**load_options(args), "device": device})
     out = Path(args.out)
     ev = evaluate(
         viz,

@@ -12,8 +12,7 @@ DEFAULT_OUT = "lav-evolve"
 
 def add_parser(subparsers) -> None:
     """Register ``evolve`` on the ``lav`` command's sub-parsers (with the model options of ``lav run``)."""
-    from .. import argtypes
-    from .options import add_model_args
+    from .options import add_dataset_args, add_model_args
 
     p = subparsers.add_parser(
         "evolve",
@@ -45,21 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--no-compare-base", action="store_true", help="skip the base model's run (the reference line)"
     )
-    p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
-    p.add_argument(
-        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
-    )
-    p.add_argument(
-        "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
-    )
-    p.add_argument(
-        "--max-new-tokens",
-        type=argtypes.max_new_tokens,
-        help="longest answer, in tokens (default: the preset's, else 64)",
-    )
-    p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
-    p.add_argument("--system", help="system prompt")
-    p.add_argument("--template", help="user text with {instruction} where the instruction goes")
+    add_dataset_args(p)
     add_model_args(p)
 
 

@@ -243,9 +243,8 @@ def _maps(text: str | None) -> list[str] | None:
 
 def _load(args, model, adapter, demo: bool, options):
     from ..files import check_adapter_folder, check_model_source
-    from ..inputs import DEFAULT_MAX_PIXELS
     from ..serve.model import ModelWorker
-    from .options import placement_options
+    from .options import load_options
 
     if demo:
         from ..demo import assets
@@ -261,14 +260,7 @@ def _load(args, model, adapter, demo: bool, options):
         f"loading {'the demo model' if demo else model}"
         + (f" with adapter {adapter}" if adapter and not demo else "")
     )
-    load_options = {
-        "device": args.device,
-        "dtype": args.dtype,
-        "attn_implementation": args.attn_implementation,
-        "max_image_pixels": DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
-        **placement_options(args),
-    }
-    worker = ModelWorker.load(model, adapter, load_options, options)
+    worker = ModelWorker.load(model, adapter, load_options(args), options)
     say(f"loaded {worker.viz.parts.family} on {worker.viz.device}")
     return worker
 
