@@ -77,7 +77,7 @@ REAL: dict[str, dict] = {
 }
 
 
-def _dataset(n: int, seed: int = 0):
+def demo_dataset(n: int, seed: int = 0):
     from lav.eval import load_dataset, write_demo_benchmark
 
     folder = Path(tempfile.mkdtemp(prefix="lav-bench-data-"))
@@ -170,7 +170,7 @@ def _random_config(name: str, depth: int, vision_depth: int):
     )
 
 
-def _random_checkpoint(args, folder: Path) -> str:
+def random_checkpoint(args, folder: Path) -> str:
     """Save the random model of ``args.random`` into ``folder``; returns the header's description."""
     import torch
     import transformers
@@ -195,7 +195,7 @@ def _random_checkpoint(args, folder: Path) -> str:
     )
 
 
-def _load(args):
+def load_viz(args):
     import lav
     from lav.demo import assets
 
@@ -205,8 +205,8 @@ def _load(args):
 
 
 def time_sides(args) -> None:
-    viz = _load(args)
-    dataset = _dataset(args.samples)
+    viz = load_viz(args)
+    dataset = demo_dataset(args.samples)
     samples = list(dataset.samples)
     print(f"{len(samples)} samples, {args.max_new_tokens} new tokens, {viz!r} on {viz.device}")
     if args.describe:
@@ -241,8 +241,8 @@ def _rss_mb(pid: int) -> float:
 def memory_child(args) -> None:
     import lav
 
-    viz = _load(args)
-    dataset = _dataset(args.memory_samples)
+    viz = load_viz(args)
+    dataset = demo_dataset(args.memory_samples)
     lav.evaluate(
         viz,
         dataset,
@@ -329,7 +329,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lav-bench-model-") as tmp:
         args.describe = None
         if args.random:
-            args.describe = _random_checkpoint(args, Path(tmp))
+            args.describe = random_checkpoint(args, Path(tmp))
             # From here on the folder is the model, as a user's checkpoint is (the memory child too).
             args.model = tmp
         if not args.skip_time:

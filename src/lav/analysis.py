@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .agreement import agreement
 from .capture.recorder import model_lock
 from .checks import check_item, check_options, check_prompt_text, special_tokens
+from .confidence import TokenScores, with_confidence
 from .coords import DEFAULT_RULES, AnswerRules
 from .errors import BatchError, InputError, LavError
 from .inputs import DEFAULT_MAX_PIXELS, load_image
@@ -29,7 +32,7 @@ from .options import DEFAULT_MAX_NEW_TOKENS, AnalysisOptions, LayerArg, options_
 from .placement import input_device
 from .presets import Preset
 from .result import Result
-from .stages import Request, make_maps, prepare, read_click, run
+from .stages import Answer, Request, make_maps, prepare, read_click, run
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "ITEM_KEYS", "LayerArg", "Visualizer"]
 
@@ -346,12 +349,27 @@ class Visualizer:
             read_click(self, r, g, ids, rules)
             for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
         ]
+        answers = [
+            _scored(self, a, g, r, s)
+            for a, g, r, s in zip(
+                answers, prepared.grids, requests, ran.scores or [None] * len(answers), strict=True
+            )
+        ]
         maps = make_maps(self, prepared, ran, answers, methods, selection)
         t_maps = time.perf_counter() - t1
         n = len(requests)
         step = "forward" if prepared.forced else "generate"
         out = []
-        for r, g, answer, item_maps in zip(requests, prepared.grids, answers, maps, strict=True):
+        for b, (r, g, answer, item_maps) in enumerate(
+            zip(requests, prepared.grids, answers, maps, strict=True)
+        ):
+            tokens = [answer.text[a:c] for a, c in answer.offsets]
+            agreed = None
+            if prepared.forced and ran.scores is not None:
+                coordinates = (*answer.rows.x, *answer.rows.y)
+                agreed = agreement(
+                    ran.scores[b], ran.answers[b], tokens, coordinates, self.processor.tokenizer
+                )
             out.append(
                 Result(
                     model=self.model_name,
@@ -369,15 +387,34 @@ class Visualizer:
                     coords_convention=answer.convention,
                     answer_span=answer.answer_span,
                     refused=answer.refused,
-                    answer_tokens=[answer.text[a:b] for a, b in answer.offsets],
+                    answer_tokens=tokens,
                     attention_backend=ran.rec.backend,
                     received_method=sorted(ran.rec.methods),
                     # A batch's times are shared by its items: each gets its share.
                     timings={"prepare": t_prepare / n, step: ran.seconds / n, "maps": t_maps / n},
                     maps=item_maps,
+                    agreement=agreed,
                 )
             )
         return out
+
+
+def _scored(viz: Visualizer, answer: Answer, grid, request: Request, scores: TokenScores | None) -> Answer:
+    """``answer`` with its click's digit confidence and alternatives (`lav.confidence`)."""
+    if answer.click is None or scores is None:
+        return answer
+    tok = viz.processor.tokenizer
+    resized = (grid.w * viz.parts.patch, grid.h * viz.parts.patch)
+    click = with_confidence(
+        answer.click,
+        answer.text,
+        answer.offsets,
+        scores,
+        lambda i: tok.decode([i], skip_special_tokens=True),
+        resized,
+        request.image.size,
+    )
+    return replace(answer, click=click)
 
 
 def _prefixed(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:

@@ -87,6 +87,13 @@ def check_record(data: dict[str, Any], where: str = "result.json", base_allowed:
     )
     click = data.get("click")
     need(click is None or _click_ok(click), "click", "null or a click (x, y, raw, kind, convention, ...)")
+    need(
+        data.get("agreement") is None or isinstance(data.get("agreement"), dict),
+        "agreement",
+        "null or an object",
+    )
+    for key in ("faithfulness", "zoom"):
+        need(data.get(key) is None or isinstance(data.get(key), dict), key, "null or an object")
     maps = data.get("maps")
     need(isinstance(maps, dict) and bool(maps), "maps", "an object naming at least one map")
     for name, entry in maps.items():
@@ -241,6 +248,14 @@ def _click_ok(c: Any) -> bool:
         and isinstance(c.get("in_range"), bool)
         and isinstance(c.get("inside_image"), bool)
         and (c.get("warning") is None or isinstance(c.get("warning"), str))
+        and (c.get("confidence") is None or _number(c["confidence"]))
+        and isinstance(c.get("digits", []), list)
+        and all(isinstance(d, dict) and _number(d.get("p")) for d in c.get("digits", []))
+        and isinstance(c.get("alternatives", []), list)
+        and all(
+            isinstance(a, dict) and _number(a.get("x")) and _number(a.get("y")) and _number(a.get("p"))
+            for a in c.get("alternatives", [])
+        )
     )
 
 

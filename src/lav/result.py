@@ -138,6 +138,12 @@ class Result:
     base: Result | None = field(default=None, repr=False)
     answer_span: tuple[int, int] | None = None
     refused: bool = False
+    #: A forced answer's agreement with transformers' own greedy choice (`lav.agreement`): null
+    #: for a generated answer.
+    agreement: dict[str, Any] | None = None
+    #: Deletion / insertion curves of the maps and the zoom test (`lav.faithful`), when asked for.
+    faithfulness: dict[str, Any] | None = None
+    zoom: dict[str, Any] | None = None
 
     # --- the maps, in the user's words -------------------------------------------------------
     def map(self, name: str) -> Map:
@@ -219,7 +225,7 @@ class Result:
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "image":
+            if f.name == "image" or (f.name in _OPTIONAL and value is None):
                 continue
             if f.name == "click":
                 value = None if value is None else value.to_dict()
@@ -320,8 +326,8 @@ class Result:
         for f in fields(cls):
             if f.name in ("image", "maps", "base", "click"):
                 continue
-            if f.name in _ADDED_IN_3 and f.name not in data:
-                continue  # a version-2 record: the field's default
+            if f.name in _OPTIONAL and f.name not in data:
+                continue  # a version-2 record, or a check not asked for: the field's default
             kwargs[f.name] = data[f.name]
         kwargs["resized_size"] = tuple(kwargs["resized_size"])
         if kwargs.get("answer_span") is not None:
@@ -374,6 +380,10 @@ class Result:
 
 #: Result fields that version-2 records lack.
 _ADDED_IN_3 = ("answer_span", "refused")
+#: Fields a record may lack (its default then): those version 3 added, ``agreement``, added
+#: within version 3 as an optional field that older lav ignores, and the checks' results
+#: (``faithfulness``, ``zoom``), written only when their check ran.
+_OPTIONAL = (*_ADDED_IN_3, "agreement", "faithfulness", "zoom")
 
 
 def _click(d: dict[str, Any]) -> Click:
@@ -388,6 +398,10 @@ def _click(d: dict[str, Any]) -> Click:
         inside_image=d["inside_image"],
         warning=d["warning"],
         candidates=tuple((float(x), float(y)) for x, y in d.get("candidates", [(d["x"], d["y"])])),
+        # Added without a schema bump: a record written before them reads as not scored.
+        confidence=d.get("confidence"),
+        digits=tuple(d.get("digits", ())),
+        alternatives=tuple(d.get("alternatives", ())),
     )
 
 

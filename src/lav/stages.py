@@ -21,6 +21,7 @@ from PIL import Image
 
 from .capture import Recording, capture
 from .checks import check_length, context_length
+from .confidence import TokenScores, forced_scores, generated_scores
 from .coords import (
     AnswerRules,
     Click,
@@ -79,6 +80,9 @@ class Ran:
     answers: list[list[int]]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    #: Each item's answer positions scored from the pass's own logits (`lav.confidence`): the digit
+    #: confidence, and for a forced answer the engines' agreement (`lav.agreement`).
+    scores: list[TokenScores] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,10 +260,11 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
         ) as rec,
     ):
         if prepared.forced:
-            viz.model(**inputs, use_cache=False)
+            logits = viz.model(**inputs, use_cache=False).logits
             ids = inputs["input_ids"]
         else:
-            ids = viz.model.generate(
+            # The raw logits of each step come with the tokens (no extra pass): the digit confidence.
+            out = viz.model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
@@ -267,11 +272,20 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
                 top_p=None,
                 top_k=None,
                 pad_token_id=pad_id(viz),
+                return_dict_in_generate=True,
+                output_logits=True,
             )
+            ids = out.sequences
+        ends = viz.end_ids()
+        starts = prepared.answer_starts
+        answers = [_strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
+        lengths = [len(a) for a in answers]
+        if prepared.forced:
+            scores = forced_scores(logits, ids, starts, lengths)
+        else:
+            scores = generated_scores(out.logits or (), ids, starts[0], lengths)
     seconds = time.perf_counter() - t0
-    ends = viz.end_ids()
-    answers = [_strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(prepared.answer_starts)]
-    return Ran(rec, answers, seconds)
+    return Ran(rec, answers, seconds, scores=scores)
 
 
 @dataclass(frozen=True)

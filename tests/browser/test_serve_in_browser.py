@@ -124,16 +124,20 @@ class Page:
             p.fill("#response", response)
         if compare:
             p.check("#compare-base")
-        stages = set()
+        # Every text the progress line shows, recorded in the page as it changes: polling it from here
+        # misses the stages of a job that finishes between two polls on a busy machine.
+        p.evaluate(
+            """() => {
+                const el = document.querySelector('#progress-stage');
+                window.__stages = [];
+                new MutationObserver(() => window.__stages.push(el.textContent))
+                    .observe(el, {childList: true, characterData: true, subtree: true});
+            }"""
+        )
         p.click("#submit")
-        for _ in range(1200):
-            text = p.inner_text("#progress-stage")
-            stages.add(text)
-            if p.evaluate("() => location.hash.startsWith('#/result/')"):
-                break
-            p.wait_for_timeout(25)
+        p.wait_for_function("() => location.hash.startsWith('#/result/')", timeout=120_000)
         p.wait_for_selector("#canvas[data-ready=true]", timeout=60_000)
-        self.stages = stages
+        self.stages = set(p.evaluate("() => window.__stages"))
         return p.evaluate("() => decodeURIComponent(location.hash.slice('#/result/'.length))")
 
     def canvas(self) -> str:

@@ -221,6 +221,10 @@ def test_to_dict_is_plain_json():
         "inside_image": True,
         "warning": None,
         "candidates": [[400.0, 300.0]],
+        # Filled in by lav.confidence from the pass's scores; a click made from text alone has none.
+        "confidence": None,
+        "digits": [],
+        "alternatives": [],
     }
 
 

@@ -107,7 +107,7 @@ def _records(folder: Path) -> list[dict]:
 
 def _cards(text: str) -> dict[str, str]:
     """Gallery card html by sample id."""
-    cards = re.findall(r"<figure>.*?</figure>", text, flags=re.S)
+    cards = re.findall(r"<figure[^>]*>.*?</figure>", text, flags=re.S)
     return {re.search(r"<code>([^<]+)</code>", c).group(1): c for c in cards}
 
 

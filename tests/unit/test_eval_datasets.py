@@ -298,7 +298,10 @@ def osworld_g(tmp_path: Path) -> Path:
         ],
     )
     (bench / "images").mkdir()
-    _write_json(bench / "buckets.json", {"refusal": ["0FOB4CLBT2-3"]})
+    # {category: [GUI type, ...]} (GUI-AIMA eval/osworld-g.py get_group; ClawGUI osworldg_metric.py).
+    _write_json(
+        bench / "buckets.json", {"element_recognition": ["Icon", "Button"], "text_matching": ["Label"]}
+    )
     return bench
 
 
@@ -309,15 +312,21 @@ def test_osworld_g_reads_boxes_polygons_both_ways_and_refusals(osworld_g: Path):
     assert box.id == "0FOB4CLBT2-0" and box.target == "box"
     assert box.box == pytest.approx((1422.9, 326.4, 1449.58, 354.8))
     assert box.image == (osworld_g / "images" / "0FOB4CLBT2.png").resolve() and box.image_size == (1920, 1080)
-    # buckets.json beside the annotations: the refusal sample is in bucket "refusal", the others in none.
-    assert box.groups == {"box_type": "bbox", "GUI_types": "Label/Button/Icon", "bucket": "none"}
+    # buckets.json beside the annotations: each sample in every category listing one of its GUI
+    # types; a refusal sample in "refusal" alone; one without a listed type in none.
+    assert box.groups == {
+        "box_type": "bbox",
+        "GUI_types": "Label/Button/Icon",
+        "bucket": "element_recognition|text_matching",
+    }
+    assert flat.groups["bucket"] == "none"
     assert flat.target == "polygon" and flat.polygon[:3] == ((100, 100), (200, 100), (200, 150))
     assert flat.box == (100, 100, 200, 200)
     assert paired.polygon == ((300, 300), (400, 300), (350, 380)) and paired.box == (300, 300, 400, 380)
     assert paired.groups["GUI_types"] == "none"
     assert refusal.target == "refusal" and refusal.box is None and refusal.groups["bucket"] == "refusal"
     assert any("1 bbox, 2 polygon, 1 refusal" in n for n in ds.notes)
-    assert any("buckets.json: 1 of 4 samples" in n for n in ds.notes)
+    assert any("buckets.json: 2 of 4 samples" in n for n in ds.notes)
     # The concave notch of the L is inside its bounding box but outside the polygon.
     assert in_target(flat, 120, 180) and in_target(flat, 180, 120)
     assert not in_target(flat, 180, 180)
@@ -365,7 +374,13 @@ def test_ui_vision_swaps_reversed_corners_and_finds_images_two_levels_up(ui_visi
     assert name_box.box == (200, 60, 300, 90)
     assert bold.image == (ui_vision / "images/libreoffice_calc/screen_0001.png").resolve()
     assert bold.id == "element_grounding_basic:0" and spatial.id == "element_grounding_spatial:0"
-    assert bold.groups == {"split": "basic", "platform": "LibreOffice Calc", "element_type": "button"}
+    # app_category: the platform's category in UI-Vision's mapdict_cat2platform.json.
+    assert bold.groups == {
+        "split": "basic",
+        "platform": "LibreOffice Calc",
+        "element_type": "button",
+        "app_category": "Productivity",
+    }
     assert spatial.groups["split"] == "spatial"
     assert any("1 box(es) had reversed corners" in n for n in ds.notes)
     one = load_dataset(ui_vision / "annotations/element_grounding/element_grounding_spatial.json")

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from lav.errors import LavError
-from lav.eval import load_dataset
+from lav.eval import build_report, load_dataset
 from lav.eval.records import answer_fields, error_record, sample_head
 from lav.eval.stats import summarize
 
@@ -140,6 +140,12 @@ def test_screenspot_pro_official_rule_by_hand(pro: Path):
     assert off["macro"]["accuracy"] == pytest.approx(0.5) and off["macro"]["cells"] == 4
     app = off["tables"]["application x ui_type"]
     assert app["Photoshop"]["text"]["accuracy"] == 0.5 and app["VSCode"]["icon"]["accuracy"] == 0.5
+    # The leaderboard's overall text / icon (evaluate_overall by ui_type): text p1 p4 v1 = 2/3,
+    # icon p2 p3 v2 v3 = 1/4; its Avg 3/7.
+    total = off["totals"]["group x ui_type"]
+    assert list(total) == ["text", "icon", "all"]  # the leaderboard's Text, Icon, Avg
+    assert total["text"]["accuracy"] == pytest.approx(2 / 3) and total["icon"]["accuracy"] == 0.25
+    assert total["all"]["accuracy"] == pytest.approx(3 / 7)
     assert any("reversed corners" in n and "never hit" in n for n in ds.notes)
 
 
@@ -239,20 +245,28 @@ def test_screenspot_seeclick_rule_and_the_average_of_six_cells_by_hand(screenspo
 def ui_vision(tmp_path: Path) -> Path:
     """ServiceNow/ui-vision annotations/element_grounding/element_grounding_{basic,functional,
     spatial}.json: image_path, image_size, bbox [x1, y1, x2, y2], prompt_to_evaluate, element_type,
-    platform (the fields eval_uivision.py reads). Annotated 1920 x 1080, stored 960 x 540."""
+    platform (the fields eval_uivision.py reads), category. Annotated 1920 x 1080, stored 960 x 540.
+    The platforms are applications of uivision/UI-Vision mapdict_cat2platform.json (LibreOffice
+    Calc: Productivity; VSCode, gedit: Development; Anki: Education), one written in another case
+    ("Gedit") and one the map does not list (Veusz)."""
     root = tmp_path / "ui-vision"
     folder = root / "annotations" / "element_grounding"
-    base = {"image_path": "calc/s.png", "image_size": [1920, 1080], "platform": "LibreOffice Calc"}
 
-    def e(bbox, kind="button"):
-        return {**base, "bbox": bbox, "prompt_to_evaluate": "x", "element_type": kind}
+    def e(bbox, platform="LibreOffice Calc", kind="icon"):
+        return {
+            "image_path": "calc/s.png",
+            "image_size": [1920, 1080],
+            "platform": platform,
+            "bbox": bbox,
+            "prompt_to_evaluate": "x",
+            "element_type": kind,
+            "category": "Button",
+        }
 
-    _write_json(folder / "element_grounding_basic.json", [e([100, 100, 200, 200]), e([400, 300, 300, 200])])
-    _write_json(folder / "element_grounding_functional.json", [e([100, 100, 200, 200])])
-    _write_json(
-        folder / "element_grounding_spatial.json",
-        [e([100, 100, 200, 200]), e([100, 100, 200, 200]), e([100, 100, 200, 200])],
-    )
+    box = [100, 100, 200, 200]
+    _write_json(folder / "element_grounding_basic.json", [e(box), e([400, 300, 300, 200], "VSCode", "text")])
+    _write_json(folder / "element_grounding_functional.json", [e(box, "Anki")])
+    _write_json(folder / "element_grounding_spatial.json", [e(box, "Gedit"), e(box), e(box, "Veusz")])
     return root
 
 
@@ -263,12 +277,12 @@ def test_ui_vision_swaps_divides_by_image_size_and_final_avg_is_the_mean_of_file
         zip(
             ids,
             [
-                (50.0, 50.0),  # basic: 50/960 = 100/1920, 50/540 = 100/1080: the corner -> hit
-                (175.0, 125.0),  # basic: reversed [400, 300, 300, 200] swapped -> (350, 250) inside
-                (20.0, 20.0),  # functional: outside
-                (75.0, 75.0),  # spatial: inside
-                (75.0, 110.0),  # spatial: y 110/540 = 0.2037 > 200/1080 = 0.1852 -> outside
-                REFUSE,  # spatial: a refusal on a positive -> wrong
+                (50.0, 50.0),  # basic Calc: 50/960 = 100/1920, 50/540 = 100/1080: the corner -> hit
+                (175.0, 125.0),  # basic VSCode: reversed [400, 300, 300, 200] swapped -> (350, 250) in
+                (20.0, 20.0),  # functional Anki: outside
+                (75.0, 75.0),  # spatial Gedit: inside
+                (75.0, 110.0),  # spatial Calc: y 110/540 = 0.2037 > 200/1080 = 0.1852 -> outside
+                REFUSE,  # spatial Veusz: a refusal on a positive -> wrong
             ],
             strict=True,
         )
@@ -279,7 +293,45 @@ def test_ui_vision_swaps_divides_by_image_size_and_final_avg_is_the_mean_of_file
     # Final Avg: basic 2/2, functional 0/1, spatial 1/3 -> (1 + 0 + 1/3) / 3; micro 3/6.
     assert off["macro"]["name"] == "Final Avg" and off["macro"]["accuracy"] == pytest.approx(4 / 9)
     assert off["micro"]["accuracy"] == pytest.approx(0.5)
-    assert off["tables"]["split x element_type"]["spatial"]["button"]["accuracy"] == pytest.approx(1 / 3)
+    assert off["tables"]["split x element_type"]["spatial"]["icon"]["accuracy"] == pytest.approx(1 / 3)
+    # The paper's category columns, each file's accuracy per application category (the map's
+    # order): basic Productivity (Calc) 1/1, Development (VSCode) 1/1; functional Education (Anki)
+    # 0/1; spatial Development (Gedit) 1/1, Productivity (Calc) 0/1, unmapped (Veusz) 0/1.
+    cells = off["tables"]["split x app_category"]
+    assert list(cells["basic"]) == ["Development", "Productivity", "all"]
+    assert cells["basic"]["Productivity"]["accuracy"] == 1 and cells["basic"]["Development"]["accuracy"] == 1
+    assert cells["functional"]["Education"]["accuracy"] == 0
+    assert {k: v["accuracy"] for k, v in cells["spatial"].items()} == {
+        "Development": 1.0,
+        "Productivity": 0.0,
+        "unmapped": 0.0,
+        "all": pytest.approx(1 / 3),
+    }
+    # The bottom line over the three files: Education 0/1, Development 2/2, Productivity 1/2.
+    total = off["totals"]["split x app_category"]
+    assert list(total) == ["Education", "Development", "Productivity", "unmapped", "all"]
+    assert total["Development"]["accuracy"] == 1 and total["Productivity"]["accuracy"] == 0.5
+    assert any("not in its category map" in n and "Veusz" in n for n in ds.notes)
+    assert not any("Gedit" in n for n in ds.notes)
+
+
+def test_ui_vision_category_map_is_the_published_one():
+    from lav.eval.formats.ui_vision import APP_CATEGORIES, app_category
+
+    # mapdict_cat2platform.json: 83 applications in 6 categories (README: "83 software
+    # applications spanning 6 categories"), none listed twice.
+    apps = [a for listed in APP_CATEGORIES.values() for a in listed]
+    assert len(apps) == len({a.casefold() for a in apps}) == 83
+    assert list(APP_CATEGORIES) == [
+        "Education",
+        "Browsers",
+        "Development",
+        "Productivity",
+        "Creativity",
+        "Entertainment",
+    ]
+    assert app_category("Mozilla Firefox") == "Browsers" and app_category("Darktable") == "Creativity"
+    assert app_category("Veusz") == "unmapped"
 
 
 # --- OSWorld-G -------------------------------------------------------------------------------------
@@ -289,7 +341,7 @@ def _osworld(entries) -> list[dict]:
     """xlang-ai/OSWorld-G benchmark/OSWorld-G.json: id, image_path, image_size, instruction,
     box_type (bbox / polygon / refusal), box_coordinates, GUI_types."""
     out = []
-    for i, (kind, coords) in enumerate(entries):
+    for i, (kind, coords, *types) in enumerate(entries):
         out.append(
             {
                 "id": f"g{i}",
@@ -298,7 +350,7 @@ def _osworld(entries) -> list[dict]:
                 "instruction": "x",
                 "box_type": kind,
                 "box_coordinates": coords,
-                "GUI_types": ["Button"],
+                "GUI_types": types[0] if types else ["Button"],
             }
         )
     return out
@@ -337,41 +389,106 @@ def test_osworld_g_refusals_scored_or_excluded_by_hand(tmp_path: Path):
     assert excluded["refusal_conventions"]["used"] == "excluded"
 
 
-def test_osworld_g_refined_file_and_its_buckets_count_a_sample_in_each_of_its_categories(tmp_path: Path):
-    """The category file is read in the shape third-party loaders of the upstream
-    ``classification_result.json`` read ({"classified": {bucket: [id or {"id": id}]}}); the
-    upstream file itself was not available to check against."""
+#: benchmark/buckets.json: {category: [GUI type, ...]}, as sjz5202/GUI-AIMA eval/osworld-g.py
+#: (get_group, get_metric) reads it; the type names and their categories as ClawGUI
+#: osworldg_metric.py l. 9-48 lists them, "Accordion/Collapsible Panel" in two (its l. 50-53).
+BUCKETS = {
+    "text_matching": ["Label"],
+    "element_recognition": ["Icon", "Image", "Button"],
+    "layout_understanding": ["Tab", "Toolbar", "Accordion/Collapsible Panel"],
+    "fine_grained_manipulation": ["Slider", "Checkbox", "Accordion/Collapsible Panel"],
+}
+
+
+def _osworld_bucketed(tmp_path: Path) -> Path:
     entries = _osworld(
         [
-            ("bbox", [10, 10, 20, 20]),
-            ("bbox", [100, 50, 20, 20]),
-            ("polygon", [40, 30, 80, 30, 40, 70]),
-            ("refusal", [0, 0, 0, 0]),
+            ("bbox", [10, 10, 20, 20], ["Label", "Button"]),  # Text Matching, Element Recognition
+            ("bbox", [100, 50, 20, 20], ["Slider"]),  # Fine-grained Manipulation
+            ("polygon", [40, 30, 80, 30, 40, 70], ["Accordion/Collapsible Panel"]),  # Layout, Fine
+            ("bbox", [10, 10, 20, 20], ["Tab", "Icon"]),  # Layout Understanding, Element Recognition
+            ("refusal", [0, 0, 0, 0], ["Button"]),  # Refusal alone
+            ("bbox", [10, 10, 20, 20], ["Unlisted widget"]),  # no category
         ]
     )
     _write_json(tmp_path / "OSWorld-G.json", entries)
     _write_json(tmp_path / "OSWorld-G_refined.json", [{**e, "instruction": "longer"} for e in entries])
-    _write_json(
-        tmp_path / "buckets.json",
-        {
-            "classified": {
-                "text_matching": ["g0", "g1"],
-                "element_recognition": [{"id": "g0"}, "g1", "g2"],
-                "refusal": ["g3"],
-            }
-        },
-    )
-    ds = load_dataset(tmp_path)
+    _write_json(tmp_path / "buckets.json", BUCKETS)
+    return tmp_path
+
+
+def test_osworld_g_refined_file_and_its_buckets_count_a_sample_in_each_of_its_categories(tmp_path: Path):
+    ds = load_dataset(_osworld_bucketed(tmp_path))
     assert ds.format == "osworld-g" and ds.samples[0].instruction == "longer"  # the refined release
-    answers = {"g0": (30.0, 30.0), "g1": (90.0, 50.0), "g2": (72.0, 60.0), "g3": REFUSE}
-    off = summarize(_records(ds, answers, (200, 100)), ds.group_fields, format="osworld-g")["official"]
-    # text_matching g0 g1 = 1/2, element_recognition g0 g1 g2 = 1/3, refusal g3 = 1/1.
-    assert {k: v["accuracy"] for k, v in off["buckets"].items()} == {
-        "element_recognition": pytest.approx(1 / 3),
-        "refusal": 1.0,
-        "text_matching": 0.5,
+    assert any("buckets.json: 5 of 6 samples" in n for n in ds.notes)
+    answers = {
+        "g0": (30.0, 30.0),  # the box's corner -> hit
+        "g1": (90.0, 50.0),  # left of the box -> miss
+        "g2": (72.0, 60.0),  # inside the triangle's box, outside the triangle -> miss
+        "g3": (20.0, 20.0),  # inside -> hit
+        "g4": REFUSE,  # a refusal sample refused -> right
+        "g5": (15.0, 15.0),  # inside -> hit
     }
-    assert off["micro"]["accuracy"] == 0.5
+    records = _records(ds, answers, (200, 100))
+    assert _correct(records) == {"g0": True, "g1": False, "g2": False, "g3": True, "g4": True, "g5": True}
+    s = summarize(records, ds.group_fields, format="osworld-g")
+    off = s["official"]
+    # The paper's columns, in its order: Text Matching g0 = 1/1, Element Recognition g0 g3 = 2/2,
+    # Layout Understanding g2 g3 = 1/2, Fine-grained Manipulation g1 g2 = 0/2, Refusal g4 = 1/1;
+    # Overall g0 g3 g4 g5 of six = 4/6.
+    assert {k: (v["correct"], v["n"]) for k, v in off["buckets"].items()} == {
+        "Text Matching": (1, 1),
+        "Element Recognition": (2, 2),
+        "Layout Understanding": (1, 2),
+        "Fine-grained Manipulation": (0, 2),
+        "Refusal": (1, 1),
+    }
+    assert list(off["buckets"])[-1] == "Refusal"
+    assert off["micro"]["name"] == "Overall" and off["micro"]["accuracy"] == pytest.approx(4 / 6)
+    # Refusal samples left out (ClawGUI's default): no Refusal column, Overall 3/5.
+    excluded = summarize(records, ds.group_fields, format="osworld-g", refusals="excluded")["official"]
+    assert "Refusal" not in excluded["buckets"] and excluded["micro"]["accuracy"] == pytest.approx(3 / 5)
+    page = build_report({**s, "format": "osworld-g"}, records, None)
+    assert page.index("Text Matching") < page.index("Fine-grained Manipulation") < page.index("Refusal")
+
+
+def test_osworld_g_classification_result_names_samples_by_id(tmp_path: Path):
+    """classification_result.json (used when there is no buckets.json): {"classified": {category:
+    [{"id": id, ...}]}}, as third-party loaders read it; a sample may be in several."""
+    _write_json(
+        tmp_path / "OSWorld-G.json",
+        _osworld([("bbox", [10, 10, 20, 20]), ("bbox", [100, 50, 20, 20]), ("refusal", [0, 0, 0, 0])]),
+    )
+    classified = {"text_matching": [{"id": "g0"}, {"id": "g1"}], "element_recognition": [{"id": "g0"}]}
+    classified["refusal"] = [{"id": "g2"}]
+    _write_json(tmp_path / "classification_result.json", {"classified": classified, "unclassified": []})
+    ds = load_dataset(tmp_path)
+    records = _records(ds, {"g0": (30.0, 30.0), "g1": (90.0, 50.0), "g2": (5.0, 5.0)}, (200, 100))
+    off = summarize(records, ds.group_fields, format="osworld-g")["official"]
+    # Text Matching g0 g1 = 1/2, Element Recognition g0 = 1/1, Refusal g2 clicked = 0/1.
+    assert {k: v["accuracy"] for k, v in off["buckets"].items()} == {
+        "Text Matching": 0.5,
+        "Element Recognition": 1.0,
+        "Refusal": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("buckets.json", {"classified": {"text_matching": ["g0"]}}),  # ids where GUI types belong
+        ("buckets.json", {"text_matching": "Label"}),
+        ("classification_result.json", {"text_matching": [{"id": "g0"}]}),  # no "classified"
+        ("classification_result.json", {"classified": {"text_matching": ["g0"]}}),  # bare ids
+    ],
+)
+def test_osworld_g_category_file_of_another_shape_stops_with_one_line(tmp_path: Path, name, data):
+    _write_json(tmp_path / "OSWorld-G.json", _osworld([("bbox", [10, 10, 20, 20])]))
+    _write_json(tmp_path / name, data)
+    with pytest.raises(LavError) as excinfo:
+        load_dataset(tmp_path)
+    message = str(excinfo.value)
+    assert "\n" not in message and name in message and "remove it" in message
 
 
 def test_osworld_g_file_of_corner_boxes_is_refused_until_bbox_says_so(tmp_path: Path):
@@ -442,7 +559,11 @@ def test_mmbench_gui_l2_pixels_fractions_minus_one_and_average_accuracy_by_hand(
     # Basic accuracy 3/3, Advanced accuracy 1/4; Average accuracy = their mean; micro 4/7.
     table = off["tables"]["grounding_type x platform"]
     assert table["basic"]["all"]["accuracy"] == 1 and table["advanced"]["all"]["accuracy"] == 0.25
-    assert table["advanced"]["os_windows"]["accuracy"] == pytest.approx(1 / 3)
+    # The platform columns named and ordered as the paper's table (README l. 31: Windows, macOS,
+    # Linux, iOS, Android, Web): advanced Windows w3 w4 w5 = 1/3, Android a2 = 0/1.
+    assert list(table["advanced"]) == ["Windows", "Android", "all"]
+    assert table["advanced"]["Windows"]["accuracy"] == pytest.approx(1 / 3)
+    assert off["totals"]["grounding_type x platform"]["Windows"]["accuracy"] == pytest.approx(3 / 5)
     assert off["macro"]["name"] == "Average accuracy" and off["macro"]["accuracy"] == pytest.approx(0.625)
     assert off["micro"]["accuracy"] == pytest.approx(4 / 7)
 
@@ -507,6 +628,10 @@ def test_venusbench_gd_refusal_file_is_negatives_and_stored_size_divides(tmp_pat
     off = summarize(records, ds.group_fields, format="venusbench-gd")["official"]
     assert off["micro"]["accuracy"] == 0.5
     assert off["tables"]["split x ui_type"]["refusal_spatial"]["icon"]["accuracy"] == 0.5
+    # eval.py's overall text_acc / icon_acc (e1; e0 r0 r1) and its per-application numbers.
+    total = off["totals"]["platform x ui_type"]
+    assert total["text"]["accuracy"] == 0 and total["icon"]["accuracy"] == pytest.approx(2 / 3)
+    assert off["tables"]["application x ui_type"]["windows"]["all"]["accuracy"] == 0.5
 
 
 # --- rows: boxes past the image ----------------------------------------------------------------------

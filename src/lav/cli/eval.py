@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
     from ..eval.datasets import FORMATS
     from ..eval.entries import BBOX_CONVENTIONS
     from ..eval.stats import REFUSAL_CONVENTIONS
+    from ..faithful.options import add_check_args
     from .options import ADAPTER_HELP, MODEL_HELP, add_dataset_args, add_model_args
 
     p = subparsers.add_parser(
@@ -70,12 +71,25 @@ def add_parser(subparsers) -> None:
         help="more map methods to score beside edge and focus (focus_sink_masked, focus_relative, focus_grad, ...)",
     )
     p.add_argument(
+        "--responses",
+        metavar="FILE",
+        help="answers generated elsewhere, matched to the samples by id (jsonl id/response, lav eval's "
+        "samples.jsonl, ScreenSpot-Pro's results JSON, ClawGUI predictions, lmms-eval samples): no "
+        "generation, one forward per batch, and where transformers' greedy choice differs",
+    )
+    p.add_argument(
+        "--engine",
+        metavar="NAME",
+        help="who generated the --responses answers (e.g. vllm), for the summary (default: the file's format)",
+    )
+    p.add_argument(
         "--shard",
         type=argtypes.shard,
         metavar="I/N",
         help="run part I of N (0-based); the last part to finish merges",
     )
     add_model_args(p)
+    add_check_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         coords=args.coords,
     )
     shard = parse_shard(args.shard)
+    from ..faithful.options import check_options
+
+    checks = check_options(args)
     from ..checks import check_out
 
     check_out(args.out)  # too long, a file, unwritable, files lav did not write, in use: before any work
@@ -119,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.data} holds no samples; supported formats: {', '.join(FORMATS)}")
     for note in dataset.notes:
         say(f"data: {note}")
+    responses = _responses(args, dataset, quiet=launch is not None and launch.rank != 0)
 
     from transformers.utils import logging as hf_logging
 
@@ -142,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         save_maps=args.save_maps,
         shard=shard,
         refusals=args.refusals,
+        responses=responses,
+        checks=checks,
     )
     if launch is not None:
         distributed.barrier()
@@ -159,6 +179,44 @@ def run(args: argparse.Namespace) -> int:
         ev = merged
     _print(ev.summary, out, ev.resumed)
     return _all_failed(ev.summary, out)
+
+
+def _responses(args: argparse.Namespace, dataset, quiet: bool):
+    """The ``--responses`` file read and matched to the dataset before the model loads (None without
+    it); one line on what does not match, and a refusal when nothing does."""
+    from ..errors import InputError
+
+    if args.responses is None:
+        if args.engine is not None:
+            raise InputError("--engine names who wrote the --responses answers; pass --responses FILE too")
+        return None
+    from ..eval.engine import COMPARE_BASE_REPLAY
+    from ..eval.responses import read_responses
+
+    if args.compare_base:
+        raise InputError(COMPARE_BASE_REPLAY)
+    responses = read_responses(args.responses, engine=args.engine)
+    matched = responses.match(dataset.samples)
+    if not matched.answers and responses.answers:
+        what = "document" if responses.keyed_by == "position" else "id"
+        raise InputError(
+            f"none of the {len(responses.answers)} answers in {args.responses} ({responses.format}) matches a "
+            f"sample of {args.data} (first answer {what} {responses.answers[0].key!r}, first sample id "
+            f"{dataset.samples[0].id!r}); pass the answers of this benchmark"
+        )
+    if not quiet:
+        say(
+            f"responses: {len(matched.answers)} of {len(dataset.samples)} samples answered in "
+            f"{args.responses} ({responses.format}, engine {responses.engine}); the others are errors"
+            if matched.missing
+            else f"responses: every sample answered in {args.responses} ({responses.format}, engine {responses.engine})"
+        )
+        if matched.unmatched:
+            say(
+                f"responses: {len(matched.unmatched)} answers match no sample (first {matched.unmatched[0]!r}); "
+                "they are not scored"
+            )
+    return responses
 
 
 def _all_failed(summary, out) -> int:
@@ -209,9 +267,21 @@ def _print(summary, out, resumed: int = 0) -> None:
             f"refusal samples scored: {conventions['official']['accuracy']:.1%}; "
             f"left out: {conventions['excluded']['accuracy'] or 0:.1%} (--refusals {conventions['used']})"
         )
+    agreement = summary.get("agreement")
+    if agreement and agreement["n"]:
+        coords = agreement["coords"]
+        print(
+            f"agreement with {summary['responses']['engine']}: greedy writes every coordinate token of "
+            f"{'–' if coords is None else f'{coords:.1%}'} of answers, every token of {agreement['answer']:.1%}; "
+            f"mean log p(answer) {agreement['mean_logprob']:.3f}"
+        )
     if summary["errors"]:
         print(
             f"errors: {len(summary['errors'])} samples could not run: scored wrong, inside n (listed in "
             "summary.json)"
         )
+    from ..faithful.summary import summary_lines
+
+    for text in summary_lines(summary):
+        print(text)
     print(f"outputs: {out}/report.html  {out}/summary.json  {out}/samples.jsonl")

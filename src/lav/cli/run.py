@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from ..checks import check_item, check_out
+from ..faithful.options import add_check_args, check_options
+from ..faithful.summary import check_lines
 from ..files import check_adapter_folder, check_model_source
 from .options import (
     ADAPTER_HELP,
@@ -51,6 +53,7 @@ def add_parser(sub) -> None:
     )
     add_model_args(run)
     add_analysis_args(run)
+    add_check_args(run)
 
 
 def _print_result(res, out: Path) -> None:
@@ -71,12 +74,15 @@ def _print_result(res, out: Path) -> None:
         base_txt = f"({b.click.x:.1f}, {b.click.y:.1f})" if b.click is not None else f"none ({b.click_error})"
         print(f"base model click: {base_txt}")
     print(f"answer: {res.response!r}")
+    for line in check_lines(res):
+        print(line)
     print(f"outputs: {out}/report.html  {out}/overlay.png  {out}/result.json  {out}/maps.npz")
 
 
 def run(args: argparse.Namespace) -> int:
     # Everything that needs no model is checked before the model loads (seconds to minutes).
     check_item(args.instruction, args.response)
+    checks = check_options(args)
     maps = map_names(args.maps)
     focus_heads = None
     if args.focus_heads is not None:
@@ -119,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
     say(f"loaded {viz.parts.family} on {viz.device} in {time.perf_counter() - t0:.1f}s")
     say("running the forced response" if args.response else "generating")
     res = viz.analyze(image, args.instruction, response=args.response, options=options)
+    if checks is not None:
+        from ..faithful.measure import attach
+
+        say("checking the maps: " + ", ".join(c for c in ("faithfulness", "zoom") if getattr(checks, c)))
+        attach(viz, res, checks, options)
     say(f"writing {args.out}")
     out = res.save(args.out)
     _print_result(res, out)

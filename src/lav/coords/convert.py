@@ -96,7 +96,8 @@ class Click:
     answer, whose centre is (x, y). Coordinates are never clipped; ``in_range`` says whether every
     raw value lies in the convention's range and ``inside_image`` whether (x, y) lies in the image.
     ``candidates``: every point of the answer (a box's centre) in original-image pixels, the click
-    first (InfiGUI-G1 lists several).
+    first (InfiGUI-G1 lists several). ``confidence``, ``digits`` and ``alternatives``: how sure the
+    model was of the numbers it wrote (`lav.confidence`; None and empty when not scored).
     """
 
     x: float
@@ -109,6 +110,9 @@ class Click:
     inside_image: bool
     warning: str | None
     candidates: tuple[tuple[float, float], ...] = ()
+    confidence: float | None = None
+    digits: tuple[dict[str, Any], ...] = ()
+    alternatives: tuple[dict[str, Any], ...] = ()
 
     def drawing_point(self, width: int, height: int) -> tuple[float, float]:
         """(x, y) clipped into a ``width`` x ``height`` image: where to draw the marker, nothing more."""
@@ -127,6 +131,9 @@ class Click:
             "inside_image": self.inside_image,
             "warning": self.warning,
             "candidates": [[float(x), float(y)] for x, y in self.candidates],
+            "confidence": self.confidence,
+            "digits": [dict(d) for d in self.digits],
+            "alternatives": [dict(a) for a in self.alternatives],
         }
 
 

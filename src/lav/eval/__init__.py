@@ -33,6 +33,7 @@ _LAZY = {
     "mcnemar_exact": "lav.eval.stats",
     "flips": "lav.eval.stats",
     "eval_page": "lav.eval.report",
+    "build_report": "lav.eval.report",  # eval_page's former name
     "read_records": "lav.eval.log",
 }
 __all__ += sorted(_LAZY)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, LavError
+from ..faithful.options import CheckOptions
+from ..faithful.summary import summarize as check_summary
 from ..files import read_json
 from ..inputs import load_image
 from ..livefolder import OutputFolder
@@ -32,12 +34,15 @@ from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
 from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (tests)
 from .layout import shard_folder as shard_folder
 from .progress import Progress
-from .records import error_record, record
+from .records import NO_CLICK_TARGETS, error_record, record, score
+from .replay import agreement_summary, strip_end
 from .stats import summarize
+from .taxonomy import other_elements
 
 if TYPE_CHECKING:
     from ..analysis import Visualizer
     from ..result import Result
+    from .responses import Matched, Responses
 
 
 @dataclass
@@ -86,7 +91,7 @@ def _fingerprint(samples: Sequence[Sample]) -> str:
 
 
 def _layer_text(value: Any) -> Any:
-    if isinstance(value, (str, int)) or value is None:
+    if isinstance(value, (str, int, dict)) or value is None:
         return value
     return [v if isinstance(v, str) else int(v) for v in value]
 
@@ -136,6 +141,8 @@ def evaluate(
     maps: Sequence[str] | None = None,
     refusals: str = "official",
     options: AnalysisOptions | None = None,
+    responses: Responses | None = None,
+    checks: CheckOptions | None = None,
 ) -> Evaluation:
     """Run ``dataset`` through ``viz`` and score it; with ``out``, resumably into that folder.
 
@@ -152,6 +159,12 @@ def evaluate(
     of the summary (the records are the same either way, so it is not a setting of the folder).
     ``options``: the analysis options as one `lav.AnalysisOptions` instead of the keywords (its
     ``focus_layers`` is then the options', -1 unless set).
+    ``responses``: answers generated elsewhere (`lav.eval.responses.read_responses`), matched to the
+    samples by id: no generation, each batch one teacher-forced forward of the given answers, and
+    per sample where transformers' greedy choice differs (``agreement``). A sample the file does not
+    answer is an error (inside n). Not with ``compare_base``: the file holds one model's answers.
+    ``checks``: does each map explain the click (`lav.faithful.CheckOptions`: deletion / insertion
+    curves, the zoom test); each record and the summary get ``faithfulness`` / ``zoom``.
     """
     opts = options_from(
         options,
@@ -168,6 +181,8 @@ def evaluate(
         defaults={"focus_layers": "all"},
     )
     shard = parse_shard(shard)
+    if responses is not None and opts.compare_base:
+        raise InputError(COMPARE_BASE_REPLAY)
     names, extra_maps = eval_maps(viz, opts.maps)
     unused = sorted(opts.given())
     if unused:
@@ -193,6 +208,13 @@ def evaluate(
         "maps": extra_maps,
         "shard": None if shard is None else list(shard),
     }
+    matched = None
+    if responses is not None:
+        # Matched against the whole dataset (every shard alike), and pinned in run.json by content.
+        matched = responses.match(dataset.samples)
+        recorded["responses"] = responses.describe(matched)
+    if checks is not None:
+        recorded["checks"] = checks.to_dict()  # only when asked, so older folders still resume
     if viz.preset is not None or viz.image_pixels is not None:
         # Recorded only when set, so folders of runs without a preset still resume.
         recorded["preset"] = None if viz.preset is None else viz.preset.name
@@ -203,16 +225,18 @@ def evaluate(
     folder = None if out is None else OutputFolder(out)  # checked and locked for the whole run
     try:
         return _evaluate(
-            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals
-        )
+            viz, dataset, folder, samples, opts, recorded, batch_size, save_maps, progress, names, refusals,
+            matched, checks,
+        )  # fmt: skip
     finally:
         if folder is not None:
             folder.close()
 
 
 def _evaluate(
-    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals
-) -> Evaluation:
+    viz, dataset, folder, samples, opts, options, batch_size, save_maps, progress, names, refusals, matched,
+    checks=None,
+) -> Evaluation:  # fmt: skip
     extra_maps = options["maps"]
     if folder is not None:
         # The batch size decides padding, which can change an answer: a resume keeps it.
@@ -224,6 +248,8 @@ def _evaluate(
     )
     extra = {"coords": opts.coords, "system": opts.system, "template": opts.template}
     sink = _Sink(folder, save_maps)
+    # Every sample of the dataset marks an element of its screenshot (shards included).
+    elements = other_elements(dataset.samples)
     resumed = sum(s.id in sink.done for s in samples)
     try:
         bar = Progress(len(samples), sink.records, enabled=progress)
@@ -233,7 +259,7 @@ def _evaluate(
             batch = [s for s in samples[start : start + batch_size] if s.id not in sink.done]
             if not batch:
                 continue
-            by_id = _run_batch(viz, batch, analyze, extra, extra_maps)
+            by_id = _run_batch(viz, batch, analyze, extra, extra_maps, elements, matched, checks, opts)
             done = [by_id[s.id] for s in batch]
             sink.add(done)
             bar.update(done)
@@ -267,13 +293,27 @@ def eval_maps(viz: Visualizer, maps: Sequence[str] | str | None) -> tuple[list[s
 
 
 def _run_batch(
-    viz: Visualizer, batch: Sequence[Sample], analyze, extra, extra_maps: Sequence[str]
+    viz: Visualizer,
+    batch: Sequence[Sample],
+    analyze,
+    extra,
+    extra_maps: Sequence[str],
+    elements: Mapping[str, Sequence[Sample]] | None = None,
+    matched: Matched | None = None,
+    checks: CheckOptions | None = None,
+    opts: AnalysisOptions | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Records of one batch by id: errors for unreadable images, else the analysis, retried item by
-    item when the batch as a whole raises a `LavError`; ``extra_maps`` scored beside edge and focus."""
+    item when the batch as a whole raises a `LavError`; ``extra_maps`` scored beside edge and focus;
+    ``elements``: the other samples of each sample's screenshot (`lav.eval.taxonomy`); ``matched``:
+    given answers to force (`lav.eval.responses`); a sample without one is an error."""
     out: dict[str, dict[str, Any]] = {}
     ready: list[tuple[Sample, Any]] = []
+    ends = [] if matched is None else _end_texts(viz)
     for s in batch:
+        if matched is not None and s.id not in matched.answers:
+            out[s.id] = error_record(s, matched.missing[s.id])
+            continue
         try:
             ready.append((s, load_image(s.image, max_pixels=viz.max_image_pixels)))
         except LavError as exc:
@@ -281,6 +321,9 @@ def _run_batch(
     if not ready:
         return out
     items = [{"image": img, "instruction": s.instruction, **extra} for s, img in ready]
+    if matched is not None:
+        for (s, _), item in zip(ready, items, strict=True):
+            item["response"] = strip_end(matched.answers[s.id], ends)
     try:
         results = analyze(items)
         pairs = list(zip(ready, results, strict=True))
@@ -296,9 +339,40 @@ def _run_batch(
             except LavError as exc:
                 out[s.id] = error_record(s, _one_line(exc))
     for (s, _), res in pairs:
-        out[s.id] = record(s, res, extra_maps)
+        out[s.id] = record(s, res, extra_maps, (elements or {}).get(s.id, ()))
+        if checks is not None:
+            _add_checks(viz, s, res, out[s.id], checks, opts)
         out[s.id]["_result"] = res
     return out
+
+
+#: Why ``--compare-base`` and ``--responses`` do not go together (one line, for the CLI too).
+COMPARE_BASE_REPLAY = (
+    "--compare-base with --responses: the file holds one model's answers, so base and adapter would "
+    "be scored on the same clicks; replay each model's own answers in a run of its own (with "
+    "--adapter, and without)"
+)
+
+
+def _end_texts(viz: Visualizer) -> list[str]:
+    """The text of the model's end-of-turn tokens, which some harnesses leave in their answers."""
+    tok = viz.processor.tokenizer
+    return [tok.convert_ids_to_tokens(i) for i in sorted(viz.end_ids())]
+
+
+def _add_checks(viz, sample: Sample, res, rec: dict[str, Any], checks: CheckOptions, opts) -> None:
+    """``rec`` with the sample's faithfulness / zoom checks (against its target box, by the official rule)."""
+    from ..faithful.measure import record_checks
+
+    size = res.image_size
+    hit = None
+    if sample.target not in NO_CLICK_TARGETS and sample.box is not None:
+        hit = lambda x, y: score(sample, x, y, False, size)  # noqa: E731
+    fields = record_checks(viz, res, checks, opts, hit)
+    base = fields.pop("base")
+    rec.update({k: v for k, v in fields.items() if v is not None})
+    if base and rec.get("base") is not None:
+        rec["base"].update(base)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -373,7 +447,12 @@ def _summary(
         "notes": notes + size_notes(records),
     }
     summary.update(summarize(records, dataset.group_fields, format=dataset.format, refusals=refusals))
-    summary["options"] = {k: _layer_text(v) for k, v in options.items() if k != "shard"}
+    summary.update(check_summary(records))
+    summary["options"] = {k: _layer_text(v) for k, v in options.items() if k not in ("shard", "responses")}
+    if options.get("responses") is not None:
+        # Which engine's answers were scored, and how far transformers would have written them.
+        summary["responses"] = options["responses"]
+        summary["agreement"] = agreement_summary(records)
     return summary
 
 
@@ -457,6 +536,8 @@ def merge(
             raise LavError(f"cannot merge: {len(missing)} samples are in no shard (e.g. {missing[0]!r})")
         records = [by_id[s.id] for s in dataset.samples]
         options = {k: base_settings.get(k) for k in _OPTION_KEYS}
+        if "responses" in base_settings:
+            options["responses"] = base_settings["responses"]
         summary = _summary(
             records, base_settings["model"], base_settings["adapter"], dataset, options, refusals
         )

@@ -49,19 +49,47 @@ def _cells(records: Sequence[Record], rows: str, cols: str | None) -> dict[str, 
     return out
 
 
-def table(records: Sequence[Record], rows: str, cols: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{row: {col: rate, "all": rate of the row}}`` over the records that have both fields."""
+def _ordered(values, names: tuple[tuple[str, str], ...]) -> list[str]:
+    """``values`` in the order the paper's table gives them (`Spec.names`), the others sorted after."""
+    listed = [v for v, _ in names if v in values]
+    return listed + sorted(v for v in values if v not in listed)
+
+
+def table(
+    records: Sequence[Record], rows: str, cols: str, names: tuple[tuple[str, str], ...] = ()
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{row: {col: rate, "all": rate of the row}}`` over the records that have both fields; the
+    columns named and ordered as `Spec.names` says (then sorted)."""
     cells = _cells(records, rows, cols)
+    order = _ordered({c for row in cells.values() for c in row}, names)
+    shown = dict(names)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for row in sorted(cells):
-        out[row] = {col: rate(cells[row][col]) for col in sorted(cells[row])}
+        out[row] = {shown.get(col, col): rate(cells[row][col]) for col in order if col in cells[row]}
         out[row]["all"] = rate([h for col in cells[row].values() for h in col])
+    return out
+
+
+def totals(
+    records: Sequence[Record], rows: str, cols: str, names: tuple[tuple[str, str], ...] = ()
+) -> dict[str, dict[str, Any]]:
+    """The bottom line of `table`: ``{col: rate over every row, "all": rate}`` (ScreenSpot-Pro's
+    overall text / icon, UI-Vision's per-category accuracy over the three files)."""
+    cells = _cells(records, rows, cols)
+    per: dict[str, list[bool]] = {}
+    for row in cells.values():
+        for col, hits in row.items():
+            per.setdefault(col, []).extend(hits)
+    shown = dict(names)
+    out = {shown.get(col, col): rate(per[col]) for col in _ordered(set(per), names)}
+    out["all"] = rate([h for hits in per.values() for h in hits])
     return out
 
 
 def official(records: Sequence[Record], fmt: str, refusals: str) -> dict[str, Any]:
     """The ``official`` block of ``summary.json`` for records of format ``fmt`` (already filtered
-    by the ``refusals`` convention): micro, macro (named as the paper names it) and the tables."""
+    by the ``refusals`` convention): micro, macro (named as the paper names it), the two-way tables
+    and their bottom lines (``totals``), and the categories a sample may share (``buckets``)."""
     spec = SPECS.get(fmt, GENERIC)
     out: dict[str, Any] = {
         "benchmark": spec.benchmark or fmt,
@@ -70,18 +98,22 @@ def official(records: Sequence[Record], fmt: str, refusals: str) -> dict[str, An
         "micro": {"name": spec.micro, **rate([bool(r["correct"]) for r in records])},
         "macro": None,
         "tables": {},
+        "totals": {},
     }
     for rows, cols in spec.tables:
         r_field, c_field = _field(rows, records), _field(cols, records)
         if r_field and c_field:
-            out["tables"][f"{r_field} x {c_field}"] = table(records, r_field, c_field)
+            key = f"{r_field} x {c_field}"
+            out["tables"][key] = table(records, r_field, c_field, spec.names)
+            out["totals"][key] = totals(records, r_field, c_field, spec.names)
     if spec.multi and _field(spec.multi, records):
         per: dict[str, list[bool]] = {}
         for r in records:
             for name in str((r.get("groups") or {}).get(spec.multi, "")).split("|"):
                 if name and name != "none":
                     per.setdefault(name, []).append(bool(r["correct"]))
-        out["buckets"] = {name: rate(hits) for name, hits in sorted(per.items())}
+        shown = dict(spec.names)
+        out["buckets"] = {shown.get(v, v): rate(per[v]) for v in _ordered(set(per), spec.names)}
     fields = [_field(f, records) for f in spec.macro_over]
     if spec.macro and fields and all(fields):
         cols = fields[1] if len(fields) == 2 else None

@@ -14,7 +14,12 @@ sentinel such as [-1, -1]; not a wrong format), ``correct`` (by the official rul
 ``wrong_format`` (neither a point nor a refusal, on any sample), ``convention``,
 ``conventions`` (correct had the answer been read in each convention), ``maps`` (per layer:
 ``pointing``, ``mass``, and for the focus ``image_share``) and ``heads`` (L x H: 1 where that head's
-maximum is on the target). ``base``: the same outcome with the adapter disabled, or null.
+maximum is on the target); ``outcome`` (one of `lav.eval.taxonomy.OUTCOMES`), ``confidence`` (the
+click's digit confidence, `lav.confidence`, or null), ``focus_peak`` [x, y] (the focus's top cell
+centre, original pixels), ``focus_mass`` (the focus's mass in the box) and ``looked_right`` (that
+peak on the target; null without a target). ``base``: the same outcome with the adapter disabled, or null.
+A forced answer (``lav eval --responses``) adds ``agreement``: transformers' log-probability of it
+and where its greedy choice differs (`lav.agreement`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..result import Result
 from .datasets import Sample
 from .layout import safe_id as safe_id  # re-exported: callers read it from here
 from .samples import official_hit
+from .taxonomy import classify
 
 #: Targets that are correct only when the model does not click (ScreenSpot-Pro negatives,
 #: OSWorld-G refusals).
@@ -127,9 +133,27 @@ def conventions_correct(sample: Sample, res: Result) -> dict[str, bool]:
     return out
 
 
-def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[str, Any]:
+def _focus_fields(sample: Sample, res: Result) -> dict[str, Any]:
+    """``focus_peak`` (the focus's top cell centre, original pixels), ``focus_mass`` (its mass in the
+    target box) and ``looked_right`` (that peak on the target: `lav.eval.taxonomy`)."""
+    if "focus" not in res.maps:
+        return {"focus_peak": None, "focus_mass": None, "looked_right": None}
+    size = res.image_size
+    peak = top_cell_centre(res.focus, size)
+    target = _has_target(sample)
+    return {
+        "focus_peak": [float(peak[0]), float(peak[1])],
+        "focus_mass": _number(mass_in_box(res.focus, sample.box, size)) if target else None,
+        "looked_right": _hit(sample, *peak, size) if target else None,
+    }
+
+
+def outcome(
+    sample: Sample, res: Result, extra_maps: Sequence[str] = (), others: Sequence[Sample] = ()
+) -> dict[str, Any]:
     """The run-dependent part of a record: the answer, its scoring and the maps' metrics
-    (``extra_maps``: the methods asked for with ``--maps``, one map each)."""
+    (``extra_maps``: the methods asked for with ``--maps``, one map each); ``others``: the other
+    samples of the same screenshot (`lav.eval.taxonomy.classify`)."""
     click = res.click
     x, y = (None, None) if click is None else (click.x, click.y)
     maps: dict[str, Any] = {}
@@ -145,15 +169,22 @@ def outcome(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict
         maps["edge"] = _map_metrics(sample, res.maps["edge"].arrays["edge_layers"], size)
     for name in extra_maps:
         maps[name] = _map_metrics(sample, np.asarray(res.maps[name].values)[None], size)
+    fields = answer_fields(sample, x, y, res.refused, size)
+    kind = classify(sample, x, y, refused=res.refused, correct=fields["correct"], size=size, others=others)
     return {
         "response": res.response,
         "click": None if click is None else {"x": float(x), "y": float(y)},
         "click_error": res.click_error,
-        **answer_fields(sample, x, y, res.refused, size),
+        **fields,
+        "outcome": kind,
+        "confidence": None if click is None else click.confidence,
+        **_focus_fields(sample, res),
         "convention": res.coords_convention,
         "conventions": conventions_correct(sample, res),
         "maps": maps,
         "heads": _heads(sample, res),
+        # A forced answer (lav eval --responses): transformers' agreement with it (`lav.agreement`).
+        **({} if res.agreement is None else {"agreement": res.agreement}),
     }
 
 
@@ -169,9 +200,11 @@ def sample_head(sample: Sample) -> dict[str, Any]:
     }
 
 
-def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[str, Any]:
+def record(
+    sample: Sample, res: Result, extra_maps: Sequence[str] = (), others: Sequence[Sample] = ()
+) -> dict[str, Any]:
     """The ``samples.jsonl`` line of a sample that ran (with ``res.base`` when compared), scoring
-    ``extra_maps`` beside edge and focus."""
+    ``extra_maps`` beside edge and focus; ``others``: the other samples of its screenshot."""
     size = res.image_size
     out = sample_head(sample)
     out["image_size"] = [int(size[0]), int(size[1])]
@@ -180,8 +213,8 @@ def record(sample: Sample, res: Result, extra_maps: Sequence[str] = ()) -> dict[
     out["layers"] = {
         name: [int(i) for i in res.maps[name].layers] for name in ("focus", "edge") if name in res.maps
     }
-    out.update(outcome(sample, res, extra_maps))
-    out["base"] = None if res.base is None else outcome(sample, res.base, extra_maps)
+    out.update(outcome(sample, res, extra_maps, others))
+    out["base"] = None if res.base is None else outcome(sample, res.base, extra_maps, others)
     return out
 
 
@@ -191,5 +224,5 @@ def error_record(sample: Sample, reason: str) -> dict[str, Any]:
     # Scored wrong and kept in n (no official script drops a sample; SeeClick stops on a missing
     # image, screenspot_test.py l. 63-65): ``errors`` in the summary counts them.
     out.update({"image_size": None, "error": reason, "response": None, "click": None, "correct": False})
-    out.update({"refused": False, "wrong_format": False, "base": None})
+    out.update({"refused": False, "wrong_format": False, "outcome": "error", "base": None})
     return out

@@ -1,27 +1,30 @@
 """The evaluation's ``report.html``: one self-contained page from the summary and the records.
 
-Opens from disk with no network: no script at all, CSS inline, pictures as data URIs, and a
-Content-Security-Policy that forbids loading anything. Tables (accuracy, groups, flips, the
-coordinate check, heads), per-layer curves as inline SVG, and a gallery of flips and failures from
-the thumbnails written during the run (`write_thumbnail`), each linking to the sample's result
-folder when ``--save-maps`` kept it. Torch-free.
+Opens from disk with no network: CSS inline, pictures as data URIs, one small inline script (the
+gallery's filters, allowed by its hash) and a Content-Security-Policy that forbids loading anything.
+Tables (accuracy, groups, flips, outcomes and calibration, the coordinate check, heads), per-layer
+curves as inline SVG, and a gallery of flips and failures from the thumbnails written during the run
+(`write_thumbnail`; `lav.eval.report_outcomes`), each linking to the sample's result folder when
+``--save-maps`` kept it. Torch-free.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
+from ..faithful.summary import report_section
 from ..render import overlay, to_png
-from .records import NO_CLICK_TARGETS, safe_id
+from .replay import disagreements
+from .report_outcomes import GALLERY_MAX, SCRIPT_HASH, calibration_html, gallery_html, outcomes_html
+from .tables import ci_text as ci_text  # re-exported: the evolve report reads them from here
+from .tables import escape as escape
+from .tables import percent as percent
+from .tables import table_html as table_html
 
-#: Most thumbnails the gallery embeds (flips first, then failures), to keep the page light.
-GALLERY_MAX = 60
 THUMB_WIDTH = 240
 BASE_CLICK = (255, 140, 0)
 BOX_COLOUR = (40, 110, 255)
@@ -40,21 +43,10 @@ dl.card dt{color:#5b6675}dl.card dd{margin:0}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}
 figure{background:#fff;border:1px solid #d6d9de;margin:0;padding:6px;width:490px}
 figure img{max-width:100%}figcaption{font-size:12px;word-break:break-word}
+.filters{margin:6px 0}.filters label{margin-right:10px}.moved{color:#4a5563}
 .fixed{color:#1a7f37}.broken{color:#b42318}svg{background:#fff;border:1px solid #d6d9de}
 code{font-size:12px}
 """
-
-
-def escape(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
-def ci_text(ci: Sequence[float] | None) -> str:
-    return "–" if ci is None else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,12 +93,6 @@ def thumbnail_png(res, rec: Mapping[str, Any]) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # The page
-
-
-def table_html(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    th = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _accuracy_rows(summary: Mapping[str, Any]) -> list[list[str]]:
@@ -215,16 +201,21 @@ def _official(summary: Mapping[str, Any]) -> str:
     if buckets:
         parts.append(
             table_html(
-                ["category", "n", "accuracy"],
+                ["category (a sample counts in each of its own)", "n", "accuracy"],
                 [[k, v["n"], percent(v["accuracy"])] for k, v in buckets.items()],
             )
         )
     for name, cells in off.get("tables", {}).items():
-        cols = sorted({c for row in cells.values() for c in row if c != "all"}) + ["all"]
+        # The bottom line (`official.totals`) holds every column, in the paper's order.
+        total = off.get("totals", {}).get(name)
+        seen = total or {c: None for row in cells.values() for c in row}
+        cols = [c for c in seen if c != "all"] + ["all"]
         body = [
             [row] + [percent(cells[row][c]["accuracy"]) if c in cells[row] else "–" for c in cols]
             for row in cells
         ]
+        if total:
+            body.append(["all"] + [percent(total[c]["accuracy"]) for c in cols])
         parts.append(table_html([name, *cols], body))
     return "".join(parts)
 
@@ -370,24 +361,6 @@ def _flips(summary: Mapping[str, Any]) -> str:
     )
 
 
-def _find(folder: Path, *parts: str) -> Path | None:
-    for root in [folder, *sorted((folder / "shards").glob("rank-*"))]:
-        path = root.joinpath(*parts)
-        if path.exists():
-            return path
-    return None
-
-
-def _answer(outcome: Mapping[str, Any], who: str) -> str:
-    """The raw answer and the click it was read as, two labelled values."""
-    click = outcome.get("click")
-    where = "none" if click is None else f"({click['x']:.0f}, {click['y']:.0f}) px"
-    return (
-        f"<dt>{who}answer</dt><dd><code>{escape(outcome.get('response'))}</code></dd>"
-        f"<dt>{who}click</dt><dd>{escape(where)}</dd>"
-    )
-
-
 def _short(name: Any) -> str:
     """A model or adapter as the title names it: the demo's by that name, a folder by its own name."""
     from ..render.views import is_demo
@@ -407,48 +380,46 @@ def _short(name: Any) -> str:
         return text
 
 
-def _gallery(records: Sequence[Mapping[str, Any]], folder: Path | None) -> str:
-    def kind(r: Mapping[str, Any]) -> str | None:
-        b = r.get("base")
-        if r.get("error"):
-            return None
-        if b is not None and bool(b["correct"]) != bool(r["correct"]):
-            return "fixed" if r["correct"] else "broken"
-        return None if r["correct"] else "failure"
-
-    picked = [(k, r) for r in records if (k := kind(r))]
-    picked.sort(key=lambda kr: kr[0] == "failure")
-    cards = []
-    for k, r in picked[:GALLERY_MAX]:
-        sid = safe_id(r["id"])
-        thumb = None if folder is None else _find(folder, "thumbs", f"{sid}.png")
-        img = ""
-        if thumb is not None:
-            data = base64.b64encode(thumb.read_bytes()).decode("ascii")
-            img = f'<img src="data:image/png;base64,{data}" alt="thumbnail">'
-        link = ""
-        saved = None if folder is None else _find(folder, "samples", sid, "report.html")
-        if saved is not None:
-            link = f' · <a href="{escape(saved.relative_to(folder).as_posix())}">maps</a>'
-        absent = ""
-        if r.get("target") in NO_CLICK_TARGETS:
-            did = "the model clicked" if r.get("click") is not None else "the model did not click"
-            absent = f'<br><span class="absent">target absent: {did}</span>'
-        values = _answer(r, "")
-        if r.get("base") is not None:
-            values += _answer(r["base"], "base ")
-        cards.append(
-            f'<figure>{img}<figcaption><b class="{k}">{k}</b> <code>{escape(r["id"])}</code>{link}{absent}<br>'
-            f'{escape(r["instruction"])}<dl class="card">{values}</dl></figcaption></figure>'
+def _replay(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
+    """``--responses``: where transformers' greedy choice differs from the engine's answers (first
+    on the page: an engine bug or a precision problem shows before any number is trusted)."""
+    resp, agree = summary.get("responses"), summary.get("agreement")
+    if not resp or not agree:
+        return ""
+    rows = []
+    for r in disagreements(records)[:GALLERY_MAX]:
+        a = r["agreement"]
+        first = a["first_disagreement"] or {}
+        coords = {True: "yes", False: "no", None: "none"}[a["coords_agree"]]
+        rows.append(
+            [
+                r["id"],
+                coords,
+                first.get("index"),
+                first.get("token"),
+                first.get("greedy"),
+                f"{a['logprob']:.3f}",
+            ]
         )
-    if not cards:
-        return "<p>No flips or failures.</p>"
-    more = f"<p>{len(picked) - GALLERY_MAX} more not shown.</p>" if len(picked) > GALLERY_MAX else ""
-    legend = (
-        "<p>Left: with the adapter (green crosshair, focus in red/yellow); right: base model; blue: target "
-        "box; orange ring: base click on the adapter panel, green ring: adapter click on the base panel.</p>"
+    head = [
+        "id",
+        "coordinates agree",
+        "first differing token",
+        "engine wrote",
+        "transformers would write",
+        "log p(answer)",
+    ]
+    mean = agree["mean_logprob"]
+    return (
+        f"<h2>Where the engines disagree</h2><p>Answers of <code>{escape(resp['engine'])}</code> "
+        f"({escape(resp['format'])}: <code>{escape(resp['file'])}</code>), each forced in one forward. "
+        f"Transformers' greedy choice writes every coordinate token of {percent(agree['coords'])} of the "
+        f"{agree['n_coords']} answers with coordinates, and every token of {percent(agree['answer'])} of "
+        f"{agree['n']}; mean log-probability of an answer {'–' if mean is None else f'{mean:.3f}'}. "
+        f"Samples the file does not answer: {resp['missing']} (errors, inside n); answers that match "
+        f"no sample: {resp['unmatched']['count']}.</p>"
+        + (table_html(head, rows) if rows else "<p>None: greedy decoding writes every answer as given.</p>")
     )
-    return legend + f'<div class="gallery">{"".join(cards)}</div>{more}'
 
 
 def eval_page(
@@ -459,7 +430,7 @@ def eval_page(
 ) -> str:
     """The page (a string). ``folder``: the run's folder, where thumbnails and result folders lie;
     ``resumed``: how many samples the run found already done there when it started."""
-    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {SCRIPT_HASH}"
     adapter = summary.get("adapter")
     title = f"lav eval · {summary.get('dataset')} · {_short(summary.get('model'))}"
     if adapter:
@@ -483,17 +454,26 @@ def eval_page(
         f"<h1>{escape(title)}</h1><p>model <code>{escape(summary.get('model'))}</code> · "
         f"{'adapter <code>' + escape(adapter) + '</code>' if adapter else 'no adapter'} · format "
         f"<code>{escape(summary.get('format'))}</code> · {summary.get('n_samples', 0)} samples</p>{notes}"
-        "<h2>Accuracy</h2>"
+        + _replay(summary, records)
+        + "<h2>Accuracy</h2>"
         + table_html(
             ["run", "n", "correct", "accuracy", "95% CI (Wilson)", "wrong format"], _accuracy_rows(summary)
         )
         + _flips(summary)
+        + outcomes_html(summary)
+        + calibration_html(summary)
         + _official(summary)
         + f"<h2>By group</h2>{_groups(summary, records)}"
         + f"<h2>Coordinate-convention check</h2>{_conventions(summary)}"
         + f"<h2>Where the model looks, per layer</h2>{_layers(summary)}"
         + _methods(summary)
+        + report_section(summary)
         + f"<h2>Localization heads</h2>{_heads(summary)}"
-        + f"<h2>Flips and failures</h2>{_gallery(records, folder)}"
+        + f"<h2>Flips and failures</h2>{gallery_html(records, folder)}"
         + f"<h2>Errors</h2>{err_html}</main></body></html>\n"
     )
+
+
+#: `eval_page` under its former name (before the three pages, a result's, an evaluation's and an
+#: evolution's, got names of their own), for callers of ``lav.eval.build_report``.
+build_report = eval_page

@@ -6,7 +6,8 @@ so a resumed run, a merged multi-rank run and an uninterrupted run give the same
 - `wilson` and `mcnemar_exact`: the interval of an accuracy and the exact paired test (binomial on
   the discordant pairs) of a base-vs-adapter comparison;
 - `flips`: the 2x2 table of a paired comparison;
-- `summarize`: the whole summary (accuracy, groups, per-layer maps, heads, coordinate check).
+- `summarize`: the whole summary (accuracy, groups, per-layer maps, heads, coordinate check, the
+  outcome table of `lav.eval.taxonomy` and the calibration of `lav.eval.calibration`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..metrics import wilson_interval
+from .calibration import calibration
 from .official import official, rate
+from .taxonomy import outcome_flips, outcome_table
 
 Record = Mapping[str, Any]
 
@@ -185,11 +188,18 @@ def _run_summary(
     out["methods"] = _methods(outcomes)
     out["heads"] = _heads(outcomes, records)
     out["conventions"] = _conventions(outcomes)
+    out["outcomes"] = outcome_table(outcomes)
+    out["calibration"] = calibration(outcomes)
     return out
 
 
 #: How a record that could not run counts for the base model of a paired run: wrong.
-_ERROR_OUTCOME: dict[str, Any] = {"correct": False, "wrong_format": False, "refused": False}
+_ERROR_OUTCOME: dict[str, Any] = {
+    "correct": False,
+    "wrong_format": False,
+    "refused": False,
+    "outcome": "error",
+}
 
 #: ``--refusals``: OSWorld-G's refusal samples scored (``official``) or left out (``excluded``, as
 #: ClawGUI's harness does).
@@ -245,5 +255,8 @@ def summarize(
         )
         table = flips((bool(b["correct"]), bool(r["correct"])) for r, b in zip(paired, base, strict=True))
         summary["flips"] = table
+        summary["outcome_flips"] = outcome_flips(
+            (str(b.get("outcome")), str(r.get("outcome"))) for r, b in zip(paired, base, strict=True)
+        )
         summary["mcnemar_p"] = mcnemar_exact(table["fixed"], table["broken"])
     return summary

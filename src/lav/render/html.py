@@ -251,6 +251,8 @@ def _panel(
     rows = [("Instruction", payload["instruction"]), ("Answer", response)]
     if click is not None:
         rows.append(("Click", f"x {click[0]:.1f}, y {click[1]:.1f} px (original image)"))
+    if isinstance(panel.get("confidence"), str):
+        rows.append(("Confidence", panel["confidence"]))
     notes = [n for n in ((click[2] if click else None), panel.get("click_note")) if n]
     shown = [n for n in maps if layers.get(n) is not None] + (["click"] if click else [])
     return (
@@ -301,6 +303,30 @@ def _difference(
         + (f'<ul class="legend click-key">{"".join(keys)}</ul>' if keys else "")
         + "</section>"
     )
+
+
+def _charts(charts: Any) -> str:
+    """``payload['charts']``: line charts (`lav.render.chart.line_chart`) with a title and a note."""
+    if not charts:
+        return ""
+    from .chart import line_chart
+
+    if not isinstance(charts, Sequence) or isinstance(charts, str):
+        raise RenderError("payload['charts'] must be a list of charts")
+    out = []
+    for c in charts:
+        try:
+            series = [
+                (str(s["name"]), str(s["colour"]), [float(v) for v in s["values"]]) for s in c["series"]
+            ]
+            svg = line_chart(series, [float(x) for x in c["x"]], str(c.get("x_label", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RenderError(f"payload['charts'] entry is malformed ({exc})") from exc
+        note = f"<p>{_e(c['note'])}</p>" if c.get("note") else ""
+        out.append(
+            f'<figure class="chart"><figcaption><b>{_e(c.get("title", ""))}</b></figcaption>{svg}{note}</figure>'
+        )
+    return f'<section class="charts">{"".join(out)}</section>'
 
 
 def _meta(rows: Any) -> str:
@@ -409,13 +435,17 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
                  "response": str,       # optional, defaults to payload["response"]
                  "click": {"x": float, "y": float, "note": str | None} | None,  # original-image px
                  "click_note": str | None,     # why there is no click, if none
+                 "confidence": str | None,     # the click's digit confidence in words (optional)
                  "layers": {"screenshot": key, <map name>: key | None, ...}}, ...],
              "difference": {"title": str,  # optional; adapter minus base, diverging colours
                             "layers": {"screenshot": key, <map name>: key | None, ...},
                             "unchanged": [<map name>, ...],  # optional: maps whose difference is 0
                             "clicks": {"adapter": click | None, "base": click | None}}  # optional
                            | None,         # optional
-             "meta": [[label, value], ...]}  # optional; a table: layers used, convention, timings
+             "meta": [[label, value], ...],  # optional; a table: layers used, convention, timings
+             "charts": [{"title": str, "x": [float], "x_label": str, "note": str,
+                         "series": [{"name": str, "colour": str, "values": [float]}]}]}
+                                  # optional; line charts of values in [0, 1] (faithfulness curves)
 
         images: ``key -> bytes``: PNG (or JPEG for a screenshot). Map layers are RGBA PNGs at
             their screenshot's pixel size (`lav.render.edge_layer` etc.); a screenshot may be
@@ -478,7 +508,7 @@ def report_html(payload: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         f'<header><h1>{_e(title)}</h1><p class="model">model <code>{_e(model)}</code> · {adapter_text}</p></header>'
         f"{_about(payload.get('about'), payload.get('caveat'))}{_controls(present, maps)}"
         f'<div class="panels{" compare" if compare else ""}">{body}</div>'
-        f"{_meta(payload.get('meta'))}</main>\n"
+        f"{_charts(payload.get('charts'))}{_meta(payload.get('meta'))}</main>\n"
         f'<script type="application/json" id="lav-data">{_script_json(payload)}</script>\n'
         f"<script>{script}</script>\n</body></html>\n"
     )

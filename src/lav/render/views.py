@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from .chart import check_charts
 from .html import report_html
 from .overlay import diff_layer, draw_click, edge_layer, focus_layer, overlay, to_png
 
@@ -120,6 +121,19 @@ def _click_payload(res: Result) -> dict[str, Any] | None:
     return {"x": res.click.x, "y": res.click.y, "note": res.click.warning}
 
 
+def confidence_text(res: Result) -> str | None:
+    """The click's digit confidence in one line (`lav.confidence`), or None when it was not scored."""
+    click = res.click
+    if click is None or click.confidence is None:
+        return None
+    digits = ", ".join(f"{d['axis']} {d['token']} {100 * d['p']:.0f}%" for d in click.digits)
+    text = f"{100 * click.confidence:.1f}% (digits: {digits})"
+    if click.alternatives:
+        alts = "; ".join(f"({a['x']:.0f}, {a['y']:.0f}) px {100 * a['p']:.1f}%" for a in click.alternatives)
+        text += f"; next most likely clicks: {alts}"
+    return text
+
+
 def _layer(m: Map, size: tuple[int, int]) -> bytes:
     return to_png(_LAYER[m.style](m.values, size))
 
@@ -136,6 +150,7 @@ def _panel(res: Result, panel_id: str, title: str, images: dict[str, bytes]) -> 
         "response": res.response,
         "click": _click_payload(res),
         "click_note": res.click_error,
+        "confidence": confidence_text(res),
         "layers": layers,
     }
 
@@ -209,6 +224,9 @@ def payload(res: Result) -> tuple[dict[str, Any], dict[str, bytes]]:
         "difference": difference,
         "meta": _meta(res),
     }
+    charts = check_charts(res)
+    if charts:
+        data["charts"] = charts
     return data, images
 
 

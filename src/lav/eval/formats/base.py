@@ -47,6 +47,9 @@ class Spec:
     #: A grouping field whose value lists several categories joined by '|' (OSWorld-G's buckets):
     #: ``buckets`` gives each category's accuracy over every sample in it.
     multi: str | None = None
+    #: ``(value, name)`` pairs: how the paper's table names a category value (``multi``'s, or a
+    #: table's column), and the order its columns come in; values not listed follow, sorted.
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

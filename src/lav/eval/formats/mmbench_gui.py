@@ -89,5 +89,15 @@ FORMAT = Format(
         macro_over=("grounding_type",),
         tables=(("grounding_type", "platform"), ("platform", "data_type")),
         source="open-compass/MMBench-GUI benchmarks/matrics.py l. 91-167",
+        # The platform folders (README.md l. 90-99, the entries' ``platform``) as README.md l. 31
+        # names the platforms, in its order.
+        names=(
+            ("os_windows", "Windows"),
+            ("os_mac", "macOS"),
+            ("os_linux", "Linux"),
+            ("os_ios", "iOS"),
+            ("os_android", "Android"),
+            ("os_web", "Web"),
+        ),
     ),
 )

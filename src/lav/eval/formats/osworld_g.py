@@ -1,12 +1,13 @@
 """OSWorld-G (xlang-ai/OSWorld-G): ``OSWorld-G.json`` (or ``OSWorld-G_refined.json``) beside
 ``images/``; entries carry ``box_type`` (bbox / polygon / refusal), ``box_coordinates``,
-``image_path``, ``image_size``, ``instruction`` and ``GUI_types``, and a bucket file may name each
-sample's categories.
+``image_path``, ``image_size``, ``instruction`` and ``GUI_types``; ``buckets.json`` beside it
+names the GUI types of each category of its paper's table (`Categories`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import LavError
@@ -17,43 +18,78 @@ from .base import Format, Parsed, ReadOptions, Spec, entries, ident, images_dir,
 
 GROUPS = ["box_type", "GUI_types"]
 
-#: Where OSWorld-G's categories (Text Matching, Element Recognition, Layout Understanding,
-#: Fine-grained Manipulation, Refusal: the columns of its paper's table) may lie beside the
-#: annotation file. A sample can be in several.
-BUCKET_FILES = ("buckets.json", "classification_result.json")
+#: OSWorld-G's categories as its paper's table names them, in the table's order (Text Matching |
+#: Element Recognition | Layout Understanding | Fine-grained Manipulation | Refusal | Overall:
+#: ZJU-REAL/ClawGUI clawgui-eval/metric/osworldg_metric.py l. 56-67 and 95, commit d990d3e).
+CATEGORY_NAMES: tuple[tuple[str, str], ...] = (
+    ("text_matching", "Text Matching"),
+    ("element_recognition", "Element Recognition"),
+    ("layout_understanding", "Layout Understanding"),
+    ("fine_grained_manipulation", "Fine-grained Manipulation"),
+    ("refusal", "Refusal"),
+)
 
 
-def read_osworld_buckets(folder: Path) -> tuple[dict[str, list[str]], str | None]:
-    """``{sample id: [bucket, ...]}`` from the first of `BUCKET_FILES` in ``folder``, and that file's
-    name (``{}, None`` when there is none).
+@dataclass(frozen=True)
+class Categories:
+    """Which of OSWorld-G's categories a sample is in, from the category file beside its annotations.
 
-    Read as ``{"classified": {bucket: [id or {"id": id}, ...]}}`` (the shape third-party loaders of
-    the upstream ``classification_result.json`` read) or the same mapping at the top level.
+    ``buckets.json`` is ``{category: [GUI type, ...]}``: a sample is in every category that lists
+    one of its ``GUI_types`` (sjz5202/GUI-AIMA eval/osworld-g.py ``get_group`` l. 30-34, its
+    ``get_metric`` taking the categories from ``buckets.keys()``; ClawGUI osworldg_metric.py l. 9-53
+    inlines the same lists and says one type sits in two of them), and a ``refusal`` sample is in
+    Refusal alone (ClawGUI osworldg_metric.py l. 124-127, 140-143).
+    ``classification_result.json`` is ``{"classified": {category: [{"id": id, ...}, ...]}}``, one
+    sample under several categories (the loaders of third-party harnesses read it so; the upstream
+    file was not available to check).
     """
-    for name in BUCKET_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
-        what = "OSWorld-G bucket file"
-        data = read_json(path, what, expect=dict, fix="pass the benchmark's own file or remove it")
-        buckets = data.get("classified", data)
-        out: dict[str, list[str]] = {}
-        if not isinstance(buckets, dict):
-            raise LavError(f"{what} {path}: 'classified' is not an object of bucket -> ids; remove the file")
-        for bucket, members in buckets.items():
+
+    file: str
+    by_type: dict[str, frozenset[str]] | None = None
+    by_id: dict[str, tuple[str, ...]] | None = None
+
+    def of(self, sample_id: str, gui_types: list, kind: str) -> list[str]:
+        if self.by_id is not None:
+            return list(self.by_id.get(sample_id, ()))
+        if kind == "refusal":
+            return ["refusal"]
+        types = {t for t in gui_types if isinstance(t, str)}
+        return [c for c, listed in (self.by_type or {}).items() if types & listed]
+
+
+def _bucket_error(path: Path, problem: str) -> LavError:
+    return LavError(f"OSWorld-G category file {path}: {problem}; pass the benchmark's own file or remove it")
+
+
+def read_osworld_buckets(folder: Path) -> Categories | None:
+    """OSWorld-G's categories from ``buckets.json`` beside the annotations, else from
+    ``classification_result.json``, else None (see `Categories`)."""
+    path = folder / "buckets.json"
+    if path.is_file():
+        data = read_json(path, "OSWorld-G category file", expect=dict, fix="pass the benchmark's own file")
+        by_type: dict[str, frozenset[str]] = {}
+        for name, types in data.items():
+            if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                raise _bucket_error(path, f"category {name!r} is not a list of GUI type names")
+            by_type[str(name)] = frozenset(types)
+        return Categories("buckets.json", by_type=by_type)
+    path = folder / "classification_result.json"
+    if path.is_file():
+        data = read_json(path, "OSWorld-G category file", expect=dict, fix="pass the benchmark's own file")
+        classified = data.get("classified")
+        if not isinstance(classified, dict):
+            raise _bucket_error(path, "it has no 'classified' object of category -> samples")
+        by_id: dict[str, tuple[str, ...]] = {}
+        for name, members in classified.items():
             if not isinstance(members, list):
-                raise LavError(
-                    f"{what} {path}: bucket {bucket!r} is not a list of sample ids; remove the file"
-                )
+                raise _bucket_error(path, f"category {name!r} is not a list of samples")
             for m in members:
-                ident_ = m.get("id") if isinstance(m, dict) else m
-                if isinstance(ident_, bool) or not isinstance(ident_, (str, int)):
-                    raise LavError(
-                        f"{what} {path}: bucket {bucket!r} holds {m!r}, not a sample id; remove the file"
-                    )
-                out.setdefault(str(ident_), []).append(str(bucket))
-        return out, name
-    return {}, None
+                sample = m.get("id") if isinstance(m, dict) else None
+                if isinstance(sample, bool) or not isinstance(sample, (str, int)):
+                    raise _bucket_error(path, f"category {name!r} holds {m!r}, not an object with an 'id'")
+                by_id[str(sample)] = (*by_id.get(str(sample), ()), str(name))
+        return Categories("classification_result.json", by_id=by_id)
+    return None
 
 
 def _convention(path: Path, found: list[Entry], bbox: str | None) -> str:
@@ -83,12 +119,8 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
     for path in files:
         found = entries(path, "OSWorld-G annotation file")
         convention = _convention(path, found, bbox)
-        buckets, bucket_file = read_osworld_buckets(path.parent)
-        if bucket_file:
-            placed = sum(ident(e, path.stem) in buckets for e in found)
-            out.notes.append(
-                f"OSWorld-G categories from {bucket_file}: {placed} of {len(found)} samples in at least one"
-            )
+        categories = read_osworld_buckets(path.parent)
+        placed = 0
         for e in found:
             kind = e.text("box_type")
             kinds[kind] += 1
@@ -105,10 +137,15 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
             else:
                 raise e.error(f"is {kind!r}, not 'bbox', 'polygon' or 'refusal'", "box_type")
             groups = e.groups(GROUPS)
-            if bucket_file:
-                # Several buckets joined by '|' (GUI_types already uses '/'); the summary's
+            if categories is not None:
+                # Several categories joined by '|' (GUI type names hold '/'); the summary's
                 # official block counts a sample in each of them.
-                groups["bucket"] = "|".join(buckets.get(ident(e, path.stem), [])) or "none"
+                gui_types = e.data.get("GUI_types")
+                mine = categories.of(
+                    ident(e, path.stem), gui_types if isinstance(gui_types, list) else [], kind
+                )
+                placed += bool(mine)
+                groups["bucket"] = "|".join(mine) or "none"
             out.samples.append(
                 Sample(
                     id=ident(e, path.stem),
@@ -123,6 +160,10 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
                 )
             )
             out.add_groups([g for g in [*GROUPS, "bucket"] if g in groups])
+        if categories is not None:
+            out.notes.append(
+                f"OSWorld-G categories from {categories.file}: {placed} of {len(found)} samples in at least one"
+            )
     counts = ", ".join(f"{kinds[k]} {k}" for k in ("bbox", "polygon", "refusal") if kinds[k])
     how = "[x1, y1, x2, y2] (--bbox xyxy)" if bbox == "xyxy" else "[x, y, w, h]"
     out.notes.append(f"OSWorld-G box types: {counts}; bbox read as {how} pixels")
@@ -164,8 +205,11 @@ FORMAT = Format(
     official=Spec(
         "OSWorld-G",
         micro="Overall",
-        tables=(("box_type", "GUI_types"),),
-        source="xlang-ai/OSWorld-G (accuracy over all samples; per category from its bucket file)",
+        source=(
+            "Overall over all samples; per category (a sample in each of its own) from buckets.json "
+            "as sjz5202/GUI-AIMA eval/osworld-g.py and ZJU-REAL/ClawGUI osworldg_metric.py read it"
+        ),
         multi="bucket",
+        names=CATEGORY_NAMES,
     ),
 )

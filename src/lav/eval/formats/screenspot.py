@@ -116,5 +116,6 @@ FORMAT = Format(
         macro_over=("split", "type"),
         tables=(("split", "type"),),
         source="njucckevin/SeeClick pretrain/screenspot_test.py l. 118 and readme.md l. 40-48",
+        names=(("text", "text"), ("icon", "icon")),  # the table's Text before Icon
     ),
 )

@@ -105,5 +105,6 @@ FORMAT = Format(
         macro_over=("group", "ui_type"),
         tables=(("group", "ui_type"), ("application", "ui_type")),
         source="likaixin2000/ScreenSpot-Pro-GUI-Grounding eval_screenspot_pro.py l. 237-310",
+        names=(("text", "text"), ("icon", "icon")),  # the table's Text before Icon
     ),
 )

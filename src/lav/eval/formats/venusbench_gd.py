@@ -87,14 +87,20 @@ FORMAT = Format(
     rank=20,
     by_layout=lambda p: bool(_files(p)),
     by_fields=lambda common, p: common >= FIELDS and p.parent.name == "instruction",
-    # eval.py (ScreenSpot-Pro's functions, l. 132-330): micro overall, text / icon per platform
-    # and per task file.
+    # eval.py (ScreenSpot-Pro's functions, l. 132-330): action_acc with text_acc / icon_acc overall
+    # (l. 132-154, 316-329: the tables' bottom lines), per platform (l. 220-254), per application
+    # (l. 256-284) and per group (l. 286-314); lav adds the task files.
     official=Spec(
         "VenusBench-GD",
         micro="action_acc (overall)",
         macro="macro (mean of the task files; not in the paper's table)",
         macro_over=("split",),
-        tables=(("split", "ui_type"), ("platform", "ui_type")),
+        tables=(
+            ("split", "ui_type"),
+            ("platform", "ui_type"),
+            ("application", "ui_type"),
+            ("group", "ui_type"),
+        ),
         source="inclusionAI/UI-Venus@VenusBench-GD eval.py l. 132-330",
     ),
 )

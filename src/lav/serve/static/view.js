@@ -54,6 +54,14 @@ function el(tag, text, cls) {
   return node;
 }
 
+// The click's digit confidence (result.json click.confidence / click.alternatives), or "".
+function fmtConfidence(rec) {
+  const c = rec && rec.click;
+  if (!c || c.confidence === null || c.confidence === undefined) return "";
+  const alts = (c.alternatives || []).map(a => `(${a.x.toFixed(0)}, ${a.y.toFixed(0)}) ${(100 * a.p).toFixed(1)}%`);
+  return `${(100 * c.confidence).toFixed(1)}%` + (alts.length ? `; next: ${alts.join("; ")}` : "");
+}
+
 function fmtClick(rec) {
   if (!rec) return "";
   if (rec.click) return `(${rec.click.x.toFixed(1)}, ${rec.click.y.toFixed(1)}) px`;
@@ -227,9 +235,11 @@ export class ResultView {
       ["Answer", rec.response + (rec.forced_response ? " (forced)" : "")],
       ["Click", fmtClick(rec)],
     ];
+    if (fmtConfidence(rec)) rows.push(["Confidence", fmtConfidence(rec)]);
     if (rec.base) {
       rows.push(["Base answer", rec.base.response]);
       rows.push(["Base click", fmtClick(rec.base)]);
+      if (fmtConfidence(rec.base)) rows.push(["Base confidence", fmtConfidence(rec.base)]);
     }
     if (this.box) rows.push(["Target box", `[${this.box.join(", ")}] px`]);
     rows.push(["Model", rec.model]);

@@ -1,0 +1,176 @@
+"""`lav eval --responses` (answers replayed in one forced forward) against its floor and against
+`lav eval` generating the same answers.
+
+For each batch size and answer length (``--new-tokens``, default 8 and 512: reasoning models write
+hundreds), on the same samples, model, backend and batches:
+
+- **floor**: one plain teacher-forced forward of each batch, as a script would run it: open the
+  images, chat template + the answer, the processor over the batch (left padding), ``model(**inputs)``;
+- **replay**: ``lav.evaluate(..., responses=...)``: the same forward with capture on, both maps for
+  every decoder layer, the click, the score, transformers' agreement with the answer and a durable
+  line per sample (target: <= 1.10x the floor);
+- **generate**: ``lav.evaluate(..., max_new_tokens=N)`` writing those answers (the saving grows with
+  the answer's length).
+
+The answers are the ones `lav eval` generated (every side forced to write exactly N tokens:
+``min_new_tokens``, so an early end of turn does not shorten one side), read back from its
+``samples.jsonl`` as a user's ``--responses`` file is. The three sides run in a rotating order per
+repetition; each repetition gives the ratios replay / floor and replay / generate; we print min /
+median / max per batch size and length.
+
+Models: the shipped demo model with its adapter (default), a checkpoint (``--model``), or
+``--random qwen3-vl-2b`` (the random Qwen3-VL-2B-width model of ``bench/eval_throughput.py``, with
+``--depth`` decoder layers and ``--vision-depth`` vision blocks; see that script for what it leaves
+out). Figures are only meaningful on a quiet machine.
+
+    python bench/replay.py                                   # demo model, 16 samples, 3 repetitions
+    python bench/replay.py --random qwen3-vl-2b --samples 8 --batch-sizes 1 8
+    python bench/replay.py --samples 2 --new-tokens 8 16 --reps 1 --batch-sizes 2   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_throughput import REAL, demo_dataset, load_viz, random_checkpoint  # noqa: E402
+
+
+def _floor(viz, samples, answers: dict[str, str], batch_size: int) -> float:
+    """One plain teacher-forced forward per batch (no capture, no maps), as a script would write it."""
+    import torch
+    from PIL import Image
+
+    proc = viz.processor
+    proc.tokenizer.padding_side = "left"
+    t0 = time.perf_counter()
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        images = [Image.open(s.image).convert("RGB") for s in batch]
+        texts = [
+            proc.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": s.instruction}]}],
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            + answers[s.id]
+            for s in batch
+        ]
+        inputs = proc(text=texts, images=images, padding=True, return_tensors="pt").to(viz.device)
+        with torch.inference_mode():
+            viz.model(**inputs, use_cache=False)
+    return time.perf_counter() - t0
+
+
+def _evaluate(viz, dataset, out: Path, batch_size: int, new_tokens: int, responses=None) -> float:
+    import lav
+
+    t0 = time.perf_counter()
+    run = lav.evaluate(
+        viz,
+        dataset,
+        out,
+        batch_size=batch_size,
+        max_new_tokens=new_tokens,
+        progress=False,
+        responses=responses,
+    )
+    seconds = time.perf_counter() - t0
+    failed = [r for r in run.records if r.get("error")]
+    if failed:
+        # A failed sample is recorded in milliseconds: timing such a run would flatter lav.
+        raise SystemExit(
+            f"lav eval failed on {len(failed)} of {len(run.records)} samples: {failed[0]['error']}"
+        )
+    return seconds
+
+
+def _spread(values: list[float]) -> str:
+    return f"min {min(values):.3f} median {statistics.median(values):.3f} max {max(values):.3f}"
+
+
+def run(args) -> None:
+    from lav.eval.responses import read_responses
+    from lav.models import unwrap
+
+    viz = load_viz(args)
+    dataset = demo_dataset(args.samples)
+    samples = list(dataset.samples)
+    print(f"{len(samples)} samples, {viz!r} on {viz.device}, {args.reps} repetitions")
+    if args.describe:
+        print(args.describe)
+    config = unwrap(viz.model).generation_config
+    with tempfile.TemporaryDirectory(prefix="lav-bench-replay-") as tmp:
+        root = Path(tmp)
+        for new_tokens in args.new_tokens:
+            # Every answer exactly new_tokens long on the generating side.
+            config.min_new_tokens = new_tokens
+            source = root / f"answers-{new_tokens}"
+            _evaluate(viz, dataset, source, args.batch_sizes[0], new_tokens)  # the answers, and a warm-up
+            responses = read_responses(source / "samples.jsonl", engine="lav")
+            answers = responses.match(samples).answers
+            lengths = [len(viz.processor.tokenizer(a)["input_ids"]) for a in answers.values()]
+            print(
+                f"answers of {new_tokens} new tokens: {min(lengths)}-{max(lengths)} tokens once re-tokenised"
+            )
+            for bs in args.batch_sizes:
+                times: dict[str, list[float]] = {"floor": [], "replay": [], "generate": []}
+                for rep in range(args.reps):
+                    sides = ["floor", "replay", "generate"]
+                    for side in sides[rep % 3 :] + sides[: rep % 3]:
+                        out = root / f"{side}-{new_tokens}-{bs}-{rep}"
+                        if side == "floor":
+                            t = _floor(viz, samples, answers, bs)
+                        elif side == "replay":
+                            t = _evaluate(viz, dataset, out, bs, new_tokens, responses)
+                        else:
+                            t = _evaluate(viz, dataset, out, bs, new_tokens)
+                        times[side].append(t)
+                floor_r = [r / f for r, f in zip(times["replay"], times["floor"], strict=True)]
+                gen_r = [r / g for r, g in zip(times["replay"], times["generate"], strict=True)]
+                rate = {k: len(samples) / statistics.median(v) for k, v in times.items()}
+                print(
+                    f"{new_tokens} tokens, batch {bs}: floor {rate['floor']:.2f}, replay {rate['replay']:.2f}, "
+                    f"generate {rate['generate']:.2f} samples/s; replay/floor {_spread(floor_r)}; "
+                    f"replay/generate {_spread(gen_r)}"
+                )
+        config.min_new_tokens = None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="default: the shipped demo model with its adapter")
+    p.add_argument("--adapter")
+    p.add_argument("--random", choices=sorted(REAL), help="a random model of this checkpoint's widths")
+    p.add_argument("--depth", type=int, default=4, help="decoder layers of --random")
+    p.add_argument("--vision-depth", type=int, default=4, help="vision blocks of --random")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--reps", type=int, default=3, help="repetitions (each runs the three sides, rotating)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--new-tokens", type=int, nargs="+", default=[8, 512], help="answer lengths")
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.random and args.model:
+        p.error("--random builds its own model; leave out --model")
+    # random_checkpoint sets the generation config's min_new_tokens from max_new_tokens; each
+    # length here sets its own.
+    args.max_new_tokens = min(args.new_tokens)
+    with tempfile.TemporaryDirectory(prefix="lav-bench-model-") as tmp:
+        args.describe = None
+        if args.random:
+            args.describe = random_checkpoint(args, Path(tmp))
+            args.model = tmp
+        run(args)
+
+
+if __name__ == "__main__":
+    main()

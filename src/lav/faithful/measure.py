@@ -1,0 +1,430 @@
+"""Does the map explain the click? Deletion / insertion curves of each map, and the zoom test.
+
+`faithfulness`: for one `Result` and each of its maps, the merged-grid cells are ordered from most to
+least important; in ``steps`` steps a fixed fraction of them is removed from the screenshot (filled
+with its mean colour, or blurred), and separately inserted back into a blurred screenshot, in that
+order. At every step one forced forward with the model's own answer gives the log-probability of the
+answer's coordinate tokens, and whether the greedy click still lands in the target. The same curves
+for three random orders (the ``random`` baseline) and each map's inverse order come beside them.
+
+The greedy click of a step is read from the forced forward itself where it can be: greedy decoding
+picks the most likely token at each position, so when the forward's most likely token at every answer
+position is the answer's own token (and the one after it ends the turn), the greedy answer *is* the
+model's answer. Only steps where it is not run a short generate (the answer's length plus a few
+tokens). Every image of a step is cut in original-image pixels, cell by cell, through the processor's
+resize (`lav.faithful.cells.cell_labels`), so every family works unchanged.
+
+`zoom`: crop around each map's peak (``1/zoom_factor`` of each side), ask again, and map the click
+back to original pixels (crop offset plus the click in the crop: exact).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..capture.recorder import model_lock
+from ..coords import Click
+from ..errors import LavError
+from ..geometry import Grid
+from ..models import unwrap
+from ..options import AnalysisOptions
+from ..stages import Request, pad_id, prepare, read_click
+from . import cells as C
+from .options import RANDOM_SEEDS, CheckOptions
+
+if TYPE_CHECKING:
+    from ..analysis import Visualizer
+    from ..result import Result
+
+#: Tokens a step's generate may write beyond the answer's own length (an answer that grew a digit).
+EXTRA_TOKENS = 4
+
+Hit = Callable[[float, float], bool]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One image of a curve: ``order`` (a name) at point ``k``, ``kind`` deletion or insertion."""
+
+    order: str
+    kind: str
+    k: int
+
+
+def cell_box_hit(res: Result) -> tuple[Hit, str]:
+    """The target `lav run` checks a click against (it has no annotated box): a box of one merged
+    cell's size, in original pixels, centred on the model's own click."""
+    if res.click is None:
+        raise LavError("this result has no click to check")
+    width, height = res.image_size
+    half_w = width / (res.grid["w"] // res.merge) / 2
+    half_h = height / (res.grid["h"] // res.merge) / 2
+    cx, cy = res.click.x, res.click.y
+
+    def hit(x: float, y: float) -> bool:
+        return abs(x - cx) <= half_w and abs(y - cy) <= half_h
+
+    return hit, f"within one cell ({2 * half_w:.0f}x{2 * half_h:.0f} px) of the model's own click"
+
+
+def map_names(res: Result, maps: Sequence[str] | None = None) -> list[str]:
+    """The maps a check runs on: ``maps`` (each must be in ``res``), else every map of the result."""
+    if maps is None:
+        return list(res.maps)
+    missing = [n for n in maps if n not in res.maps]
+    if missing:
+        raise LavError(f"this result has no map {missing[0]!r}; it has {', '.join(res.maps)}")
+    return list(maps)
+
+
+def faithfulness(
+    viz: Visualizer,
+    res: Result,
+    checks: CheckOptions | None = None,
+    analysis: AnalysisOptions | None = None,
+    hit: Hit | None = None,
+    maps: Sequence[str] | None = None,
+    target: str | None = None,
+) -> dict[str, Any]:
+    """Deletion and insertion curves of ``res``'s maps (``maps``: some of them) and of the baselines.
+
+    ``res`` must come from ``viz`` with the prompt options ``analysis`` (system, template, coords,
+    as the analysis ran); a base result (``adapter_enabled`` False) runs with the adapter disabled.
+    ``hit(x, y)``: whether a click in original pixels is on the target (default `cell_box_hit`;
+    ``target`` describes it). Returns plain JSON: ``x`` (fraction of cells removed / inserted at each
+    point), ``orders`` (each order's curves: ``logprob`` of the coordinate tokens and ``hit``), and
+    ``auc`` per map name, its ``<name>_inverse`` and ``random``: ``deletion_auc`` / ``insertion_auc``
+    (area under the coordinate tokens' mean probability, exp(logprob / tokens)) and
+    ``deletion_hit_auc`` / ``insertion_hit_auc`` (area under the click-in-target curve). A result
+    without a click gives ``{"skipped": why}``.
+    """
+    checks = checks or CheckOptions(faithfulness=True)
+    if res.click is None:
+        return {"skipped": f"no click to explain ({res.click_error})"}
+    if hit is None:
+        hit, target = cell_box_hit(res)
+    names = map_names(res, maps)
+    t0 = time.perf_counter()
+    image = res.image.convert("RGB")
+    grid = Grid(res.grid["t"], res.grid["h"], res.grid["w"], res.merge)
+    shape = (grid.merged_h, grid.merged_w)
+    n_cells = shape[0] * shape[1]
+    labels = C.cell_labels(res.image_size, res.resized_size, shape)
+    side = max(image.width / shape[1], image.height / shape[0])
+    fill = C.fill_image(image, checks.removal, side)
+    blur = C.blurred(image, side)
+    counts = C.step_counts(n_cells, checks.steps)
+    orders: dict[str, np.ndarray] = {}
+    for name in names:
+        m = res.maps[name]
+        orders[name] = C.map_order(C.merged_values(m.values, m.grid, res.merge))
+        orders[f"{name}_inverse"] = orders[name][::-1]
+    for seed in RANDOM_SEEDS:
+        orders[f"random_{seed}"] = C.random_order(n_cells, seed)
+
+    def picture(step: _Step) -> Image.Image:
+        if step.order == "original":
+            return image
+        if step.order == "removed":
+            return fill
+        if step.order == "blurred":
+            return blur
+        chosen = orders[step.order][: counts[step.k]]
+        if step.kind == "deletion":
+            return C.composite(fill, image, labels, chosen)
+        return C.composite(image, blur, labels, chosen)
+
+    # The curves' ends are the same for every order: the image, all removed, all blurred.
+    ends = [_Step("original", "", 0), _Step("removed", "", 0)]
+    if checks.removal != "blur":
+        ends.append(_Step("blurred", "", 0))
+    inner = [
+        _Step(name, kind, k)
+        for name in orders
+        for kind in ("deletion", "insertion")
+        for k in range(1, checks.steps)
+    ]
+    plan = ends + inner
+    batch = checks.batch_size or 2 * checks.steps
+    with _running(viz, res):
+        scored = _score(viz, res, analysis, plan, picture, grid, hit, batch)
+    at = dict(zip(plan, scored, strict=True))
+    blurred_end = at[_Step("blurred" if checks.removal != "blur" else "removed", "", 0)]
+    first = at[ends[0]]
+    curves: dict[str, Any] = {}
+    for name in orders:
+        curve = {}
+        for kind in ("deletion", "insertion"):
+            start, end = (first, at[ends[1]]) if kind == "deletion" else (blurred_end, first)
+            points = [start] + [at[_Step(name, kind, k)] for k in range(1, checks.steps)] + [end]
+            curve[kind] = {"logprob": [p[0] for p in points], "hit": [p[1] for p in points]}
+        curves[name] = curve
+    xs = [n / n_cells for n in counts]
+    tokens = first[2]
+    out = {
+        "removal": checks.removal,
+        "steps": checks.steps,
+        "cells": n_cells,
+        "x": xs,
+        "tokens": tokens,
+        "target": target,
+        "maps": names,
+        "orders": curves,
+        "auc": _aucs(curves, names, xs, tokens),
+        "forwards": len(plan),
+        "seconds": time.perf_counter() - t0,
+    }
+    return out
+
+
+def _aucs(curves: dict[str, Any], names: Sequence[str], xs: Sequence[float], tokens: int) -> dict[str, Any]:
+    def of(curve: dict[str, Any]) -> dict[str, float]:
+        out = {}
+        for kind in ("deletion", "insertion"):
+            prob = [float(np.exp(lp / tokens)) for lp in curve[kind]["logprob"]]
+            out[f"{kind}_auc"] = C.auc(xs, prob)
+            out[f"{kind}_hit_auc"] = C.auc(xs, [float(h) for h in curve[kind]["hit"]])
+        return out
+
+    aucs = {}
+    for name in names:
+        aucs[name] = of(curves[name])
+        aucs[f"{name}_inverse"] = of(curves[f"{name}_inverse"])
+    seeds = [of(curves[f"random_{s}"]) for s in RANDOM_SEEDS]
+    aucs["random"] = {k: float(np.mean([s[k] for s in seeds])) for k in seeds[0]}
+    return aucs
+
+
+@contextmanager
+def _running(viz: Visualizer, res: Result) -> Iterator[None]:
+    """The model as ``res`` was made (adapter off for a base result), in eval mode, under its lock;
+    every module's training flag put back afterwards."""
+    model = viz.model
+    base = viz.has_adapter and not res.adapter_enabled
+    flags = [(m, m.training) for m in model.modules()]
+    with model_lock(model):
+        try:
+            model.eval()
+            with model.disable_adapter() if base else nullcontext(), torch.inference_mode():
+                yield
+        finally:
+            for m, training in flags:
+                m.training = training
+
+
+def _requests(res: Result, images: Sequence[Image.Image], opts: AnalysisOptions, response: str | None):
+    return [
+        Request(img, res.instruction, response, opts.system, opts.template, opts.coords) for img in images
+    ]
+
+
+def _prompt_options(viz: Visualizer, analysis: AnalysisOptions | None) -> AnalysisOptions:
+    return (analysis or AnalysisOptions()).for_preset(viz.preset)
+
+
+def _score(
+    viz: Visualizer,
+    res: Result,
+    analysis: AnalysisOptions | None,
+    plan: Sequence[_Step],
+    picture: Callable[[_Step], Image.Image],
+    grid: Grid,
+    hit: Hit,
+    batch: int,
+) -> list[tuple[float, bool, int]]:
+    """(log-probability of the answer's coordinate tokens, greedy click on target, coordinate tokens)
+    for every step of ``plan``, ``batch`` images per forward."""
+    opts = _prompt_options(viz, analysis)
+    ends = torch.tensor(sorted(viz.end_ids()))
+    keeps = "logits_to_keep" in _parameters(unwrap(viz.model).forward)
+    coords: list[int] | None = None
+    out: list[tuple[float, bool, int]] = []
+    for start in range(0, len(plan), batch):
+        images = [picture(s) for s in plan[start : start + batch]]
+        requests = _requests(res, images, opts, res.response)
+        prepared = prepare(viz, requests)
+        inputs = prepared.inputs
+        n = inputs["input_ids"].shape[1] - prepared.answer_starts[0]
+        if any(s != prepared.answer_starts[0] for s in prepared.answer_starts) or n < 1:
+            raise LavError("the forced answer tokenised differently across the steps; please report it")
+        answer = inputs["input_ids"][0, -n:].tolist()
+        if coords is None:
+            rows = read_click(viz, requests[0], grid, answer, opts.answer_rules or viz.answer_rules).rows
+            coords = sorted({*rows.x, *rows.y})
+            if not coords:
+                raise LavError("the answer's coordinate tokens were not found; cannot score its probability")
+        extra = {"logits_to_keep": n + 1} if keeps else {}
+        logits = viz.model(**inputs, use_cache=False, **extra).logits[:, -(n + 1) :].float()
+        logp = torch.log_softmax(logits[:, :n], dim=-1)
+        ids = inputs["input_ids"][:, -n:]
+        token_lp = logp.gather(-1, ids[..., None])[..., 0]
+        coord_lp = token_lp[:, coords].sum(-1).double().cpu().tolist()
+        greedy = logits.argmax(-1)
+        agree = (greedy[:, :n] == ids).all(-1) & torch.isin(greedy[:, n].cpu(), ends).to(ids.device)
+        hits: list[bool | None] = [bool(hit(res.click.x, res.click.y)) if a else None for a in agree.tolist()]
+        todo = [i for i, h in enumerate(hits) if h is None]
+        if todo:
+            answers = ask(viz, res, [images[i] for i in todo], analysis, None, n + EXTRA_TOKENS)
+            for i, (_, click) in zip(todo, answers, strict=True):
+                hits[i] = click is not None and bool(hit(click.x, click.y))
+        out.extend((lp, bool(h), len(coords)) for lp, h in zip(coord_lp, hits, strict=True))
+    return out
+
+
+def _parameters(fn) -> set[str]:
+    import inspect
+
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def ask(
+    viz: Visualizer,
+    res: Result,
+    images: Sequence[Image.Image],
+    analysis: AnalysisOptions | None,
+    response: str | None = None,
+    max_new_tokens: int | None = None,
+) -> list[tuple[str, Click | None]]:
+    """``res``'s instruction on each of ``images``: the greedy answer (or the forced ``response``) and
+    its click in that image's pixels (None when it has none). Call under `_running`."""
+    opts = _prompt_options(viz, analysis)
+    max_new = max_new_tokens or opts.max_new_tokens or 64
+    requests = _requests(res, images, opts, response)
+    prepared = prepare(viz, requests, 0 if response is not None else max_new)
+    if response is not None:
+        ids = prepared.inputs["input_ids"]
+    else:
+        ids = viz.model.generate(
+            **prepared.inputs,
+            max_new_tokens=max_new,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=pad_id(viz),
+        )
+    ends = viz.end_ids()
+    out = []
+    for b, (request, grid) in enumerate(zip(requests, prepared.grids, strict=True)):
+        tokens = []
+        for t in ids[b, prepared.answer_starts[b] :].tolist():
+            if t in ends:
+                break
+            tokens.append(t)
+        if not tokens:
+            out.append(("", None))
+            continue
+        answer = read_click(viz, request, grid, tokens, opts.answer_rules or viz.answer_rules)
+        out.append((answer.text, answer.click))
+    return out
+
+
+def zoom(
+    viz: Visualizer,
+    res: Result,
+    checks: CheckOptions | None = None,
+    analysis: AnalysisOptions | None = None,
+    hit: Hit | None = None,
+    maps: Sequence[str] | None = None,
+    response: str | None = None,
+) -> dict[str, Any]:
+    """Each map's zoom: crop ``1/zoom_factor`` of each side around its peak, ask again (one batch),
+    and the click mapped back to original pixels. ``hit``: whether a click is on the target (None: no
+    hit is recorded); ``response``: force this answer on every crop instead of generating (tests).
+    Returns plain JSON: ``factor`` and per map ``crop`` [x0, y0, x1, y1], ``response``, ``click``
+    {x, y} in original pixels (or null) and ``hit``."""
+    checks = checks or CheckOptions(zoom=True)
+    names = map_names(res, maps)
+    image = res.image.convert("RGB")
+    boxes = [
+        C.crop_box(C.peak_centre(res.maps[n].values, res.image_size), res.image_size, checks.zoom_factor)
+        for n in names
+    ]
+    with _running(viz, res):
+        answers = ask(viz, res, [image.crop(b) for b in boxes], analysis, response)
+    out: dict[str, Any] = {}
+    for name, box, (text, click) in zip(names, boxes, answers, strict=True):
+        point = None if click is None else from_crop((click.x, click.y), box)
+        out[name] = {
+            "crop": list(box),
+            "response": text,
+            "click": None if point is None else {"x": point[0], "y": point[1]},
+            "hit": None if hit is None else (point is not None and bool(hit(*point))),
+        }
+    return {"factor": checks.zoom_factor, "maps": out}
+
+
+def from_crop(point: tuple[float, float], box: tuple[int, int, int, int]) -> tuple[float, float]:
+    """A point in a crop's pixels -> the original image's pixels (the crop's offset added)."""
+    return point[0] + box[0], point[1] + box[1]
+
+
+def attach(
+    viz: Visualizer,
+    res: Result,
+    checks: CheckOptions,
+    analysis: AnalysisOptions | None = None,
+    hit: Hit | None = None,
+    target: str | None = None,
+    maps: Sequence[str] | None = None,
+) -> Result:
+    """``res`` (and its base run, if any) with the checks ``checks`` asks for in ``res.faithfulness`` /
+    ``res.zoom``. ``hit``: the target of the clicks (default: `cell_box_hit` of each run's own click
+    for the curves, none for the zoom)."""
+    for run in (res, res.base):
+        if run is None:
+            continue
+        if checks.faithfulness:
+            run.faithfulness = faithfulness(viz, run, checks, analysis, hit, maps, target)
+        if checks.zoom:
+            run.zoom = zoom(viz, run, checks, analysis, hit, maps)
+    return res
+
+
+def record_checks(
+    viz: Visualizer, res: Result, checks: CheckOptions, analysis: AnalysisOptions | None, hit: Hit | None
+) -> dict[str, Any]:
+    """The checks of one evaluation sample as record fields: ``faithfulness`` and ``zoom`` of ``res``
+    and, under ``base``, of its base run. ``hit``: the sample's target (None: it has none, and the
+    checks are skipped). A check that fails on this sample is recorded as skipped, with why."""
+    out: dict[str, Any] = {"faithfulness": None, "zoom": None, "base": None}
+    runs = [("", res)] + ([("base", res.base)] if res.base is not None else [])
+    for who, run in runs:
+        fields: dict[str, Any] = {}
+        if checks.faithfulness:
+            fields["faithfulness"] = (
+                {"skipped": "the sample has no target box"}
+                if hit is None
+                else _or_skipped(lambda run=run: faithfulness(viz, run, checks, analysis, hit))
+            )
+        if checks.zoom:
+            fields["zoom"] = (
+                {"skipped": "the sample has no target box", "maps": {}}
+                if hit is None
+                else _or_skipped(lambda run=run: zoom(viz, run, checks, analysis, hit))
+            )
+        if who:
+            out["base"] = fields
+        else:
+            out.update(fields)
+    return out
+
+
+def _or_skipped(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        out = fn()
+    except LavError as exc:
+        return {"skipped": " ".join(str(exc).split())}
+    out.pop("seconds", None)  # records are a function of the run: no wall-clock times in them
+    return out
