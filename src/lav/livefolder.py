@@ -7,7 +7,7 @@ holds one evaluation per checkpoint. Such a folder cannot be written aside and r
 - Ownership by content: the folder's ``.lav-manifest.json`` lists every file lav put there with its
   size and sha256 (an append-only log with the length lav recorded), and every nested lav output
   folder. Opening refuses, before any work, a folder that holds anything else or a listed file the
-  user changed (`lav.outdir._foreign`, the rule `lav run` follows).
+  user changed (`lav.outdir.refuse_foreign`, the rule `lav run` follows).
 - One run at a time: ``.lav-lock`` is `flock`-ed for as long as the folder is open and holds the
   run's PID; a second run refuses at once with one line naming it (``wait=True``: waits instead,
   for the short merge of a sharded run).
@@ -37,16 +37,15 @@ from .outdir import (
     MANIFEST,
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
-    _foreign,
-    _live_temps,
-    _os_step,
-    _read_manifest,
-    _refuse,
-    _remove_stale,
-    _resolve,
-    _TempFolder,
-    _write_json,
+    TempFolder,
+    live_temps,
+    os_step,
+    read_manifest,
+    refuse_foreign,
     refuse_if_held,
+    remove_stale,
+    resolve_target,
+    write_json,
 )
 
 
@@ -57,15 +56,15 @@ class OutputFolder:
     """
 
     def __init__(self, target: str | os.PathLike, *, wait: bool = False) -> None:
-        real = _resolve(target)
+        real = resolve_target(target)
         self.path = real
-        with _os_step("create the folder", real):
+        with os_step("create the folder", real):
             os.makedirs(real, 0o777, exist_ok=True)
         self._lock_fd = _lock(real, wait)
         try:
-            with _os_step("remove leftovers of a stopped run in", real):
-                _remove_stale(real)
-            manifest = _read_manifest(real)
+            with os_step("remove leftovers of a stopped run in", real):
+                remove_stale(real)
+            manifest = read_manifest(real)
             self._manifest: dict[str, Any] = (
                 manifest
                 if isinstance(manifest, dict)
@@ -73,16 +72,14 @@ class OutputFolder:
             )
             for rel in self._manifest.get("outputs", []):
                 if (real / rel).parent.is_dir():
-                    with _os_step("remove leftovers of a stopped run in", (real / rel).parent):
-                        _remove_stale((real / rel).parent)
+                    with os_step("remove leftovers of a stopped run in", (real / rel).parent):
+                        remove_stale((real / rel).parent)
             # Our own lock is held now, so `_check_target`'s look for a running writer would see us.
-            with _os_step("read", real):
-                problem = _foreign(real, _live_temps(real))
-            if problem is not None:
-                raise _refuse(real, problem)
+            with os_step("read", real):
+                refuse_foreign(real, live_temps(real))
             self._manifest.pop("tmp_token", None)
-            with _os_step("create a temporary folder in", real):
-                self._tmp = _TempFolder(real, real.name)
+            with os_step("create a temporary folder in", real):
+                self._tmp = TempFolder(real, real.name)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -101,7 +98,7 @@ class OutputFolder:
         """Replace ``rel`` with ``data`` atomically; the manifest lists it before and after the move."""
         dest = self.path / rel
         staged = self._tmp.path / "staged"
-        with _os_step("write", dest):
+        with os_step("write", dest):
             with open(staged, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -120,7 +117,7 @@ class OutputFolder:
     def append(self, rel: str, data: bytes) -> None:
         """Append ``data`` to the append-only file ``rel`` (flushed to the disk), then record its length."""
         dest = self.path / rel
-        with _os_step("append to", dest):
+        with os_step("append to", dest):
             digest = self._appending.get(rel)
             if digest is None:
                 # The file as it stands (a torn last line already cut by its reader) is lav's.
@@ -142,7 +139,7 @@ class OutputFolder:
     def record_length(self, rel: str) -> None:
         """List the append-only file ``rel`` as it now stands (after its reader cut a torn line)."""
         dest = self.path / rel
-        with _os_step("read", dest):
+        with os_step("read", dest):
             data = dest.read_bytes()
         self._appending[rel] = hashlib.sha256(data)
         self._manifest["files"][rel] = {
@@ -151,7 +148,7 @@ class OutputFolder:
             "append": True,
         }
         self._make_dirs(rel)
-        with _os_step("write the manifest in", self.path):
+        with os_step("write the manifest in", self.path):
             self._save_manifest()
 
     def nested(self, rel: str) -> Path:
@@ -161,7 +158,7 @@ class OutputFolder:
         if rel not in outputs:
             outputs.append(rel)
             self._make_dirs(rel)
-            with _os_step("write the manifest in", self.path):
+            with os_step("write the manifest in", self.path):
                 self._save_manifest()
         return self.path / rel
 
@@ -179,7 +176,7 @@ class OutputFolder:
         staged = self._tmp.path / MANIFEST
         if not self._manifest.get("replacing"):
             self._manifest.pop("replacing", None)
-        _write_json(staged, self._manifest)
+        write_json(staged, self._manifest)
         os.replace(staged, self.path / MANIFEST)
 
     def close(self) -> None:
@@ -203,7 +200,7 @@ def _lock(folder: Path, wait: bool) -> int:
     path = folder / LOCK_FILE
     deadline = time.monotonic() + LOCK_TIMEOUT_S
     while True:
-        with _os_step("lock", path):
+        with os_step("lock", path):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             except OSError as exc:
@@ -241,7 +238,7 @@ def _lock(folder: Path, wait: bool) -> int:
 def listed_outputs(folder: str | os.PathLike) -> list[str]:
     """The nested lav output folders ``folder``'s manifest lists (relative POSIX paths), read
     without taking its lock; none when it has no manifest lav wrote."""
-    manifest = _read_manifest(Path(folder))
+    manifest = read_manifest(Path(folder))
     if not isinstance(manifest, dict):
         return []
     outputs = manifest.get("outputs", [])

@@ -16,10 +16,12 @@ place of ``target``. Rules, in the order a reader meets them in the code:
   forged or empty manifest) is never touched.
 - Long runs that fill a folder over time (`lav eval`, `lav evolve`) use `OutputFolder`
   (`lav.livefolder`): the same manifest, kept up to date file by file, and a lock naming the
-  running process.
+  running process. It follows these rules through the public names of this module
+  (`resolve_target`, `os_step`, `read_manifest`, `write_json`, `refuse_foreign`, `live_temps`,
+  `remove_stale`, `TempFolder`, `refuse_if_held`): one policy, two ways of filling a folder.
 - One writer at a time per parent folder (`flock` on the parent directory, so no lock file is left
   behind); processes and threads alike.
-- Every `OSError` becomes one `LavError` line in `_os_step`: what failed, which path, what to do.
+- Every `OSError` becomes one `LavError` line in `os_step`: what failed, which path, what to do.
 
 Torch-free: the record layer (`lav.result`) calls it.
 """
@@ -80,7 +82,7 @@ _ADVICE = {
 
 
 @contextmanager
-def _os_step(action: str, path: str | os.PathLike) -> Iterator[None]:
+def os_step(action: str, path: str | os.PathLike) -> Iterator[None]:
     """Turn an `OSError` raised inside into one `LavError` line naming ``action``, ``path`` and the fix.
 
     The one place where file-system errors of an output folder are worded.
@@ -139,7 +141,7 @@ def _inventory(folder: Path, skip: frozenset[str]) -> tuple[dict[str, dict[str, 
     return files, sorted(dirs)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``path`` and flush it to the disk; callers write only inside a temporary folder."""
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
@@ -147,7 +149,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def _read_manifest(folder: Path) -> dict[str, Any] | str:
+def read_manifest(folder: Path) -> dict[str, Any] | str:
     """The manifest of ``folder``, or a sentence saying why there is no usable one."""
     path = folder / MANIFEST
     try:
@@ -213,7 +215,7 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
     )
     if not entries:
         return None
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     if isinstance(manifest, str):
         if MANIFEST in entries:
             return manifest
@@ -241,7 +243,7 @@ def _foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> str | None:
                 if rel in outputs:
                     if held_by(path) is not None:
                         continue  # a lav run is writing it now (a parallel shard): its files move
-                    problem = _foreign(path, _live_temps(path))
+                    problem = _foreign(path, live_temps(path))
                     if problem is not None:
                         return f"{problem} in {rel}"
                 elif rel not in dirs:
@@ -320,7 +322,7 @@ def _made_by_lav(tmp: Path) -> str | None:
     token = _marker_token(tmp / TMP_MARKER)
     if token is not None:
         return "marker" if _token_tag(token) == match["rand"] else None
-    manifest = _read_manifest(tmp)
+    manifest = read_manifest(tmp)
     if isinstance(manifest, str) or not isinstance(manifest.get("tmp_token"), str):
         return None
     if _token_tag(manifest["tmp_token"]) != match["rand"] or manifest.get("replacing"):
@@ -350,13 +352,13 @@ def _writer_gone(tmp: Path) -> bool:
     return True
 
 
-def _remove_stale(folder: Path) -> None:
+def remove_stale(folder: Path) -> None:
     """Remove temporary folders in ``folder`` left by lav writers of this user that died (only those).
 
     Another user's leftovers are theirs to remove: in a shared folder (sticky /tmp) we could not, and
     failing on them would block every save there.
     """
-    with _os_step("list", folder):
+    with os_step("list", folder):
         names = os.listdir(folder)
     for name in names:
         tmp = folder / name
@@ -364,11 +366,11 @@ def _remove_stale(folder: Path) -> None:
             continue
         st = os.lstat(tmp)
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and _writer_gone(tmp):
-            with _os_step("remove the leftover temporary folder", tmp):
+            with os_step("remove the leftover temporary folder", tmp):
                 shutil.rmtree(tmp)
 
 
-class _TempFolder:
+class TempFolder:
     """An empty folder ``.lav-tmp-<name>-<pid>-<random>`` in ``where``, marked and locked as lav's."""
 
     def __init__(self, where: Path, name: str) -> None:
@@ -402,7 +404,7 @@ class _TempFolder:
             "dirs": dirs,
             "tmp_token": self.token,  # proves, if this folder is left behind, that lav made it
         }
-        _write_json(self.path / MANIFEST, manifest)
+        write_json(self.path / MANIFEST, manifest)
         os.unlink(self.path / TMP_MARKER)
         return manifest
 
@@ -410,7 +412,7 @@ class _TempFolder:
         """Remove the folder if it is still there (after a failure, or after an in-place copy)."""
         os.close(self._fd)
         if os.path.lexists(self.path):
-            with _os_step("remove the temporary folder", self.path):
+            with os_step("remove the temporary folder", self.path):
                 shutil.rmtree(self.path)
 
 
@@ -421,7 +423,7 @@ def _locked(folder: Path) -> Iterator[None]:
     flock on the directory itself leaves no lock file behind; each call opens its own descriptor, so
     threads of one process exclude each other as processes do.
     """
-    with _os_step("open the folder to lock it", folder):
+    with os_step("open the folder to lock it", folder):
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT_S
@@ -442,7 +444,7 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 # --- placing the output ------------------------------------------------------------------------
-def _resolve(target: str | os.PathLike) -> Path:
+def resolve_target(target: str | os.PathLike) -> Path:
     """The real folder to write: symlinks followed, ``..`` folded; refuse a dangling link or a file."""
     text = os.fspath(target)
     if isinstance(text, bytes):
@@ -451,7 +453,7 @@ def _resolve(target: str | os.PathLike) -> Path:
         raise LavError(f"output folder {text!r} is not a usable path; give a folder name")
     given = Path(text).expanduser()
     real = Path(os.path.realpath(given))
-    with _os_step("look at", given):
+    with os_step("look at", given):
         if os.path.islink(given) and not os.path.exists(given):
             raise LavError(
                 f"output folder {given} is a symbolic link to {os.readlink(given)}, which does not exist; "
@@ -524,47 +526,47 @@ def _in_place_reason(real: Path) -> str | None:
     return None
 
 
-def _replace_by_rename(tmp: _TempFolder, target: Path) -> None:
+def _replace_by_rename(tmp: TempFolder, target: Path) -> None:
     """Put the sealed ``tmp`` where ``target`` is; the lock is held and ``target`` was checked."""
     if not os.path.lexists(target):
-        with _os_step("move the output into place at", target):
+        with os_step("move the output into place at", target):
             os.rename(tmp.path, target)
         return
-    with _os_step("keep the permissions of", target):
+    with os_step("keep the permissions of", target):
         os.chmod(tmp.path, stat.S_IMODE(os.stat(target).st_mode))
     if not os.listdir(target):
         # rename(2) over an empty folder is atomic; a file another program adds meanwhile makes it
         # fail with ENOTEMPTY rather than vanish.
-        with _os_step("move the output into place at", target):
+        with os_step("move the output into place at", target):
             os.rename(tmp.path, target)
         return
     aside = target.with_name(f".lav-tmp-{target.name[:_TMP_NAME_CHARS]}-{os.getpid()}-{secrets.token_hex(6)}")
-    with _os_step("move the previous output aside from", target):
+    with os_step("move the previous output aside from", target):
         os.rename(target, aside)
     # Checked again under its new name, which no other program uses: a file the user saved into the
     # folder between the first check and the move must not be deleted with it.
     problem = _foreign(aside)
     if problem is not None:
-        with _os_step("put back", target):
+        with os_step("put back", target):
             os.rename(aside, target)
         raise _refuse(target, problem)
-    with _os_step("move the output into place at", target):
+    with os_step("move the output into place at", target):
         try:
             os.rename(tmp.path, target)
         except BaseException:
             os.rename(aside, target)
             raise
-    with _os_step("remove the previous output (moved to)", aside):
+    with os_step("remove the previous output (moved to)", aside):
         shutil.rmtree(aside)
 
 
-def _replace_in_place(tmp: _TempFolder, target: Path, new: dict[str, Any]) -> None:
+def _replace_in_place(tmp: TempFolder, target: Path, new: dict[str, Any]) -> None:
     """Fill ``target`` file by file: each file is replaced atomically, the folder as a whole is not.
 
     The manifest first lists old and new files together, so a crash half-way leaves a folder that
     lav recognises as its own and replaces on the next run.
     """
-    old = _read_manifest(target)
+    old = read_manifest(target)
     old = old if isinstance(old, dict) else {"files": {}, "dirs": []}
     pending = {
         "format": MANIFEST_FORMAT,
@@ -574,38 +576,45 @@ def _replace_in_place(tmp: _TempFolder, target: Path, new: dict[str, Any]) -> No
         "replacing": new["files"],
         "replacing_dirs": new["dirs"],
     }
-    with _os_step("write the manifest in", target):
+    with os_step("write the manifest in", target):
         # Written in our temporary folder and renamed: a crash leaves no half manifest, no stray file.
-        _write_json(tmp.path / _PENDING, pending)
+        write_json(tmp.path / _PENDING, pending)
         os.replace(tmp.path / _PENDING, target / MANIFEST)
     for rel in new["dirs"]:
-        with _os_step("create a folder in", target / rel):
+        with os_step("create a folder in", target / rel):
             os.makedirs(target / rel, 0o777, exist_ok=True)
     for rel in new["files"]:
-        with _os_step("move a file into place at", target / rel):
+        with os_step("move a file into place at", target / rel):
             os.replace(tmp.path / rel, target / rel)
     for rel in set(old.get("files", {})) - set(new["files"]):
-        with _os_step("remove the previous output file", target / rel):
+        with os_step("remove the previous output file", target / rel):
             (target / rel).unlink(missing_ok=True)
     for rel in sorted(set(old.get("dirs", [])) - set(new["dirs"]), key=len, reverse=True):
-        with _os_step("remove the previous output folder", target / rel):
+        with os_step("remove the previous output folder", target / rel):
             if (target / rel).is_dir() and not os.listdir(target / rel):
                 os.rmdir(target / rel)
-    with _os_step("write the manifest in", target):
+    with os_step("write the manifest in", target):
         os.replace(tmp.path / MANIFEST, target / MANIFEST)
 
 
 def _check_target(real: Path, ignore: frozenset[str]) -> None:
     """Refuse ``real`` unless it is missing, empty, or lav's own earlier output (temps in ``ignore`` aside)."""
-    with _os_step("look at", real):
+    with os_step("look at", real):
         if not os.path.lexists(real):
             return
         if os.path.islink(real) or not os.path.isdir(real):
             raise LavError(f"output path {real} is not a folder (a file or a link appeared); give a folder")
         refuse_if_held(real)
-        problem = _foreign(real, ignore)
+        refuse_foreign(real, ignore)
+
+
+def refuse_foreign(folder: Path, ignore: frozenset[str] = frozenset()) -> None:
+    """Refuse ``folder`` (one `LavError` line) unless it is empty or holds only lav's own output
+    (`_foreign`); top-level names in ``ignore`` (running writers' temporary folders) aside. Call it
+    inside an `os_step`, which words an `OSError` of the look."""
+    problem = _foreign(folder, ignore)
     if problem is not None:
-        raise _refuse(real, problem)
+        raise _refuse(folder, problem)
 
 
 def check_output_folder(target: str | os.PathLike) -> Path:
@@ -616,18 +625,18 @@ def check_output_folder(target: str | os.PathLike) -> Path:
     (the nearest existing folder when parents are missing). Changes nothing lasting; returns the
     real path. Saving can still fail later if the folder changes meanwhile.
     """
-    real = _resolve(target)
+    real = resolve_target(target)
     in_place = _in_place_reason(real)
     where = real if in_place else real.parent
     while not where.exists():
         where = where.parent
     if os.path.isdir(real):
         with _locked(real.parent):
-            with _os_step("read", real):
-                temps = _live_temps(real)
+            with os_step("read", real):
+                temps = live_temps(real)
             _check_target(real, temps)
-    with _os_step("create a temporary folder in", where):
-        _TempFolder(where, real.name).close()
+    with os_step("create a temporary folder in", where):
+        TempFolder(where, real.name).close()
     return real
 
 
@@ -643,43 +652,43 @@ def write_output_folder(target: str | os.PathLike, write: Callable[[Path], None]
     write, cannot be written, or the disk fails; then ``target`` is as it was and no temporary
     folder is left. An exception from ``write`` itself propagates unchanged after the same clean-up.
     """
-    real = _resolve(target)
-    with _os_step("create the parent folder", real.parent):
+    real = resolve_target(target)
+    with os_step("create the parent folder", real.parent):
         os.makedirs(real.parent, 0o777, exist_ok=True)
     in_place = _in_place_reason(real)
     # Checked before the (slow) writing so that a refusal costs nothing, with other writers' temporary
     # folders looked past; checked again, strictly, before anything is moved. Both under the lock:
     # read while another writer swaps folders, a manifest and its files can come from two outputs.
     with _locked(real.parent):
-        with _os_step("read", real):
-            temps = _live_temps(real) if os.path.isdir(real) else frozenset()
+        with os_step("read", real):
+            temps = live_temps(real) if os.path.isdir(real) else frozenset()
         _check_target(real, temps)
     where = real if in_place else real.parent
-    with _os_step("create a temporary folder in", where):
-        tmp = _TempFolder(where, real.name)
+    with os_step("create a temporary folder in", where):
+        tmp = TempFolder(where, real.name)
     try:
         write(tmp.path)
-        with _os_step("record the output files in", tmp.path):
+        with os_step("record the output files in", tmp.path):
             new = tmp.seal()
         with _locked(real.parent):
             # Only where lav itself puts temporary folders: the parent of a folder filled in place
             # may not be writable.
-            _remove_stale(where)
+            remove_stale(where)
             if not in_place and os.path.isdir(real) and not os.path.islink(real):
-                _remove_stale(real)
-            with _os_step("read", real):
-                temps = _live_temps(real) if in_place else frozenset()
+                remove_stale(real)
+            with os_step("read", real):
+                temps = live_temps(real) if in_place else frozenset()
             _check_target(real, temps)
             if in_place:
                 _replace_in_place(tmp, real, new)
             else:
                 _replace_by_rename(tmp, real)
-            with _os_step("flush the folder", real.parent):
+            with os_step("flush the folder", real.parent):
                 _fsync_dir(real.parent)
     except OSError as exc:
         tmp.close()
         # A disk error while ``write`` ran (ENOSPC, EDQUOT, EIO) is the user's to fix, not a bug.
-        with _os_step("write the output into", real):
+        with os_step("write the output into", real):
             raise exc
     except BaseException:
         tmp.close()
@@ -688,7 +697,7 @@ def write_output_folder(target: str | os.PathLike, write: Callable[[Path], None]
     return real
 
 
-def _live_temps(folder: Path) -> frozenset[str]:
+def live_temps(folder: Path) -> frozenset[str]:
     """Names of lav temporary folders directly in ``folder`` (ours and other running writers').
 
     Only those lav provably made (`_made_by_lav`): a user's folder named like one is looked at.

@@ -74,7 +74,7 @@ def plan(
     from .files import check_model_source
     from .geometry import smart_resize
     from .loading import load_config
-    from .models import inspect_model, spec_for_config
+    from .models import attention_sizes, inspect_model
     from .placement import check_device_map, read_device_map, read_max_memory
 
     width, height = image_size
@@ -88,7 +88,7 @@ def plan(
         )
     name = os.fspath(model)
     config = load_config(name, check_model_source(name))
-    spec_for_config(config)
+    shape = attention_sizes(config)  # also refuses a config of no family lav knows
     torch_dtype = resolve_dtype(dtype, resolve_device(device))
     with init_empty_weights():
         empty = transformers.AutoModelForImageTextToText.from_config(config)
@@ -118,13 +118,10 @@ def plan(
         key = _device_name(dev)
         weights[key] = weights.get(key, 0) + int(sizes.get(mod_name, 0))
 
-    vision, text = config.vision_config, getattr(config, "text_config", config)
-    patch, merge = vision.patch_size, vision.spatial_merge_size
+    patch, merge = shape.patch, shape.merge
     pixels = _pixel_bounds(name)
     h, w = smart_resize(height, width, patch * merge, *pixels)
     n = (h // patch) * (w // patch)
-    heads = getattr(vision, "num_heads", None) or vision.num_attention_heads
-    text_heads = text.num_attention_heads
     parts = inspect_model(empty)
     names = {id(m): n for n, m in empty.named_modules()}
     devices = []
@@ -133,12 +130,12 @@ def plan(
         devices.append("cpu" if key == "disk" else key)  # offloaded layers compute on the main device
     mem = capture_memory(
         n,
-        heads,
-        (getattr(vision, "hidden_size", None) or vision.embed_dim) // heads,
+        shape.vision_heads,
+        shape.vision_head_dim,
         EDGE_BLOCKS,
-        text_heads=text_heads,
-        text_kv_heads=getattr(text, "num_key_value_heads", None) or text_heads,
-        text_head_dim=getattr(text, "head_dim", None) or text.hidden_size // text_heads,
+        text_heads=shape.text_heads,
+        text_kv_heads=shape.text_kv_heads,
+        text_head_dim=shape.text_head_dim,
         keys=n // merge**2 + PROMPT_TOKENS + max_new_tokens,
         answer_tokens=max_new_tokens,
         device_type=devices[0].split(":")[0],

@@ -354,7 +354,7 @@ class Result:
         """One self-contained HTML page (no network) with every panel."""
         from .render import views
 
-        return views.build_report(self)
+        return views.result_page(self)
 
     def _repr_html_(self) -> str:
         from .render import views

@@ -380,7 +380,7 @@ def items(
                 parts=viz.parts,
                 row=b,
                 grids=prepared.grids,
-                image=b,
+                image_index=b,
                 image_positions=(ids[b] == image_token).nonzero().flatten(),
                 answer_start=prepared.answer_starts[b],
                 answer=answer.rows,

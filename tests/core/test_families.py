@@ -133,3 +133,31 @@ def test_derived_families_are_their_relatives_plus_one_difference():
     qwen3, qwen35 = BY_FAMILY["qwen3_vl"], BY_FAMILY["qwen3_5"]
     assert set(qwen35.layer_kinds) == {"full_attention", "linear_attention"}
     assert qwen35.processor == qwen3.processor  # Qwen3.5 checkpoints ship Qwen3-VL's processor
+
+
+@pytest.mark.parametrize("family", available_families())
+def test_attention_sizes_from_the_config_are_those_the_live_modules_use(family):
+    from lav.models import attention_sizes
+
+    # Qwen2-VL's blocks are embed_dim wide, its vision hidden_size is the merger's output: made to differ.
+    model = tiny_model(family, vision={"embed_dim": 128} if family == "qwen2_vl" else None)
+    sizes = attention_sizes(model.config)
+    parts = inspect_model(model)
+    vision, text = parts.vision_attention[0], parts.decoder_attention[0]
+    assert (sizes.patch, sizes.merge) == (parts.patch, parts.merge)
+    assert (sizes.vision_heads, sizes.vision_head_dim) == (vision.num_heads, vision.head_dim)
+    assert vision.qkv.in_features == sizes.vision_heads * sizes.vision_head_dim
+    kv = text.k_proj.out_features // text.head_dim
+    assert (sizes.text_heads, sizes.text_kv_heads, sizes.text_head_dim) == (
+        kv * text.num_key_value_groups,
+        kv,
+        text.head_dim,
+    )
+
+
+def test_qwen2_vl_vision_head_size_is_embed_dim_over_heads():
+    from lav.models import attention_sizes
+
+    # transformers' Qwen2VLConfig defaults are Qwen2-VL-7B-Instruct's: embed_dim 1280, 16 heads of 80.
+    sizes = attention_sizes(transformers.Qwen2VLConfig())
+    assert (sizes.vision_heads, sizes.vision_head_dim) == (16, 80)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import lav
-from lav.demo import assets, cli
+from lav.cli import demo as cli
+from lav.demo import assets
 from lav.demo import screens as S
 from lav.metrics import cell_coverage
 

@@ -181,7 +181,7 @@ class _Block0(methods.MapMethod):
         return methods.Needs(vision_blocks=(0,))
 
     def reduce(self, item, selection):
-        heads = vision_received(item.rec, 0, item.grids)[item.image]  # (H, t, h, w)
+        heads = vision_received(item.rec, 0, item.grids)[item.image_index]  # (H, t, h, w)
         return [Map(self.name, methods.minmax(heads[0, 0]), "patch", "edge", "Block 0, head 0")]
 
 

@@ -268,7 +268,7 @@ def test_opened_saved_results_are_cached_small_and_within_the_budget(tmp_path, d
 SERVER = """
 import socket, sys, time
 from lav.serve.app import create_app
-from lav.serve.command import _serve
+from lav.cli.serve import _serve
 
 class Stuck:
     max_pixels = 64_000_000

@@ -433,7 +433,7 @@ def dead_pid() -> int:
 def leftover(parent: Path, pid: int, marker: str | None = outdir.TMP_MARKER) -> Path:
     """A temporary folder as a lav writer of process ``pid`` leaves it when killed: made by lav
     (its token recorded), unfinished (``marker``) or sealed (``MANIFEST``)."""
-    tmp = outdir._TempFolder(parent, "o")
+    tmp = outdir.TempFolder(parent, "o")
     (tmp.path / "maps.npz").write_bytes(b"half")
     if marker == MANIFEST:
         tmp.seal()

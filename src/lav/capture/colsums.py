@@ -96,6 +96,8 @@ _FUSED: dict[str, tuple[str, Kernel]] = {
     "cpu": ("aten._scaled_dot_product_flash_attention_for_cpu", _kernel_cpu),
     "cuda": ("aten._scaled_dot_product_efficient_attention", _kernel_cuda),
 }
+#: Device types with a fused op lav checks (others take the exact chunks; `lav.capture.memory`).
+FUSED_DEVICE_TYPES = frozenset(_FUSED)
 
 #: Heads whose column sums vary by less than this share of their largest are computed again by the
 #: folded pass. The weighted pass's result carries the kernel's log-sum-exp, about log N in size, so

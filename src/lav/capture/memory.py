@@ -1,7 +1,7 @@
 """What capture holds at its largest moment, from the shapes alone: `lav plan`'s capture estimate.
 
 Derived from what the recorder and `colsums` allocate (measured against torch's CPU allocator in
-``tests/integration/test_capture_memory.py``):
+``tests/e2e/test_plan_journey.py``, `lav plan` against a measured run at two sizes):
 
 - per recorded vision block, its received attention, kept to the end of the run: ``(H, N)`` float32;
 - while one block's call runs: the forward's row log-sum-exp ``(H, N)`` float32 and one head group's
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .colsums import _FUSED, CHUNK_BYTES, HEAD_GROUP_BYTES
+from .colsums import CHUNK_BYTES, FUSED_DEVICE_TYPES, HEAD_GROUP_BYTES
 
 _F32 = 4
 
@@ -86,7 +86,7 @@ def capture_memory(
     without a fused op lav checks, and float64 models, take the exact chunks instead."""
     n = patches
     kept = blocks * heads * n * _F32
-    if device_type in _FUSED and float64 is False:
+    if device_type in FUSED_DEVICE_TYPES and float64 is False:
         group = head_group(heads, n, head_dim)
         folded = head_dim + 1 + (-(head_dim + 1)) % 8
         call = heads * n * _F32  # the forward's log-sum-exp

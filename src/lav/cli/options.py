@@ -142,6 +142,20 @@ def placement_options(args: argparse.Namespace) -> dict:
     }
 
 
+def load_options(args: argparse.Namespace) -> dict:
+    """Every `lav.load` keyword of `add_model_args`' options: device, dtype, backend, the image
+    limit (``--max-pixels``, default `lav.inputs.DEFAULT_MAX_PIXELS`) and `placement_options`."""
+    from ..inputs import DEFAULT_MAX_PIXELS
+
+    return {
+        "device": args.device,
+        "dtype": args.dtype,
+        "attn_implementation": args.attn_implementation,
+        "max_image_pixels": DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        **placement_options(args),
+    }
+
+
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--response", help="force this answer instead of generating (one forward pass)")
     p.add_argument(
@@ -166,6 +180,26 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
         "--template",
         help="user text with {instruction} where the instruction goes (for fine-tunes trained on another format)",
     )
+
+
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """The options of a run over a set of samples (`lav eval`, `lav evolve`): how many, in what
+    batches, the focus layers and how the model is asked and answers."""
+    p.add_argument("--limit", type=argtypes.positive_int, help="the first N samples only")
+    p.add_argument(
+        "--batch-size", type=argtypes.batch_size, default=8, help="samples per generate call (default 8)"
+    )
+    p.add_argument(
+        "--focus-layers", nargs="+", metavar="I", help="decoder layers for the focus (default: all of them)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=argtypes.max_new_tokens,
+        help="longest answer, in tokens (default: the preset's, else 64)",
+    )
+    p.add_argument("--coords", help="coordinate convention of the answers (default: by model family)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--template", help="user text with {instruction} where the instruction goes")
 
 
 def map_names(text: str | None) -> list[str] | None:

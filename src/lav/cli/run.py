@@ -18,8 +18,8 @@ from .options import (
     add_analysis_args,
     add_model_args,
     layers,
+    load_options,
     map_names,
-    placement_options,
     say,
 )
 
@@ -121,15 +121,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     t0 = time.perf_counter()
     say(f"loading {args.model}" + (f" with adapter {args.adapter}" if args.adapter else ""))
-    viz = load(
-        args.model,
-        adapter=args.adapter,
-        device=args.device,
-        dtype=args.dtype,
-        attn_implementation=args.attn_implementation,
-        max_image_pixels=max_pixels,
-        **placement_options(args),
-    )
+    viz = load(args.model, adapter=args.adapter, **load_options(args))
     say(f"loaded {viz.parts.family} on {viz.device} in {time.perf_counter() - t0:.1f}s")
     say("running the forced response" if args.response else "generating")
     res = viz.analyze(image, args.instruction, response=args.response, options=options)

@@ -33,7 +33,8 @@ _LAZY = {
     "wilson": "lav.eval.stats",
     "mcnemar_exact": "lav.eval.stats",
     "flips": "lav.eval.stats",
-    "build_report": "lav.eval.report",
+    "eval_page": "lav.eval.report",
+    "build_report": "lav.eval.report",  # eval_page's former name
     "read_records": "lav.eval.log",
     "prompt_for": "lav.eval.prompts",  # the prompt lav eval gives a sample, for another engine
     "prompter": "lav.eval.prompts",

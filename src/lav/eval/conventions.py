@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..coords import CONVENTIONS
-from .records import _conventions as conventions_correct  # the same check lav eval keeps per sample
+from .records import conventions_correct  # the same check lav eval keeps per sample
 from .samples import Dataset
 
 if TYPE_CHECKING:

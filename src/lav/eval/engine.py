@@ -31,7 +31,7 @@ from . import log
 from .datasets import Dataset, Sample
 from .fingerprint import images_digest, model_settings
 from .layout import SAMPLES_DIR, THUMBS_DIR, safe_id
-from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (eval.cli, tests)
+from .layout import SHARDS_DIR as SHARDS_DIR  # re-exported with shard_folder (tests)
 from .layout import shard_folder as shard_folder
 from .progress import Progress
 from .records import NO_CLICK_TARGETS, error_record, record, score
@@ -462,11 +462,11 @@ def write_outputs(
     """``summary.json`` and ``report.html`` of a finished folder. ``resumed``: how many samples the
     run found done when it started; the report says so (the summary, a function of the records
     alone, does not change with it)."""
-    from .report import build_report
+    from .report import eval_page
 
     records = unique_records(records)[0]
     folder.write_text(log.SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    folder.write_text(log.REPORT_FILE, build_report(summary, records, folder.path, resumed=resumed))
+    folder.write_text(log.REPORT_FILE, eval_page(summary, records, folder.path, resumed=resumed))
 
 
 # ---------------------------------------------------------------------------------------------

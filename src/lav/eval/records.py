@@ -119,7 +119,7 @@ def _heads(sample: Sample, res: Result) -> list[list[int]] | None:
 _NO_REFUSALS = AnswerRules(refusal_phrases=(), refusal_sentinels=())
 
 
-def _conventions(sample: Sample, res: Result) -> dict[str, bool]:
+def conventions_correct(sample: Sample, res: Result) -> dict[str, bool]:
     """Correct or not had the answer been read in each convention (the fine-tuning-bug check)."""
     parsed = None if res.refused else parse_answer(res.response, _NO_REFUSALS)
     out = {}
@@ -180,7 +180,7 @@ def outcome(
         "confidence": None if click is None else click.confidence,
         **_focus_fields(sample, res),
         "convention": res.coords_convention,
-        "conventions": _conventions(sample, res),
+        "conventions": conventions_correct(sample, res),
         "maps": maps,
         "heads": _heads(sample, res),
         # A forced answer (lav eval --responses): transformers' agreement with it (`lav.agreement`).

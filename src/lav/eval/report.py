@@ -422,7 +422,7 @@ def _replay(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) ->
     )
 
 
-def build_report(
+def eval_page(
     summary: Mapping[str, Any],
     records: Sequence[Mapping[str, Any]],
     folder: Path | None,
@@ -472,3 +472,8 @@ def build_report(
         + f"<h2>Flips and failures</h2>{gallery_html(records, folder)}"
         + f"<h2>Errors</h2>{err_html}</main></body></html>\n"
     )
+
+
+#: `eval_page` under its former name (before the three pages, a result's, an evaluation's and an
+#: evolution's, got names of their own), for callers of ``lav.eval.build_report``.
+build_report = eval_page

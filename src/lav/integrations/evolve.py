@@ -175,7 +175,7 @@ def evolve(
     from ..eval.datasets import Dataset, check_images, load_dataset
     from ..eval.engine import evaluate
     from ..loading import load, load_adapter
-    from .evolve_report import build_report
+    from .evolve_report import evolve_page
     from .probe import load_probe
 
     found = find_checkpoints(checkpoints)
@@ -246,5 +246,5 @@ def evolve(
         }
         folder.write_text(EVOLUTION_FILE, json.dumps(evolution, indent=2, allow_nan=False) + "\n")
         folder.write_text(TABLE_FILE, table_csv(([base_row] if base_row else []) + rows))
-        folder.write_text("report.html", build_report(evolution, folder.path))
+        folder.write_text("report.html", evolve_page(evolution, folder.path))
     return evolution

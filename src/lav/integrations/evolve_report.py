@@ -158,7 +158,7 @@ def _focus_layers(evolution: Mapping[str, Any], out: Path) -> list[int] | None:
     return None
 
 
-def build_report(evolution: Mapping[str, Any], out: Path) -> str:
+def evolve_page(evolution: Mapping[str, Any], out: Path) -> str:
     """The page (a string); ``out``: the evolve folder, where each run's folder lies."""
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     title = f"lav evolve · {evolution.get('dataset')}"

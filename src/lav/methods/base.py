@@ -82,7 +82,7 @@ class Item:
     """One batch item's view of a recording, with its geometry.
 
     ``row``: the item's row in the batch; ``grids``: every image of the batch (the vision sequence
-    runs over all of them) and ``image`` the index of this item's image among them;
+    runs over all of them) and ``image_index`` the index of this item's image among them;
     ``image_positions``: positions of the item's image tokens in its (padded) sequence, raster over
     (h/m, w/m); ``answer_start``: position of its first answer token; ``start``: position of its
     first real token (after the batch's left padding).
@@ -92,7 +92,7 @@ class Item:
     parts: ModelParts
     row: int
     grids: Sequence[Grid]
-    image: int
+    image_index: int
     image_positions: torch.Tensor
     answer_start: int
     answer: AnswerRows
@@ -102,7 +102,7 @@ class Item:
 
     @property
     def grid(self) -> Grid:
-        return self.grids[self.image]
+        return self.grids[self.image_index]
 
 
 def merged_grid(item: Item, tokens: torch.Tensor | np.ndarray) -> np.ndarray:

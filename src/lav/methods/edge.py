@@ -24,7 +24,7 @@ class Edge(MapMethod):
     def reduce(self, item: Item, selection: Selection) -> list[Map]:
         per_block = []
         for block in selection.vision_blocks:
-            heads = vision_received(item.rec, block, item.grids)[item.image]  # (H, t, h, w)
+            heads = vision_received(item.rec, block, item.grids)[item.image_index]  # (H, t, h, w)
             per_block.append(heads.mean(axis=0)[0])  # a still image has one temporal slice
         layers = np.stack(per_block).astype(np.float64)
         raw = layers.mean(axis=0)

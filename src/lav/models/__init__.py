@@ -11,13 +11,14 @@ rest of `lav` uses without knowing any family's name.
 
 from __future__ import annotations
 
-from .parts import ModelParts, inspect_model, resolve_layers
+from .parts import AttentionSizes, ModelParts, attention_sizes, inspect_model, resolve_layers
 from .registry import BY_FAMILY, FAMILIES, SUPPORTED_MODEL_TYPES, spec_for_config
 from .spec import ABSOLUTE_RESIZED, RELATIVE_1000, ModelSpec, ProcessorSettings, unwrap
 from .tiny import TinyConfig
 
 __all__ = [
     "ABSOLUTE_RESIZED",
+    "AttentionSizes",
     "BY_FAMILY",
     "FAMILIES",
     "RELATIVE_1000",
@@ -26,6 +27,7 @@ __all__ = [
     "ModelSpec",
     "ProcessorSettings",
     "TinyConfig",
+    "attention_sizes",
     "inspect_model",
     "resolve_layers",
     "spec_for_config",

@@ -121,6 +121,43 @@ def inspect_model(model: nn.Module) -> ModelParts:
     )
 
 
+@dataclass(frozen=True)
+class AttentionSizes:
+    """The attention shapes of a model, read from its config alone (no weights): what `lav plan`
+    sizes capture's memory with (`lav.capture.memory`)."""
+
+    patch: int  # vision patch side, pixels
+    merge: int  # patches per merged token, per side
+    vision_heads: int
+    vision_head_dim: int
+    text_heads: int  # query heads of a decoder layer
+    text_kv_heads: int
+    text_head_dim: int
+
+
+def attention_sizes(config) -> AttentionSizes:
+    """The `AttentionSizes` of a supported family's ``config``, each read where that family keeps it."""
+    spec = spec_for_config(config)
+    vision = getattr(config, "vision_config", None)
+    if vision is None:
+        raise UnsupportedModelError(
+            f"{spec.family} config has no vision_config; is this a text-only checkpoint?"
+        )
+    text = getattr(config, "text_config", None) or config
+    heads = int(vision.num_heads)
+    text_heads = int(text.num_attention_heads)
+    return AttentionSizes(
+        patch=int(vision.patch_size),
+        merge=int(vision.spatial_merge_size),
+        vision_heads=heads,
+        vision_head_dim=int(getattr(vision, spec.vision_width)) // heads,
+        text_heads=text_heads,
+        text_kv_heads=int(getattr(text, "num_key_value_heads", None) or text_heads),
+        # Qwen2-VL and Qwen2.5-VL configs leave head_dim out: the decoder splits its width evenly.
+        text_head_dim=int(getattr(text, "head_dim", None) or text.hidden_size // text_heads),
+    )
+
+
 def resolve_layers(selection: LayerSelection, count: int, what: str) -> tuple[int, ...]:
     """Normalise a layer selection (an index, a list, negative indices, ``"all"``) to sorted indices.
 

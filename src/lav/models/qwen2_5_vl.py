@@ -15,6 +15,7 @@ SPEC = QWEN2_VL.derive(
     text_attention=("Qwen2_5_VLAttention",),
     coords=ABSOLUTE_RESIZED,
     windowed=True,
+    vision_width="hidden_size",  # the merger's output width moved to out_hidden_size
     processor=replace(QWEN2_VL.processor, processor="Qwen2_5_VLProcessor"),
     # Same decoder; the vision tower has a gated MLP (intermediate_size) and a merger output width.
     tiny=QWEN2_VL.tiny.derive(

@@ -16,6 +16,8 @@ SPEC = ModelSpec(
     vision_attention=("VisionAttention", "Qwen2VLVisionAttention"),
     text_attention=("Qwen2VLAttention",),
     coords=RELATIVE_1000,
+    # Qwen2-VL's vision hidden_size is the merger's output (the decoder's width); its blocks are embed_dim wide.
+    vision_width="embed_dim",
     processor=ProcessorSettings(
         "Qwen2VLProcessor",
         "Qwen2VLImageProcessor",

@@ -57,6 +57,8 @@ class ModelSpec:
     windowed: bool = False
     #: Decoder layer kinds this family may have (``text_config.layer_types``); others raise.
     layer_kinds: tuple[str, ...] = (FULL_ATTENTION,)
+    #: The ``vision_config`` field that holds the vision blocks' width (heads x head size).
+    vision_width: str = "hidden_size"
     #: The family's name as its authors write it ("Qwen2.5-VL"), for messages.
     title: str = ""
     #: How the family's processor is configured (`lav.testing.build_processor`).

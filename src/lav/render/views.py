@@ -230,7 +230,7 @@ def payload(res: Result) -> tuple[dict[str, Any], dict[str, bytes]]:
     return data, images
 
 
-def build_report(res: Result) -> str:
+def result_page(res: Result) -> str:
     return report_html(*payload(res))
 
 
@@ -352,4 +352,4 @@ def write_pictures(res: Result, folder) -> None:
             if name in res.base.maps:
                 map_image(res.base, name).save(folder / f"overlay_base_{name}.png")
                 diff_image(res, name).save(folder / f"overlay_diff_{name}.png")
-    (folder / "report.html").write_text(build_report(res), encoding="utf-8")
+    (folder / "report.html").write_text(result_page(res), encoding="utf-8")

@@ -42,8 +42,7 @@ from ..errors import LavError
 from ..result import Result
 from ..safeopen import read_regular
 from .jobs import TERMINAL, JobQueue, QueueFull
-from .model import Request as AnalysisRequest
-from .model import decode_upload
+from .model import Upload, decode_upload
 from .results import PathRefused, Roots, decode_id
 
 log = logging.getLogger("lav.serve")
@@ -327,9 +326,9 @@ def create_app(
     queue = None
     if worker is not None:
 
-        def work(req: AnalysisRequest, report) -> _Served:
+        def work(req: Upload, progress) -> _Served:
             # Made small in the worker thread: the full-resolution image goes with the Result.
-            return _Served(worker(req, report), upload=req.upload, max_pixels=worker.max_pixels)
+            return _Served(worker(req, progress), upload=req.upload, max_pixels=worker.max_pixels)
 
         queue = JobQueue(work, max_queue=max_queue, keep=keep_results, max_bytes=cache_bytes // 2)
     stopping = threading.Event()
@@ -456,7 +455,7 @@ def create_app(
         except LavError as exc:
             raise ApiError(400, _one_line(exc)) from None
         try:
-            job = queue.submit(AnalysisRequest(image, instruction, response, compare_base, maps, upload=data))
+            job = queue.submit(Upload(image, instruction, response, compare_base, maps, upload=data))
         except QueueFull as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
         return {"id": job.id}

@@ -25,7 +25,7 @@ from ..errors import LavError
 
 log = logging.getLogger("lav.serve")
 
-#: What a worker calls: ``work(payload, report)`` -> the job's output; ``report(stage)`` names the stage.
+#: What a worker calls: ``work(payload, progress)`` -> the job's output; ``progress(stage)`` names the stage.
 Work = Callable[[Any, Callable[[str], None]], Any]
 
 TERMINAL = ("done", "failed", "cancelled")
@@ -196,14 +196,14 @@ class JobQueue:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        def report(stage: str) -> None:
+        def progress(stage: str) -> None:
             with self._cond:
                 job.stage = stage
                 self._changed()
 
         output, error = None, None
         try:
-            output = self._work(job.payload, report)
+            output = self._work(job.payload, progress)
         except LavError as exc:
             error = " ".join(str(exc).split())
         except MemoryError:

@@ -23,7 +23,7 @@ from ..result import Result
 
 
 @dataclass(frozen=True)
-class Request:
+class Upload:
     """One upload, checked: an upright RGB image and the text."""
 
     image: Image.Image
@@ -170,12 +170,12 @@ class ModelWorker:
         chosen(list(maps), self.viz.parts)  # unknown, empty, not for this model: one line naming the choice
         check_servable(maps)
 
-    def __call__(self, req: Request, report: Callable[[str], None]) -> Result:
+    def __call__(self, req: Upload, progress: Callable[[str], None]) -> Result:
         # Stages as the engine reaches them: preparing, generating (forward), maps; "base: ..." for
         # the pass with the adapter disabled.
         options = self.options.replace(compare_base=req.compare_base, maps=tuple(self.maps_for(req.maps)))
         res = self.viz.analyze(
-            req.image, req.instruction, response=req.response, progress=report, options=options
+            req.image, req.instruction, response=req.response, progress=progress, options=options
         )
         res.arrays()  # fails here, in the job, rather than on the first map request
         return res
