@@ -29,7 +29,7 @@ from .inputs import DEFAULT_MAX_PIXELS
 from .models import spec_for_config
 from .placement import placement_kwargs
 from .presets import NO_PRESET, Preset, get_preset, pick
-from .quiet import no_bitsandbytes, processor_notes_off, progress_bars
+from .quiet import no_bitsandbytes, processor_notes_off, progress_bars, quiet_imports
 
 # What transformers' and peft's loaders raise for input they cannot use (a bad value in a config, a
 # tensor of the wrong shape, a missing file); anything else escaping them is a bug to see.
@@ -71,7 +71,7 @@ def load_adapter(model: nn.Module, adapter: str | os.PathLike, model_name: str |
     ``config._name_or_path`` by default): a different name may still be the same weights, e.g. a local
     copy. Tensor shapes that do not fit are an `AdapterError`.
     """
-    with no_bitsandbytes():  # peft imports it eagerly; a quantized model has it imported already
+    with no_bitsandbytes(), quiet_imports():  # peft imports it eagerly; a quantized model has it already
         import peft
     from safetensors import safe_open
 

@@ -69,9 +69,12 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 @contextmanager
 def quiet_imports() -> Iterator[None]:
     """Import the heavy stack without tqdm's "IProgress not found" warning: transformers imports
-    ``tqdm.auto``, which warns in every notebook without ipywidgets although lav draws no bar there."""
+    ``tqdm.auto``, which warns in every notebook without ipywidgets although lav draws no bar there;
+    nor peft's (0.22+) notice, at ``import peft``, that it will drop transformers < 5.6 in its 1.0:
+    lav supports transformers 4.57 and says so (README), so the notice is not printed into a cell."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
+        warnings.filterwarnings("ignore", message="Support for Transformers < ", category=FutureWarning)
         yield
 
 
