@@ -138,7 +138,7 @@ def _lav(viz, dataset, batch_size: int, max_new_tokens: int) -> float:
     return seconds
 
 
-def _random_config(name: str, depth: int, vision_depth: int):
+def random_config(name: str, depth: int, vision_depth: int):
     """The config of a random ``name`` (a key of `REAL`) with ``depth`` decoder layers and
     ``vision_depth`` vision blocks."""
     from lav.testing import tiny_config
@@ -177,7 +177,7 @@ def random_checkpoint(args, folder: Path) -> str:
 
     from lav.testing import build_processor, save_checkpoint
 
-    cfg = _random_config(args.random, args.depth, args.vision_depth)
+    cfg = random_config(args.random, args.depth, args.vision_depth)
     torch.manual_seed(0)
     model = transformers.AutoModelForImageTextToText.from_config(cfg).eval()
     # Random weights may end the answer at once (lav records that as an error, the plain loop as an

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_throughput import REAL  # noqa: E402  (the real checkpoints' widths, one table for the benches)
+from eval_throughput import REAL, random_config  # noqa: E402  (the real checkpoints' widths, one table for the benches)
 
 RESPONSE = "(500, 500)"
 
@@ -43,30 +43,9 @@ def random_checkpoint(name: str, depth: int, vision_depth: int, folder: Path) ->
     import torch
     import transformers
 
-    from lav.testing import build_processor, save_checkpoint, tiny_config
+    from lav.testing import build_processor, save_checkpoint
 
-    real = REAL[name]
-    rope = {"rope_type": "default", "mrope_section": [24, 20, 20], "mrope_interleaved": True}
-    deepstack = sorted({i * vision_depth // real["blocks"] for i in real["deepstack"]})
-    cfg = tiny_config(
-        "qwen3_vl",
-        vision={
-            **real["vision"],
-            "depth": vision_depth,
-            "patch_size": 16,
-            "out_hidden_size": real["text"]["hidden_size"],
-            "num_position_embeddings": 2304,
-            "deepstack_visual_indexes": deepstack,
-        },
-        text={
-            **real["text"],
-            "num_hidden_layers": depth,
-            "max_position_embeddings": 262144,
-            "rope_parameters": {**rope, "rope_theta": 5000000.0},
-            "rope_scaling": rope,
-            "rope_theta": 5000000.0,
-        },
-    )
+    cfg = random_config(name, depth, vision_depth)
     torch.manual_seed(0)
     model = transformers.AutoModelForImageTextToText.from_config(cfg).eval()
     save_checkpoint(model, build_processor("qwen3_vl"), folder)
