@@ -1,7 +1,8 @@
 """The rooms of `lav` (README "Layout") import downwards only, read from the source with `ast`.
 
 Every import counts, also inside a function; only ``if TYPE_CHECKING:`` imports are left out (a
-type hint may look up). A room is a top-level module or sub-package of `lav`; the package's face
+type hint may look up). A registry's entries (`lav.registries.load`, ``"edge:Edge"``) are imports
+too: the entry names the module it loads and the name it takes. A room is a top-level module or sub-package of `lav`; the package's face
 (``lav/__init__.py``) is none, it only hands names on.
 """
 
@@ -55,7 +56,38 @@ def _imports(module: str) -> list[tuple[str, str | None, int]]:
             for a in node.names:
                 sub = f"{source}.{a.name}"
                 out.append((sub, None, node.lineno) if sub in MODULES else (source, a.name, node.lineno))
+    if any(target == "lav.registries" for target, _, _ in out):
+        out.extend(_registry_entries(module, tree))
     return [i for i in out if i[0] == "lav" or i[0].startswith("lav.")]
+
+
+def _registry_entries(module: str, tree: ast.Module) -> list[tuple[str, str | None, int]]:
+    """The imports a registry's ``load("lav.pkg", ENTRIES)`` makes: one per entry of the tuple
+    ``ENTRIES`` that the module binds (`lav.registries`). A call this cannot read fails the test,
+    so no registry loads what the graph does not see."""
+    tuples = {
+        target.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    out = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and ast.unparse(node.func) in ("load", "registries.load")):
+            continue
+        package, entries = (node.args + [None, None])[:2]
+        assert isinstance(package, ast.Constant) and isinstance(package.value, str), (
+            f"{module}:{node.lineno}: a registry names its package as a string"
+        )
+        value = tuples.get(entries.id) if isinstance(entries, ast.Name) else None
+        assert isinstance(value, ast.Tuple) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+        ), f"{module}:{node.lineno}: a registry's entries are a tuple of strings bound in the module"
+        for e in value.elts:
+            name, _, attribute = e.value.partition(":")
+            out.append((f"{package.value}.{name}", attribute or None, e.lineno))
+    return out
 
 
 def _owner(name: str) -> str | None:
@@ -147,3 +179,26 @@ def test_no_module_imports_another_modules_private_name():
 def test_a_loop_is_seen():
     # The check itself: two rooms importing each other, as the import graph gives them.
     assert _loops({"a": {"b": ["x"]}, "b": {"a": ["y"]}, "c": {"a": ["z"]}}) == [["a", "b"]]
+
+
+def test_the_graph_sees_every_entry_of_the_three_registries():
+    import lav.cli.commands
+    import lav.eval.formats
+    import lav.methods
+
+    for registry, package in (
+        (lav.methods, "lav.methods"),
+        (lav.eval.formats, "lav.eval.formats"),
+        (lav.cli.commands, "lav.cli"),
+    ):
+        seen = [(t, n) for t, n, _ in _imports(registry.__name__) if t != "lav.registries"]
+        for entry in registry.ENTRIES:
+            name, _, attribute = entry.partition(":")
+            assert (f"{package}.{name}", attribute or None) in seen, (registry.__name__, entry)
+
+
+def test_a_registry_entry_is_an_import_the_private_name_check_sees(tmp_path):
+    # The check itself, on a registry as lav writes one: its entries are imports of their modules.
+    source = 'from ..registries import load\nENTRIES = (\n    "edge:_Hidden",\n)\nX = load("lav.methods", ENTRIES)\n'
+    entries = _registry_entries("lav.methods", ast.parse(source))
+    assert entries == [("lav.methods.edge", "_Hidden", 3)]

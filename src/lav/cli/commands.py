@@ -1,7 +1,7 @@
 """The `lav` sub-commands, in the order ``lav --help`` lists them.
 
 A command is one module of this package with ``NAME``, ``add_parser(subparsers)`` and
-``run(args) -> int``; adding one is that module plus its line in `COMMANDS`. A command module
+``run(args) -> int``; adding one is that module plus its line in `ENTRIES`. A command module
 imports nothing heavy at import time (torch loads after the signal handlers are in place).
 """
 
@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from types import ModuleType
 
-from . import conventions, demo, demo_data, eval, evolve, plan, presets, run, serve
+from ..registries import load
 from .options import Parser
 
-COMMANDS = (run, demo, serve, eval, demo_data, evolve, plan, presets, conventions)
+#: One command a line, a module of this package (`lav.registries`), in the order listed.
+ENTRIES = (
+    "run",
+    "demo",
+    "serve",
+    "eval",
+    "demo_data",
+    "evolve",
+    "plan",
+    "presets",
+    "conventions",
+)
+COMMANDS: tuple[ModuleType, ...] = load("lav.cli", ENTRIES)
 
 
 def build_parser() -> argparse.ArgumentParser:
