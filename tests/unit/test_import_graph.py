@@ -1,9 +1,9 @@
 """The rooms of `lav` (README "Layout") import downwards only, read from the source with `ast`.
 
 Every import counts, also inside a function; only ``if TYPE_CHECKING:`` imports are left out (a
-type hint may look up). A registry's entries (`lav.registries.load`, ``"edge:Edge"``) are imports
-too: the entry names the module it loads and the name it takes. A room is a top-level module or sub-package of `lav`; the package's face
-(``lav/__init__.py``) is none, it only hands names on.
+type hint may look up). A registry's entries (`lav.registries.load`, ``"edge:Edge"``) count as
+imports too: each names the module it loads and the name it takes. A room is a top-level module or
+sub-package of `lav`; the package's face (``lav/__init__.py``) is none, it only hands names on.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def test_the_graph_sees_every_entry_of_the_three_registries():
             assert (f"{package}.{name}", attribute or None) in seen, (registry.__name__, entry)
 
 
-def test_a_registry_entry_is_an_import_the_private_name_check_sees(tmp_path):
+def test_a_registry_entry_is_an_import_the_private_name_check_sees():
     # The check itself, on a registry as lav writes one: its entries are imports of their modules.
     source = 'from ..registries import load\nENTRIES = (\n    "edge:_Hidden",\n)\nX = load("lav.methods", ENTRIES)\n'
     entries = _registry_entries("lav.methods", ast.parse(source))
