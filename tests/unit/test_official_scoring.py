@@ -453,8 +453,8 @@ def test_osworld_g_refined_file_and_its_buckets_count_a_sample_in_each_of_its_ca
 
 
 def test_osworld_g_classification_result_names_samples_by_id(tmp_path: Path):
-    """classification_result.json (used when there is no buckets.json): {"classified": {category:
-    [{"id": id, ...}]}}, as third-party loaders read it; a sample may be in several."""
+    """classification_result.json (the official scripts' file): {"classified": {category:
+    [{"id": id, ...}]}}, as its runner reads it; a sample may be in several."""
     _write_json(
         tmp_path / "OSWorld-G.json",
         _osworld([("bbox", [10, 10, 20, 20]), ("bbox", [100, 50, 20, 20]), ("refusal", [0, 0, 0, 0])]),
@@ -471,6 +471,56 @@ def test_osworld_g_classification_result_names_samples_by_id(tmp_path: Path):
         "Element Recognition": 1.0,
         "Refusal": 0.0,
     }
+
+
+def test_osworld_g_classification_result_is_taken_over_buckets_json_as_the_official_script_does(
+    tmp_path: Path,
+):
+    """Both category files beside the annotations (the benchmark/ folder holds both): OSWorld-G's
+    own qwen25_vllm_osworld_g.py is given ``--classification_path`` (evaluation/README.md l. 19-23,
+    copy at Onifin/Holo3.1-OSWorld-G@0fbdd89) and its runner (holo_osworld_g.py
+    BenchmarkRunner.evaluate) counts a sample in every category whose list holds its ``id`` and in
+    ``unclassified`` when none does; Overall is correct / total over every sample."""
+    _osworld_bucketed(tmp_path)  # buckets.json would put g0 in Text Matching and Element Recognition
+    classified = {
+        "text_matching": [{"id": "g1"}, {"id": "g3"}],
+        "element_recognition": [{"id": "g0"}],
+        "fine_grained_manipulation": [{"id": "g2"}, {"id": "g3"}],
+        "refusal": [{"id": "g4"}],
+    }  # g5 in none
+    _write_json(tmp_path / "classification_result.json", {"classified": classified})
+    ds = load_dataset(tmp_path)
+    assert any("classification_result.json: 5 of 6 samples" in n for n in ds.notes)
+    assert any("buckets.json is there too" in n for n in ds.notes)
+    answers = {
+        "g0": (30.0, 30.0),  # [10, 10, 20, 20] as x, y, w, h ends at (30, 30): its corner -> hit
+        "g1": (90.0, 50.0),  # left of [100, 50, 20, 20] -> miss
+        "g2": (72.0, 60.0),  # outside the triangle (40,30)-(80,30)-(40,70): x + y = 132 > 110 -> miss
+        "g3": (20.0, 20.0),  # inside -> hit
+        "g4": REFUSE,  # a refusal sample refused -> right
+        "g5": (15.0, 15.0),  # inside -> hit
+    }
+    records = _records(ds, answers, (200, 100))
+    assert _correct(records) == {"g0": True, "g1": False, "g2": False, "g3": True, "g4": True, "g5": True}
+    off = summarize(records, ds.group_fields, format="osworld-g")["official"]
+    # By the official rule, by hand: Text Matching g1 g3 = 1/2; Element Recognition g0 = 1/1;
+    # Fine-grained Manipulation g2 g3 = 1/2; Refusal g4 = 1/1; unclassified g5 = 1/1 (after the
+    # paper's columns); no sample in Layout Understanding. Overall g0 g3 g4 g5 of six = 4/6.
+    assert {k: (v["correct"], v["n"]) for k, v in off["buckets"].items()} == {
+        "Text Matching": (1, 2),
+        "Element Recognition": (1, 1),
+        "Fine-grained Manipulation": (1, 2),
+        "Refusal": (1, 1),
+        "unclassified": (1, 1),
+    }
+    assert list(off["buckets"]) == [
+        "Text Matching",
+        "Element Recognition",
+        "Fine-grained Manipulation",
+        "Refusal",
+        "unclassified",
+    ]
+    assert off["micro"]["name"] == "Overall" and off["micro"]["accuracy"] == pytest.approx(4 / 6)
 
 
 @pytest.mark.parametrize(

@@ -34,14 +34,20 @@ CATEGORY_NAMES: tuple[tuple[str, str], ...] = (
 class Categories:
     """Which of OSWorld-G's categories a sample is in, from the category file beside its annotations.
 
+    ``classification_result.json`` is ``{"classified": {category: [{"id": id, ...}, ...]}}``: the
+    file OSWorld-G's own scripts read (``qwen25_vllm_osworld_g.py --classification_path
+    <path_to_classification_result>``, its ``evaluation/README.md`` l. 19-23, read in the copy of
+    the xlang-ai/OSWorld-G tree at Onifin/Holo3.1-OSWorld-G commit 0fbdd89; the runner there,
+    ``evaluation/holo_osworld_g.py`` ``BenchmarkRunner.evaluate``, puts a sample in every category
+    whose list holds its ``id``, in ``unclassified`` when none does, and takes Overall over all
+    samples). It is taken over ``buckets.json`` when both are there.
     ``buckets.json`` is ``{category: [GUI type, ...]}``: a sample is in every category that lists
     one of its ``GUI_types`` (sjz5202/GUI-AIMA eval/osworld-g.py ``get_group`` l. 30-34, its
     ``get_metric`` taking the categories from ``buckets.keys()``; ClawGUI osworldg_metric.py l. 9-53
-    inlines the same lists and says one type sits in two of them), and a ``refusal`` sample is in
-    Refusal alone (ClawGUI osworldg_metric.py l. 124-127, 140-143).
-    ``classification_result.json`` is ``{"classified": {category: [{"id": id, ...}, ...]}}``, one
-    sample under several categories (the loaders of third-party harnesses read it so; the upstream
-    file was not available to check).
+    inlines the same lists and says one type sits in two of them; the same copy's README at commit
+    1d16a96: "``benchmark/buckets.json`` maps ``Label`` to ``text_matching``, ``Icon``/``Image``/
+    ``Button`` to ``element_recognition``"), and a ``refusal`` sample is in Refusal alone (ClawGUI
+    osworldg_metric.py l. 124-127, 140-143).
     """
 
     file: str
@@ -50,7 +56,7 @@ class Categories:
 
     def of(self, sample_id: str, gui_types: list, kind: str) -> list[str]:
         if self.by_id is not None:
-            return list(self.by_id.get(sample_id, ()))
+            return list(self.by_id.get(sample_id, ())) or ["unclassified"]
         if kind == "refusal":
             return ["refusal"]
         types = {t for t in gui_types if isinstance(t, str)}
@@ -62,17 +68,8 @@ def _bucket_error(path: Path, problem: str) -> LavError:
 
 
 def read_osworld_buckets(folder: Path) -> Categories | None:
-    """OSWorld-G's categories from ``buckets.json`` beside the annotations, else from
-    ``classification_result.json``, else None (see `Categories`)."""
-    path = folder / "buckets.json"
-    if path.is_file():
-        data = read_json(path, "OSWorld-G category file", expect=dict, fix="pass the benchmark's own file")
-        by_type: dict[str, frozenset[str]] = {}
-        for name, types in data.items():
-            if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-                raise _bucket_error(path, f"category {name!r} is not a list of GUI type names")
-            by_type[str(name)] = frozenset(types)
-        return Categories("buckets.json", by_type=by_type)
+    """OSWorld-G's categories from ``classification_result.json`` beside the annotations (the file
+    its own scripts read), else from ``buckets.json``, else None (see `Categories`)."""
     path = folder / "classification_result.json"
     if path.is_file():
         data = read_json(path, "OSWorld-G category file", expect=dict, fix="pass the benchmark's own file")
@@ -89,6 +86,15 @@ def read_osworld_buckets(folder: Path) -> Categories | None:
                     raise _bucket_error(path, f"category {name!r} holds {m!r}, not an object with an 'id'")
                 by_id[str(sample)] = (*by_id.get(str(sample), ()), str(name))
         return Categories("classification_result.json", by_id=by_id)
+    path = folder / "buckets.json"
+    if path.is_file():
+        data = read_json(path, "OSWorld-G category file", expect=dict, fix="pass the benchmark's own file")
+        by_type: dict[str, frozenset[str]] = {}
+        for name, types in data.items():
+            if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                raise _bucket_error(path, f"category {name!r} is not a list of GUI type names")
+            by_type[str(name)] = frozenset(types)
+        return Categories("buckets.json", by_type=by_type)
     return None
 
 
@@ -144,7 +150,7 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
                 mine = categories.of(
                     ident(e, path.stem), gui_types if isinstance(gui_types, list) else [], kind
                 )
-                placed += bool(mine)
+                placed += bool(mine) and mine != ["unclassified"]
                 groups["bucket"] = "|".join(mine) or "none"
             out.samples.append(
                 Sample(
@@ -164,6 +170,11 @@ def read_osworld_g(files: list[Path], images: Path, bbox: str | None = None) -> 
             out.notes.append(
                 f"OSWorld-G categories from {categories.file}: {placed} of {len(found)} samples in at least one"
             )
+            if categories.by_id is not None and (path.parent / "buckets.json").is_file():
+                out.notes.append(
+                    "OSWorld-G: buckets.json is there too; categories taken from classification_result.json, "
+                    "the file OSWorld-G's own scripts read (--classification_path)"
+                )
     counts = ", ".join(f"{kinds[k]} {k}" for k in ("bbox", "polygon", "refusal") if kinds[k])
     how = "[x1, y1, x2, y2] (--bbox xyxy)" if bbox == "xyxy" else "[x, y, w, h]"
     out.notes.append(f"OSWorld-G box types: {counts}; bbox read as {how} pixels")
@@ -206,8 +217,11 @@ FORMAT = Format(
         "OSWorld-G",
         micro="Overall",
         source=(
-            "Overall over all samples; per category (a sample in each of its own) from buckets.json "
-            "as sjz5202/GUI-AIMA eval/osworld-g.py and ZJU-REAL/ClawGUI osworldg_metric.py read it"
+            "Overall over all samples; per category (a sample in each of its own) from "
+            "classification_result.json as OSWorld-G's qwen25_vllm_osworld_g.py reads it "
+            "(--classification_path; evaluation/README.md l. 19-23 in the copy at "
+            "Onifin/Holo3.1-OSWorld-G@0fbdd89), else from buckets.json as sjz5202/GUI-AIMA "
+            "eval/osworld-g.py and ZJU-REAL/ClawGUI osworldg_metric.py read it"
         ),
         multi="bucket",
         names=CATEGORY_NAMES,

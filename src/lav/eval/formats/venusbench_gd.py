@@ -5,7 +5,14 @@ l. 410-411), ``bbox`` [x1, y1, x2, y2] pixels (l. 157-162), ``instruction``, ``i
 ``platform``, ``application``, ``ui_type``; ``img_size`` is replaced by the opened image's size
 (l. 416-418: ``size_rule`` "stored"). Negatives are right only when the answer is a refusal
 (l. 173-179); lav takes the entries of ``refusal_*.json`` (README: ``refusal_spatial.json``) and any
-``gt_type: negative`` entry as negatives.
+``gt_type: negative`` entry as negatives. (eval.py sets ``gt_type`` per run from ``--gt_type``, not
+per file: l. 388-393; its ``scripts/run_eval.sh`` l. 15 passes ``positive``. lav reads the refusal
+file as a ``--gt_type negative`` run over it would score it.)
+
+The paper (arXiv 2512.16501) splits the six tasks into Basic and Advanced, but neither eval.py, the
+branch's README nor scripts say which task file is which level, so no Basic / Advanced average is
+given (branch VenusBench-GD at 56b1005; UI-Venus-1.5's scripts only name a ``basic_instruction/``
+folder).
 """
 
 from __future__ import annotations
