@@ -112,3 +112,29 @@ def test_base_result_runs_with_the_adapter_disabled(demo):
     first = out["orders"]["planted"]["deletion"]["logprob"][0]
     assert first > with_adapter["orders"]["planted"]["deletion"]["logprob"][0]
     assert viz.model.active_adapter and not viz.model.training
+
+
+def test_click_checks_continued_on_the_forward_cache_equal_fresh_greedy_answers(demo, monkeypatch):
+    """The steps whose greedy answer differs are decoded on from the forced forward's cache; the
+    curves (every step's click on target or not) equal those of a fresh generate per step."""
+    from lav.faithful import measure
+
+    viz, res, box = demo
+    checks = CheckOptions(faithfulness=True, steps=10)
+    calls = []
+    real = measure.continue_greedy
+
+    def counted(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(measure, "continue_greedy", counted)
+    continued = faithfulness(viz, res, checks, hit=lambda x, y: point_in_box(x, y, box))
+    assert calls and all(calls), "the demo's steps whose answer changes should decode on from the cache"
+    monkeypatch.setattr(measure, "continue_greedy", lambda *a, **k: None)
+    fresh = faithfulness(viz, res, checks, hit=lambda x, y: point_in_box(x, y, box))
+    continued.pop("seconds"), fresh.pop("seconds")
+    assert continued == fresh
+    hits = [h for o in fresh["orders"].values() for c in o.values() for h in c["hit"]]
+    assert any(hits) and not all(hits), "the comparison needs steps on and off the target"

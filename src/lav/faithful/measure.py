@@ -36,6 +36,7 @@ from ..errors import LavError
 from ..geometry import Grid
 from ..models import unwrap
 from ..options import AnalysisOptions
+from ..scoring import keeps_logits
 from ..stages import Request, pad_id, prepare, read_click
 from . import cells as C
 from .options import RANDOM_SEEDS, CheckOptions
@@ -244,7 +245,7 @@ def _score(
     for every step of ``plan``, ``batch`` images per forward."""
     opts = _prompt_options(viz, analysis)
     ends = torch.tensor(sorted(viz.end_ids()))
-    keeps = "logits_to_keep" in _parameters(unwrap(viz.model).forward)
+    extra = {}
     coords: list[int] | None = None
     out: list[tuple[float, bool, int]] = []
     for start in range(0, len(plan), batch):
@@ -252,8 +253,9 @@ def _score(
         requests = _requests(res, images, opts, res.response)
         prepared = prepare(viz, requests)
         inputs = prepared.inputs
-        n = inputs["input_ids"].shape[1] - prepared.answer_starts[0]
-        if any(s != prepared.answer_starts[0] for s in prepared.answer_starts) or n < 1:
+        a = prepared.answer_starts[0]
+        n = inputs["input_ids"].shape[1] - a
+        if any(s != a for s in prepared.answer_starts) or n < 1:
             raise LavError("the forced answer tokenised differently across the steps; please report it")
         answer = inputs["input_ids"][0, -n:].tolist()
         if coords is None:
@@ -261,22 +263,83 @@ def _score(
             coords = sorted({*rows.x, *rows.y})
             if not coords:
                 raise LavError("the answer's coordinate tokens were not found; cannot score its probability")
-        extra = {"logits_to_keep": n + 1} if keeps else {}
-        logits = viz.model(**inputs, use_cache=False, **extra).logits[:, -(n + 1) :].float()
+            extra = {"logits_to_keep": n + 1} if keeps_logits(viz.model) else {}
+        # The cache is kept (one batch's keys and values) to continue a differing greedy answer.
+        forward = viz.model(**inputs, use_cache=True, **extra)
+        logits = forward.logits[:, -(n + 1) :].float()
         logp = torch.log_softmax(logits[:, :n], dim=-1)
         ids = inputs["input_ids"][:, -n:]
         token_lp = logp.gather(-1, ids[..., None])[..., 0]
         coord_lp = token_lp[:, coords].sum(-1).double().cpu().tolist()
         greedy = logits.argmax(-1)
-        agree = (greedy[:, :n] == ids).all(-1) & torch.isin(greedy[:, n].cpu(), ends).to(ids.device)
-        hits: list[bool | None] = [bool(hit(res.click.x, res.click.y)) if a else None for a in agree.tolist()]
+        differs = torch.cat([greedy[:, :n] != ids, ~torch.isin(greedy[:, n:].cpu(), ends).to(ids.device)], 1)
+        hits: list[bool | None] = [
+            None if d else bool(hit(res.click.x, res.click.y)) for d in differs.any(-1).tolist()
+        ]
         todo = [i for i, h in enumerate(hits) if h is None]
         if todo:
-            answers = ask(viz, res, [images[i] for i in todo], analysis, None, n + EXTRA_TOKENS)
+            # Greedy decoding agrees with the forced answer up to each row's first differing token:
+            # decoding on from the earliest of them, on the forward's own cache, is the greedy answer.
+            first = int(differs[todo].float().argmax(-1).min())
+            sequences = continue_greedy(viz, inputs, cache_of(forward), a + first, n + EXTRA_TOKENS - first)
+            del forward
+            if sequences is None:  # a cache that cannot be cut back (linear attention): ask afresh
+                answers = ask(viz, res, [images[i] for i in todo], analysis, None, n + EXTRA_TOKENS)
+            else:
+                answers = read_answers(
+                    viz, [requests[i] for i in todo], [prepared.grids[i] for i in todo],
+                    sequences[todo], [a] * len(todo), opts,
+                )  # fmt: skip
             for i, (_, click) in zip(todo, answers, strict=True):
                 hits[i] = click is not None and bool(hit(click.x, click.y))
         out.extend((lp, bool(h), len(coords)) for lp, h in zip(coord_lp, hits, strict=True))
     return out
+
+
+def cache_of(output: Any) -> Any:
+    """The key/value cache of a forward's output (``cache`` in transformers 5, ``past_key_values`` in
+    4.57), or None."""
+    cache = output.get("cache") if hasattr(output, "get") else None
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def continue_greedy(
+    viz: Visualizer, inputs: dict[str, torch.Tensor], cache: Any, cut: int, max_new_tokens: int
+) -> torch.Tensor | None:
+    """Greedy decoding of every row of a forced batch from sequence position ``cut`` on, reusing the
+    forced forward's ``cache`` (cut back to ``cut - 1`` positions; the token before ``cut`` is fed
+    again, so its logits choose the first new token): the sequences, ``cut + new`` tokens long.
+
+    The batch's rows must be unpadded and the model's last forward the forced one (its 3-D rotary
+    offsets are the ones the decoding continues from). None when the cache cannot be cut back
+    (layers that keep a recurrent state instead of per-position keys): the caller asks afresh.
+    """
+    length = inputs["input_ids"].shape[1]
+    if cache is None or not hasattr(cache, "crop") or cache.get_seq_length() != length:
+        return None
+    try:
+        cache.crop(-(length - (cut - 1)))  # a negative size removes tokens, in 4.57 and 5 alike
+    except (ValueError, RuntimeError, NotImplementedError):
+        return None
+    if cache.get_seq_length() != cut - 1:
+        return None
+    # The image is in the cache: only the per-token inputs travel, cut at ``cut``.
+    prefix = {
+        k: v[:, :cut]
+        for k, v in inputs.items()
+        if k not in ("pixel_values", "image_grid_thw") and v.dim() == 2 and v.shape[1] == length
+    }
+    name = "cache" if "cache" in _parameters(unwrap(viz.model).forward) else "past_key_values"
+    return viz.model.generate(
+        **prefix,
+        **{name: cache},
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=pad_id(viz),
+    )
 
 
 def _parameters(fn) -> set[str]:
@@ -286,6 +349,32 @@ def _parameters(fn) -> set[str]:
         return set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return set()
+
+
+def read_answers(
+    viz: Visualizer,
+    requests: Sequence[Request],
+    grids: Sequence[Grid],
+    ids: torch.Tensor,
+    starts: Sequence[int],
+    opts: AnalysisOptions,
+) -> list[tuple[str, Click | None]]:
+    """Each row's answer (from ``starts[b]`` to the end token) and its click in its image's pixels
+    (None when it has none)."""
+    ends = viz.end_ids()
+    out = []
+    for b, (request, grid) in enumerate(zip(requests, grids, strict=True)):
+        tokens = []
+        for t in ids[b, starts[b] :].tolist():
+            if t in ends:
+                break
+            tokens.append(t)
+        if not tokens:
+            out.append(("", None))
+            continue
+        answer = read_click(viz, request, grid, tokens, opts.answer_rules or viz.answer_rules)
+        out.append((answer.text, answer.click))
+    return out
 
 
 def ask(
@@ -314,20 +403,7 @@ def ask(
             top_k=None,
             pad_token_id=pad_id(viz),
         )
-    ends = viz.end_ids()
-    out = []
-    for b, (request, grid) in enumerate(zip(requests, prepared.grids, strict=True)):
-        tokens = []
-        for t in ids[b, prepared.answer_starts[b] :].tolist():
-            if t in ends:
-                break
-            tokens.append(t)
-        if not tokens:
-            out.append(("", None))
-            continue
-        answer = read_click(viz, request, grid, tokens, opts.answer_rules or viz.answer_rules)
-        out.append((answer.text, answer.click))
-    return out
+    return read_answers(viz, requests, prepared.grids, ids, prepared.answer_starts, opts)
 
 
 def zoom(
