@@ -6,8 +6,9 @@ order, its inverse and three random orders: ``2 maps x 2 + 3`` orders x 2 curves
 points + 3 shared ends = 129 forwards at 10 steps. The floor: a plain loop that runs the processor
 and one forced forward (``use_cache=False``) on batches of the same size over the same number of
 copies of the same screenshot with the same forced answer (every step's input has the same shape, so
-the same cost). lav adds the cell orders, the masking, the log-probabilities, and a short generate
-for each step whose greedy answer differs from the forced one (the click check). The two sides
+the same cost). lav adds the cell orders, the masking, the log-probabilities, the key/value cache,
+and for the steps whose greedy answer differs from the forced one (the click check) a greedy decode
+continued on that forward's cache. The two sides
 alternate (plain, lav, lav, plain, ...); each pair gives a ratio lav / plain; we print min / median /
 max (target: <= 1.2x). On CUDA the peak memory of each side is printed too (bounded by one batch).
 

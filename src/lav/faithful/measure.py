@@ -9,10 +9,13 @@ for three random orders (the ``random`` baseline) and each map's inverse order c
 
 The greedy click of a step is read from the forced forward itself where it can be: greedy decoding
 picks the most likely token at each position, so when the forward's most likely token at every answer
-position is the answer's own token (and the one after it ends the turn), the greedy answer *is* the
-model's answer. Only steps where it is not run a short generate (the answer's length plus a few
-tokens). Every image of a step is cut in original-image pixels, cell by cell, through the processor's
-resize (`lav.faithful.cells.cell_labels`), so every family works unchanged.
+position is the answer's own (and the one after it ends the turn), the greedy answer *is* the
+model's answer. The other steps of a batch are decoded on from that forward's own cache
+(`continue_greedy`), cut back to the earliest token where one of them differs (greedy decoding
+agrees with the forced answer up to there), for at most the answer's length plus a few tokens;
+where the cache cannot be cut back (linear-attention layers) they generate afresh (`ask`). Every
+image of a step is cut in original-image pixels, cell by cell, through the processor's resize
+(`lav.faithful.cells.cell_labels`), so every family works unchanged.
 
 `zoom`: crop around each map's peak (``1/zoom_factor`` of each side), ask again, and map the click
 back to original pixels (crop offset plus the click in the crop: exact).
