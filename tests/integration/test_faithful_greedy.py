@@ -1,11 +1,12 @@
-"""`lav.faithful.measure.continue_greedy`: greedy decoding continued on a forced forward's own cache
+"""`lav.faithful.measure.greedy_answers`: greedy decoding continued on a forced forward's own cache
 equals a fresh `generate` from the prompt, on tiny models of every family.
 
-A batch of differently masked copies of one screenshot with one forced answer the random model would
-not write: its greedy answers differ from the forced one at the first token already, or later where
-the cut is set later; the continued rows must equal `generate`'s greedy answers token for token (up
-to the end token). Layers that keep a recurrent state (Qwen3.5's linear attention) cannot be cut back:
-None, and the caller generates afresh.
+A batch of differently masked copies of one screenshot. Forced answers: one the random model would
+not write (its greedy answers differ from it at the first token), and the model's own greedy answer
+with a token changed further in (decoding then goes on from there, the cache cut back to that
+position). The continued answers must equal `generate`'s greedy answers token for token (up to the
+end token, at most the given length). Layers that keep a recurrent state (the linear attention of
+Qwen3.5 and Qwen4-Exp) cannot be cut back: None, and the caller generates afresh.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import torch
 from PIL import Image
 
 import lav
-from lav.faithful.measure import cache_of, continue_greedy
+from lav.faithful.measure import cache_of, greedy_answers
 from lav.stages import Request, pad_id, prepare
 from lav.testing import available_families
 
 pytestmark = pytest.mark.slow
 
-FAMILIES = available_families()
 NEW = 10
 
 
@@ -35,8 +35,18 @@ def _answer(ids: torch.Tensor, ends: set[int]) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_continued_greedy_equals_fresh_generate(family, checkpoint, screenshot):
+def _forced(inputs: dict[str, torch.Tensor], answers: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``inputs`` (a prompt batch) with ``answers`` (batch, tokens) appended as a forced answer."""
+    out = dict(inputs)
+    out["input_ids"] = torch.cat([inputs["input_ids"], answers], 1)
+    for key, fill in (("attention_mask", 1), ("mm_token_type_ids", 0)):
+        if key in inputs:
+            out[key] = torch.cat([inputs[key], torch.full_like(answers, fill)], 1)
+    return out
+
+
+@pytest.mark.parametrize("family", available_families())
+def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, screenshot):
     viz = lav.load(str(checkpoint(family)), device="cpu")
     text = getattr(viz.model.config, "text_config", viz.model.config)
     recurrent = "linear_attention" in (getattr(text, "layer_types", None) or ())
@@ -45,40 +55,31 @@ def test_continued_greedy_equals_fresh_generate(family, checkpoint, screenshot):
         img = np.asarray(screenshot).copy()
         img[: 40 * (k + 1), :] = 128  # each row another picture
         images.append(Image.fromarray(img))
-    forced = [Request(im, "click the red button", "(123, 456)") for im in images]
-    free = [Request(im, "click the red button", None) for im in images]
     ends = viz.end_ids()
     with torch.inference_mode():
-        fresh = prepare(viz, free, NEW)
+        prompt = prepare(viz, [Request(im, "click the red button", None) for im in images], NEW)
+        start = prompt.inputs["input_ids"].shape[1]
         generated = viz.model.generate(
-            **fresh.inputs, max_new_tokens=NEW, do_sample=False, temperature=None, top_p=None, top_k=None,
-            pad_token_id=pad_id(viz),
+            **prompt.inputs, max_new_tokens=NEW, do_sample=False, temperature=None, top_p=None,
+            top_k=None, pad_token_id=pad_id(viz),
         )  # fmt: skip
-        want = [_answer(generated[b, fresh.answer_starts[b] :], ends) for b in range(len(images))]
-        prepared = prepare(viz, forced)
-        a = prepared.answer_starts[0]
-        for first in (0, 2):  # cut at the answer's start, and two forced tokens in
-            out = viz.model(**prepared.inputs, use_cache=True)
-            got = continue_greedy(viz, prepared.inputs, cache_of(out), a + first, NEW - first)
+        want = [_answer(generated[b, start:], ends) for b in range(3)]
+        k = min(4, *(len(w) for w in want))
+        assert k >= 2, "the random model should write a few tokens"
+        own = generated[:, start : start + k].clone()  # its own first k tokens, the last one changed
+        seven, eight = (viz.processor.tokenizer.convert_tokens_to_ids(d) for d in "78")
+        own[:, -1] = torch.tensor([seven if t != seven else eight for t in own[:, -1].tolist()])
+        unlikely = prepare(viz, [Request(im, "click the red button", "(123, 456)") for im in images])
+        for inputs, rows in (
+            (unlikely.inputs, [0, 1, 2]),
+            (unlikely.inputs, [1]),
+            (_forced(prompt.inputs, own), [0, 1, 2]),  # agrees up to its changed token: cut there
+        ):
+            out = viz.model(**inputs, use_cache=True)
+            n = inputs["input_ids"].shape[1] - start
+            greedy = out.logits[:, -(n + 1) :].argmax(-1)
+            got = greedy_answers(viz, inputs, cache_of(out), start, greedy, rows, NEW)
             if recurrent:
                 assert got is None
                 continue
-            assert got is not None
-            if first == 0:
-                assert [_answer(got[b, a:], ends) for b in range(len(images))] == want
-            else:
-                # Two forced tokens kept, then greedy: the same as generating after them.
-                ids = torch.cat(
-                    [fresh.inputs["input_ids"], prepared.inputs["input_ids"][:, a : a + first]], 1
-                )
-                inputs = {**fresh.inputs, "input_ids": ids}
-                for key in ("attention_mask", "mm_token_type_ids"):
-                    if key in inputs:
-                        inputs[key] = torch.cat([inputs[key], inputs[key][:, -first:]], 1)
-                gen = viz.model.generate(
-                    **inputs, max_new_tokens=NEW - first, do_sample=False, temperature=None, top_p=None,
-                    top_k=None, pad_token_id=pad_id(viz),
-                )  # fmt: skip
-                assert [_answer(got[b, a:], ends) for b in range(3)] == [
-                    _answer(gen[b, a:], ends) for b in range(3)
-                ]
+            assert got == [want[i] for i in rows]

@@ -122,17 +122,17 @@ def test_click_checks_continued_on_the_forward_cache_equal_fresh_greedy_answers(
     viz, res, box = demo
     checks = CheckOptions(faithfulness=True, steps=10)
     calls = []
-    real = measure.continue_greedy
+    real = measure.greedy_answers
 
     def counted(*args, **kwargs):
         out = real(*args, **kwargs)
         calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(measure, "continue_greedy", counted)
+    monkeypatch.setattr(measure, "greedy_answers", counted)
     continued = faithfulness(viz, res, checks, hit=lambda x, y: point_in_box(x, y, box))
     assert calls and all(calls), "the demo's steps whose answer changes should decode on from the cache"
-    monkeypatch.setattr(measure, "continue_greedy", lambda *a, **k: None)
+    monkeypatch.setattr(measure, "greedy_answers", lambda *a, **k: None)
     fresh = faithfulness(viz, res, checks, hit=lambda x, y: point_in_box(x, y, box))
     continued.pop("seconds"), fresh.pop("seconds")
     assert continued == fresh

@@ -10,10 +10,11 @@ for three random orders (the ``random`` baseline) and each map's inverse order c
 The greedy click of a step is read from the forced forward itself where it can be: greedy decoding
 picks the most likely token at each position, so when the forward's most likely token at every answer
 position is the answer's own (and the one after it ends the turn), the greedy answer *is* the
-model's answer. The other steps of a batch are decoded on from that forward's own cache
-(`continue_greedy`), cut back to the earliest token where one of them differs (greedy decoding
-agrees with the forced answer up to there), for at most the answer's length plus a few tokens;
-where the cache cannot be cut back (linear-attention layers) they generate afresh (`ask`). Every
+model's answer. The other steps' greedy answers are decoded on from that forward's own cache
+(`greedy_answers`), cut back to the earliest position where one of them differs (greedy decoding
+agrees with the forced answer up to there), at most to the answer's length plus a few tokens, and
+only until those steps' answers have ended; where the cache cannot be cut back (linear-attention
+layers) those steps generate afresh (`ask`). Every
 image of a step is cut in original-image pixels, cell by cell, through the processor's resize
 (`lav.faithful.cells.cell_labels`), so every family works unchanged.
 
@@ -281,18 +282,14 @@ def _score(
         ]
         todo = [i for i, h in enumerate(hits) if h is None]
         if todo:
-            # Greedy decoding agrees with the forced answer up to each row's first differing token:
-            # decoding on from the earliest of them, on the forward's own cache, is the greedy answer.
-            first = int(differs[todo].float().argmax(-1).min())
-            sequences = continue_greedy(viz, inputs, cache_of(forward), a + first, n + EXTRA_TOKENS - first)
+            tokens = greedy_answers(viz, inputs, cache_of(forward), a, greedy, todo, n + EXTRA_TOKENS)
             del forward
-            if sequences is None:  # a cache that cannot be cut back (linear attention): ask afresh
+            if tokens is None:  # a cache that cannot be cut back (linear attention): ask afresh
                 answers = ask(viz, res, [images[i] for i in todo], analysis, None, n + EXTRA_TOKENS)
             else:
                 answers = read_answers(
-                    viz, [requests[i] for i in todo], [prepared.grids[i] for i in todo],
-                    sequences[todo], [a] * len(todo), opts,
-                )  # fmt: skip
+                    viz, [requests[i] for i in todo], [prepared.grids[i] for i in todo], tokens, opts
+                )
             for i, (_, click) in zip(todo, answers, strict=True):
                 hits[i] = click is not None and bool(hit(click.x, click.y))
         out.extend((lp, bool(h), len(coords)) for lp, h in zip(coord_lp, hits, strict=True))
@@ -306,43 +303,74 @@ def cache_of(output: Any) -> Any:
     return cache if cache is not None else getattr(output, "past_key_values", None)
 
 
-def continue_greedy(
-    viz: Visualizer, inputs: dict[str, torch.Tensor], cache: Any, cut: int, max_new_tokens: int
-) -> torch.Tensor | None:
-    """Greedy decoding of every row of a forced batch from sequence position ``cut`` on, reusing the
-    forced forward's ``cache`` (cut back to ``cut - 1`` positions; the token before ``cut`` is fed
-    again, so its logits choose the first new token): the sequences, ``cut + new`` tokens long.
+def greedy_answers(
+    viz: Visualizer,
+    inputs: dict[str, torch.Tensor],
+    cache: Any,
+    start: int,
+    greedy: torch.Tensor,
+    rows: Sequence[int],
+    max_new_tokens: int,
+) -> list[list[int]] | None:
+    """The greedy answers (token ids before the end token, at most ``max_new_tokens``) of ``rows`` of
+    a forced batch, decoded on from its forced forward: its ``cache`` and its most likely tokens
+    ``greedy`` (batch, answer length + 1) at the answer's positions and the one after. None when the
+    cache cannot be cut back (layers that keep a recurrent state instead of per-position keys).
 
-    The batch's rows must be unpadded and the model's last forward the forced one (its 3-D rotary
-    offsets are the ones the decoding continues from). None when the cache cannot be cut back
-    (layers that keep a recurrent state instead of per-position keys): the caller asks afresh.
+    Greedy decoding agrees with the forced answer up to a row's first differing position; the cache
+    is cut back to the earliest of those among ``rows`` and decoding goes on from there, one token
+    per forward for the whole batch, until every one of ``rows`` has ended. The rows must be
+    unpadded and the model's last forward the forced one (its 3-D rotary offsets are the ones
+    decoding continues from).
     """
-    length = inputs["input_ids"].shape[1]
+    ids = inputs["input_ids"]
+    length = ids.shape[1]
+    n = length - start
     if cache is None or not hasattr(cache, "crop") or cache.get_seq_length() != length:
         return None
+    differs = (greedy[:, :n] != ids[:, start:]).tolist()
+    cut = start + min(differs[i].index(True) if True in differs[i] else n for i in rows)
+    if not _cut(cache, cut - 1):
+        return None
+    ends = viz.end_ids()
+    answers = {i: ids[i, start:cut].tolist() for i in rows}
+    going = {i for i in rows if len(answers[i]) < max_new_tokens}
+    token, at = ids[:, cut - 1 : cut], cut - 1
+    while going:
+        token = _forward_on(viz, token, cache, at).logits[:, -1].argmax(-1, keepdim=True)
+        at += 1
+        for i, t in enumerate(token[:, 0].tolist()):
+            if i not in going:
+                continue
+            if t in ends:
+                going.discard(i)
+                continue
+            answers[i].append(t)
+            if len(answers[i]) >= max_new_tokens:
+                going.discard(i)
+    return [answers[i] for i in rows]
+
+
+def _cut(cache: Any, keep: int) -> bool:
+    """Cut ``cache`` back to its first ``keep`` positions; False where it cannot be (linear attention)."""
     try:
-        cache.crop(-(length - (cut - 1)))  # a negative size removes tokens, in 4.57 and 5 alike
+        cache.crop(keep - cache.get_seq_length())  # a negative size removes tokens, in 4.57 and 5 alike
     except (ValueError, RuntimeError, NotImplementedError):
-        return None
-    if cache.get_seq_length() != cut - 1:
-        return None
-    # The image is in the cache: only the per-token inputs travel, cut at ``cut``.
-    prefix = {
-        k: v[:, :cut]
-        for k, v in inputs.items()
-        if k not in ("pixel_values", "image_grid_thw") and v.dim() == 2 and v.shape[1] == length
-    }
-    name = "cache" if "cache" in _parameters(unwrap(viz.model).forward) else "past_key_values"
-    return viz.model.generate(
-        **prefix,
-        **{name: cache},
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-        pad_token_id=pad_id(viz),
-    )
+        return False
+    return cache.get_seq_length() == keep
+
+
+def _cache_name(viz: Visualizer) -> str:
+    return "cache" if "cache" in _parameters(unwrap(viz.model).forward) else "past_key_values"
+
+
+def _forward_on(viz: Visualizer, tokens: torch.Tensor, cache: Any, at: int) -> Any:
+    """A forward of ``tokens`` at positions ``at``, ``at + 1``, ... on ``cache`` (4.57 takes the
+    positions as ``cache_position``; 5 reads them from the cache's length), the cache extended."""
+    extra = {}
+    if "cache_position" in _parameters(unwrap(viz.model).forward):
+        extra["cache_position"] = torch.arange(at, at + tokens.shape[1], device=tokens.device)
+    return viz.model(input_ids=tokens, use_cache=True, **{_cache_name(viz): cache}, **extra)
 
 
 def _parameters(fn) -> set[str]:
@@ -358,24 +386,17 @@ def read_answers(
     viz: Visualizer,
     requests: Sequence[Request],
     grids: Sequence[Grid],
-    ids: torch.Tensor,
-    starts: Sequence[int],
+    answers: Sequence[Sequence[int]],
     opts: AnalysisOptions,
 ) -> list[tuple[str, Click | None]]:
-    """Each row's answer (from ``starts[b]`` to the end token) and its click in its image's pixels
-    (None when it has none)."""
-    ends = viz.end_ids()
+    """Each answer (token ids before the end token) and its click in its image's pixels (None when it
+    has none)."""
     out = []
-    for b, (request, grid) in enumerate(zip(requests, grids, strict=True)):
-        tokens = []
-        for t in ids[b, starts[b] :].tolist():
-            if t in ends:
-                break
-            tokens.append(t)
+    for request, grid, tokens in zip(requests, grids, answers, strict=True):
         if not tokens:
             out.append(("", None))
             continue
-        answer = read_click(viz, request, grid, tokens, opts.answer_rules or viz.answer_rules)
+        answer = read_click(viz, request, grid, list(tokens), opts.answer_rules or viz.answer_rules)
         out.append((answer.text, answer.click))
     return out
 
@@ -406,7 +427,16 @@ def ask(
             top_k=None,
             pad_token_id=pad_id(viz),
         )
-    return read_answers(viz, requests, prepared.grids, ids, prepared.answer_starts, opts)
+    ends = viz.end_ids()
+    answers = []
+    for b, start in enumerate(prepared.answer_starts):
+        tokens = []
+        for t in ids[b, start:].tolist():
+            if t in ends:
+                break
+            tokens.append(t)
+        answers.append(tokens)
+    return read_answers(viz, requests, prepared.grids, answers, opts)
 
 
 def zoom(
