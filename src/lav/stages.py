@@ -267,6 +267,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
             decoder_layers=needs.decoder_layers,
             rows_from=rows_from,
             hidden_layers=needs.hidden_layers,
+            parts=viz.parts,
         ) as rec,
     ):
         starts = prepared.answer_starts
