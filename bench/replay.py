@@ -23,9 +23,20 @@ Models: the shipped demo model with its adapter (default), a checkpoint (``--mod
 ``--depth`` decoder layers and ``--vision-depth`` vision blocks; see that script for what it leaves
 out). Figures are only meaningful on a quiet machine.
 
+``--memory N`` runs the memory check instead of the timing: one ``lav.evaluate(..., responses=...)``
+(what ``lav eval --responses FILE`` runs) over N samples (the demo benchmark repeated), the answers a
+jsonl of ``id`` / ``response`` made from lav eval's own answers for the distinct screens (the
+shortest ``--new-tokens``; at 8 the demo's answers are cut, so every sample is scored wrong and also
+writes its gallery thumbnail: the most a sample writes), batch the first ``--batch-sizes``. A thread
+reads the resident memory (``/proc/self/status``; on CUDA also ``torch.cuda.max_memory_allocated``)
+each time a batch's records reach ``samples.jsonl``; we print it at 10%, 50% and 100% of the
+samples, the growth and least-squares slope over the second half (MiB per 100 samples) and a
+verdict: flat when the second half grows by at most `MEMORY_TOLERANCE_MIB_PER_100`.
+
     python bench/replay.py                                   # demo model, 16 samples, 3 repetitions
     python bench/replay.py --random qwen3-vl-2b --samples 8 --batch-sizes 1 8
     python bench/replay.py --samples 2 --new-tokens 8 16 --reps 1 --batch-sizes 2   # a quick check
+    python bench/replay.py --memory 1000 --batch-sizes 8 --new-tokens 8      # memory over 1,000 samples
 """
 
 from __future__ import annotations
