@@ -114,28 +114,28 @@ def _plain(viz, samples, batch_size: int, max_new_tokens: int) -> float:
     return time.perf_counter() - t0
 
 
-def _lav(viz, dataset, batch_size: int, max_new_tokens: int) -> float:
+def timed_evaluate(viz, dataset, out: Path, **kwargs) -> float:
+    """Seconds of one ``lav.evaluate(viz, dataset, out, progress=False, **kwargs)``; stops the bench
+    when a sample failed: a failed sample is recorded and skipped in milliseconds, so timing such a
+    run would report lav faster than its baseline."""
     import lav
 
-    with tempfile.TemporaryDirectory(prefix="lav-bench-out-") as out:
-        t0 = time.perf_counter()
-        run = lav.evaluate(
-            viz,
-            dataset,
-            Path(out) / "run",
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            progress=False,
-        )
-        seconds = time.perf_counter() - t0
-    # A sample that fails is recorded and skipped in milliseconds: timing such a run would report
-    # lav faster than the plain loop.
+    t0 = time.perf_counter()
+    run = lav.evaluate(viz, dataset, out, progress=False, **kwargs)
+    seconds = time.perf_counter() - t0
     failed = [r for r in run.records if r.get("error")]
     if failed:
         raise SystemExit(
             f"lav eval failed on {len(failed)} of {len(run.records)} samples: {failed[0]['error']}"
         )
     return seconds
+
+
+def _lav(viz, dataset, batch_size: int, max_new_tokens: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="lav-bench-out-") as out:
+        return timed_evaluate(
+            viz, dataset, Path(out) / "run", batch_size=batch_size, max_new_tokens=max_new_tokens
+        )
 
 
 def random_config(name: str, depth: int, vision_depth: int):
@@ -230,7 +230,8 @@ def time_sides(args) -> None:
         )
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (``VmRSS`` of ``/proc/<pid>/status``)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -269,7 +270,7 @@ def memory_curve(args) -> None:
                     else 0
                 )
                 try:
-                    curve.append((lines, _rss_mb(proc.pid)))
+                    curve.append((lines, rss_mb(proc.pid)))
                 except OSError:
                     break
                 time.sleep(0.5)

@@ -49,11 +49,14 @@ def _as_found(model: nn.Module) -> Iterator[None]:
     """
     flags = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
+        # Already in eval mode (inference, every batch of `lav eval`): no second walk to switch it.
+        if any(training for _, training in flags):
+            model.eval()
         yield
     finally:
         for m, training in flags:
-            m.training = training
+            if m.training != training:
+                m.training = training
 
 
 class Visualizer:

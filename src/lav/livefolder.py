@@ -27,6 +27,7 @@ import hashlib
 import os
 import stat
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,42 @@ class OutputFolder:
             self._save_manifest()
         self._appending.pop(rel, None)
         return dest
+
+    def write_many(self, files: Mapping[str, bytes]) -> None:
+        """`write_bytes` for each of ``files`` (path -> data), with two manifest updates for them all
+        instead of two each: each is listed as "replacing" before any moves, and as a file after."""
+        staged: dict[str, tuple[Path, bytes]] = {}
+        try:
+            for n, (rel, data) in enumerate(files.items()):
+                tmp = self._tmp.path / f"staged-{n}"
+                with os_step("write", self.path / rel), open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                staged[rel] = (tmp, data)
+            if not staged:
+                return
+            entries = {
+                rel: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for rel, (_, data) in staged.items()
+            }
+            with os_step("write the manifest in", self.path):
+                self._manifest.setdefault("replacing", {}).update(entries)
+                for rel in staged:
+                    self._make_dirs(rel)
+                self._save_manifest()
+            for rel, (tmp, _) in staged.items():
+                with os_step("write", self.path / rel):
+                    os.replace(tmp, self.path / rel)
+                self._manifest["files"][rel] = entries[rel]
+                del self._manifest["replacing"][rel]
+                self._appending.pop(rel, None)
+            with os_step("write the manifest in", self.path):
+                self._save_manifest()
+        finally:
+            for tmp, _ in staged.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     def append(self, rel: str, data: bytes) -> None:
         """Append ``data`` to the append-only file ``rel`` (flushed to the disk), then record its length."""

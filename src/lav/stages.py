@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -267,6 +268,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
             decoder_layers=needs.decoder_layers,
             rows_from=rows_from,
             hidden_layers=needs.hidden_layers,
+            parts=viz.parts,
         ) as rec,
     ):
         starts = prepared.answer_starts
@@ -462,8 +464,12 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
     split it differently from what the model generated.
     """
     offsets, prev = [], 0
+    # Prefixes as views of one array: the tokenizer turns each into a list with one ``tolist``; a
+    # list is checked id by id in Python first, which over every prefix of a long answer (reasoning
+    # models write hundreds of tokens) cost more than the forward itself.
+    array = np.asarray(ids, dtype=np.int64)
     for i in range(len(ids)):
-        cur = len(tok.decode(ids[: i + 1], skip_special_tokens=True))
+        cur = len(tok.decode(array[: i + 1], skip_special_tokens=True))
         offsets.append((prev, cur))
         prev = cur
     return tok.decode(ids, skip_special_tokens=True), offsets

@@ -133,3 +133,30 @@ out.write_text("report.html", "<p>new</p>")
         out.write_text("report.html", "<p>resumed</p>")
     assert not any(p.name.startswith(".lav-tmp-") for p in folder.iterdir())
     assert not (folder / outdir.LOCK_FILE).exists()
+
+
+def test_a_run_killed_between_the_moves_of_a_batch_of_files_leaves_a_folder_the_next_run_accepts(tmp_path):
+    folder = _filled(tmp_path / "ev")
+    script = (
+        PRELUDE
+        + f"""
+import os, signal
+from lav.livefolder import OutputFolder
+out = OutputFolder({str(folder)!r})
+real = os.replace
+def die(src, dst):
+    if str(dst).endswith("thumbs/c.png"):
+        os.kill(os.getpid(), signal.SIGKILL)  # b.png moved (and a.png replaced), c.png not yet
+    real(src, dst)
+os.replace = die
+out.write_many({{"thumbs/a.png": b"new a", "thumbs/b.png": b"b", "thumbs/c.png": b"c"}})
+"""
+    )
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == -9
+    with OutputFolder(folder) as out:
+        out.write_many({"thumbs/c.png": b"c", "thumbs/d.png": b"d"})
+    with OutputFolder(folder) as out:  # each file is lav's, as listed before or after its move
+        assert out.has("thumbs/c.png") and out.has("thumbs/d.png")
+    assert [(folder / f"thumbs/{n}.png").read_bytes() for n in "abcd"] == [b"new a", b"b", b"c", b"d"]
+    assert not any(p.name.startswith(".lav-tmp-") for p in folder.iterdir())

@@ -331,6 +331,7 @@ def capture(
     decoder_layers: Sequence[int] = (),
     rows_from: int | None = None,
     hidden_layers: Sequence[int] = (),
+    parts: ModelParts | None = None,
 ) -> Iterator[Recording]:
     """Record attention statistics while the model runs inside the ``with`` block.
 
@@ -338,10 +339,12 @@ def capture(
     decoder layers (for Qwen3.5 the n-th full-attention layer, not the n-th layer). Rows are recorded
     for queries at absolute positions ``>= rows_from`` (None: none). ``hidden_layers`` (decoder layer
     indices as ``decoder_layers``) get `Recording.massive`. On exit every registration, hook and
-    config change is undone, also when the block raises.
+    config change is undone, also when the block raises. ``parts``: ``inspect_model(model)`` when the
+    caller holds it already (a `Visualizer` does; found again each call otherwise, a walk of every
+    module that costs as much as the demo model's forward at batch 1).
     """
     with model_lock(model):
-        parts = inspect_model(model)
+        parts = inspect_model(model) if parts is None else parts
         rec = Recording(parts, tuple(vision_blocks), tuple(decoder_layers), rows_from)
         rec.reset()
         roles: dict[int, tuple[str, int]] = {}

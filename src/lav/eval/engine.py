@@ -391,6 +391,7 @@ class _Sink:
 
     def add(self, recs: Sequence[dict[str, Any]]) -> None:
         clean = []
+        thumbs: dict[str, bytes] = {}
         for rec in recs:
             res = rec.pop("_result", None)
             if self.folder is not None and res is not None:
@@ -398,10 +399,13 @@ class _Sink:
                 if _in_gallery(rec):
                     from .report import thumbnail_png
 
-                    self.folder.write_bytes(f"{THUMBS_DIR}/{safe_id(rec['id'])}.png", thumbnail_png(res, rec))
+                    thumbs[f"{THUMBS_DIR}/{safe_id(rec['id'])}.png"] = thumbnail_png(res, rec)
                 if self.save_maps:
                     res.save(self.folder.nested(f"{SAMPLES_DIR}/{safe_id(rec['id'])}"))
             clean.append(rec)
+        if thumbs:
+            # One manifest update for the batch's thumbnails (the manifest grows with the run).
+            self.folder.write_many(thumbs)
         if self.log is not None:
             self.log.append(clean)
         else:

@@ -76,12 +76,19 @@ class SampleLog:
         self.done = {r["id"] for r in self.records}
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append ``records`` (a batch) in one durable write: one flush and one manifest update per
+        batch, not per record (the manifest lists every file, so its rewrite grows with the run)."""
+        records = list(records)
+        ids: set[str] = set()
         for rec in records:
-            if rec["id"] in self.done:
+            if rec["id"] in self.done or rec["id"] in ids:
                 raise LavError(f"sample {rec['id']!r} is in {self.path} already; sample ids must be unique")
-            self.folder.append(SAMPLES_FILE, (dumps(rec) + "\n").encode("utf-8"))
-            self.done.add(rec["id"])
-            self.records.append(dict(rec))
+            ids.add(rec["id"])
+        if not records:
+            return
+        self.folder.append(SAMPLES_FILE, "".join(dumps(rec) + "\n" for rec in records).encode("utf-8"))
+        self.done.update(ids)
+        self.records.extend(dict(rec) for rec in records)
 
 
 def read_records(path: Path, repair: bool = False) -> list[dict[str, Any]]:
