@@ -27,7 +27,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,11 @@ class OutputFolder:
                 # The file as it stands (a torn last line already cut by its reader) is lav's.
                 digest = hashlib.sha256(dest.read_bytes() if dest.exists() else b"")
                 self._make_dirs(rel)
+                if not dest.exists() and rel not in self._manifest["files"]:
+                    # Listed (empty) before it exists: a run killed between creating it and
+                    # recording its length leaves a file its manifest already claims.
+                    self._manifest["files"][rel] = {"size": 0, "sha256": digest.hexdigest(), "append": True}
+                    self._save_manifest()
             with open(dest, "ab") as fh:
                 fh.write(data)
                 fh.flush()
@@ -191,13 +196,20 @@ class OutputFolder:
     def nested(self, rel: str) -> Path:
         """Make ``rel`` a nested lav output folder (written by `write_output_folder` or another
         `OutputFolder`) and return its path; it is listed before anything is written there."""
+        return self.nested_many([rel])[0]
+
+    def nested_many(self, rels: Sequence[str]) -> list[Path]:
+        """`nested` for each of ``rels``, with one manifest update for them all (the manifest lists
+        every file, so an update per folder makes a long run quadratic)."""
         outputs = self._manifest.setdefault("outputs", [])
-        if rel not in outputs:
-            outputs.append(rel)
-            self._make_dirs(rel)
+        new = [rel for rel in dict.fromkeys(rels) if rel not in outputs]
+        if new:
+            for rel in new:
+                outputs.append(rel)
+                self._make_dirs(rel)
             with os_step("write the manifest in", self.path):
                 self._save_manifest()
-        return self.path / rel
+        return [self.path / rel for rel in rels]
 
     # --- internals ------------------------------------------------------------------------------
     def _make_dirs(self, rel: str) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import gc
 import json
 import weakref
+from pathlib import Path
 
 import lav
-from lav import livefolder
+from lav import livefolder, outdir
 from lav.eval.responses import read_responses
 
 from .test_eval_engine import _dataset, model_dirs, viz  # noqa: F401 - fixtures
@@ -68,3 +69,37 @@ def test_a_replay_rewrites_the_manifest_per_batch_not_per_sample(viz, tmp_path, 
         assert sum(not r["correct"] for r in run.records) == n  # every sample wrote a thumbnail
         assert len(list((tmp_path / f"ev{n}" / "thumbs").iterdir())) == n
     assert saves[1] - saves[0] == 3
+
+
+def test_save_maps_lists_a_batchs_sample_folders_in_one_manifest_update(viz, tmp_path, monkeypatch):  # noqa: F811
+    # With --save-maps each sample also gets its own nested folder (with its own manifest); the
+    # run's manifest lists a batch's folders in one update, not one per sample.
+    saves: dict[str, int] = {}
+    write_json = livefolder.write_json
+
+    def counting(path, data):
+        saves[str(path)] = saves.get(str(path), 0) + 1
+        write_json(path, data)
+
+    monkeypatch.setattr(livefolder, "write_json", counting)
+    top = []
+    for n in (4, 8):
+        ds = _dataset(tmp_path / f"img{n}", n)
+        out = tmp_path / f"ev{n}"
+        lav.evaluate(
+            viz, ds, out, batch_size=4, progress=False, save_maps=True, responses=_responses(tmp_path, ds)
+        )
+        assert len(list((out / "samples").iterdir())) == n
+        assert all((out / "samples" / d.name / "result.json").is_file() for d in (out / "samples").iterdir())
+        # The run's own manifest is staged in its private temporary folder, then moved into place.
+        top.append(
+            sum(
+                k
+                for p, k in saves.items()
+                if Path(p).name == outdir.MANIFEST
+                and Path(p).parent.parent == out
+                and Path(p).parent.name.startswith(".lav-tmp-")
+            )
+        )
+    # One batch more: its records (1), its thumbnails (2) and its sample folders (1).
+    assert top[1] - top[0] == 4

@@ -71,6 +71,37 @@ def test_an_appended_log_is_lavs_while_it_starts_with_what_lav_recorded(tmp_path
         OutputFolder(folder)
 
 
+def test_a_run_killed_before_recording_its_first_append_leaves_a_folder_the_next_run_accepts(tmp_path):
+    """The first append creates the log; a kill after its bytes are on disk and before the manifest
+    records their length must leave a file the manifest already claims (listed empty beforehand)."""
+    folder = tmp_path / "ev"
+    with OutputFolder(folder) as out:
+        out.write_text("summary.json", '{"n": 0}\n')
+    script = (
+        PRELUDE
+        + f"""
+import os, signal
+from pathlib import Path
+from lav.livefolder import OutputFolder
+out = OutputFolder({str(folder)!r})
+log = Path({str(folder)!r}) / "samples.jsonl"
+real = out._save_manifest
+def die():
+    if log.exists() and log.stat().st_size:
+        os.kill(os.getpid(), signal.SIGKILL)  # the records are written, their length not recorded
+    real()
+out._save_manifest = die
+out.append("samples.jsonl", b'{{"id": "a"}}\\n{{"id": "b"}}\\n')
+"""
+    )
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == -9
+    assert (folder / "samples.jsonl").read_bytes().count(b"\n") == 2
+    with OutputFolder(folder) as out:  # accepted: the log starts with what the manifest recorded
+        out.append("samples.jsonl", b'{"id": "c"}\n')
+    assert not (folder / outdir.LOCK_FILE).exists()
+
+
 def test_a_nested_output_is_judged_by_its_own_manifest(tmp_path):
     folder = tmp_path / "ev"
     with OutputFolder(folder) as out:

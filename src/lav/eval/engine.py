@@ -392,16 +392,19 @@ class _Sink:
     def add(self, recs: Sequence[dict[str, Any]]) -> None:
         clean = []
         thumbs: dict[str, bytes] = {}
-        for rec in recs:
-            res = rec.pop("_result", None)
-            if self.folder is not None and res is not None:
+        results = [rec.pop("_result", None) for rec in recs]
+        if self.folder is not None and self.save_maps:
+            # One manifest update lists the batch's sample folders before anything is written there.
+            chosen = [(rec, res) for rec, res in zip(recs, results, strict=True) if res is not None]
+            folders = self.folder.nested_many([f"{SAMPLES_DIR}/{safe_id(rec['id'])}" for rec, _ in chosen])
+            for (_, res), path in zip(chosen, folders, strict=True):
+                res.save(path)
+        for rec, res in zip(recs, results, strict=True):
+            if self.folder is not None and res is not None and _in_gallery(rec):
                 # Pictures first: a record in the log promises its thumbnail and maps are there.
-                if _in_gallery(rec):
-                    from .report import thumbnail_png
+                from .report import thumbnail_png
 
-                    thumbs[f"{THUMBS_DIR}/{safe_id(rec['id'])}.png"] = thumbnail_png(res, rec)
-                if self.save_maps:
-                    res.save(self.folder.nested(f"{SAMPLES_DIR}/{safe_id(rec['id'])}"))
+                thumbs[f"{THUMBS_DIR}/{safe_id(rec['id'])}.png"] = thumbnail_png(res, rec)
             clean.append(rec)
         if thumbs:
             # One manifest update for the batch's thumbnails (the manifest grows with the run).
