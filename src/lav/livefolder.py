@@ -97,27 +97,12 @@ class OutputFolder:
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
         """Replace ``rel`` with ``data`` atomically; the manifest lists it before and after the move."""
-        dest = self.path / rel
-        staged = self._tmp.path / "staged"
-        with os_step("write", dest):
-            with open(staged, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            entry = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            self._manifest.setdefault("replacing", {})[rel] = entry
-            self._make_dirs(rel)
-            self._save_manifest()
-            os.replace(staged, dest)
-            self._manifest["files"][rel] = entry
-            del self._manifest["replacing"][rel]
-            self._save_manifest()
-        self._appending.pop(rel, None)
-        return dest
+        self.write_many({rel: data})
+        return self.path / rel
 
     def write_many(self, files: Mapping[str, bytes]) -> None:
-        """`write_bytes` for each of ``files`` (path -> data), with two manifest updates for them all
-        instead of two each: each is listed as "replacing" before any moves, and as a file after."""
+        """Replace each of ``files`` (path -> data) atomically, with two manifest updates for them all:
+        each is listed as "replacing" before any moves, and as a file after."""
         staged: dict[str, tuple[Path, bytes]] = {}
         try:
             for n, (rel, data) in enumerate(files.items()):

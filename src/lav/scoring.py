@@ -100,8 +100,7 @@ def _sequence_length(kwargs: dict[str, Any], output: Any, ids: torch.Tensor) -> 
         return int(mask.shape[1])
     # transformers 5 drops an all-ones mask; the cache (``cache`` in 5, ``past_key_values`` in
     # 4.57) holds every position after the forward.
-    cache = output.get("cache") if hasattr(output, "get") else None
-    cache = cache if cache is not None else getattr(output, "past_key_values", None)
+    cache = cache_of(output)
     if cache is not None and hasattr(cache, "get_seq_length"):
         return int(cache.get_seq_length())
     return int(ids.shape[1])  # no cache: the whole sequence is fed again
@@ -119,9 +118,25 @@ def scoring_steps(model: nn.Module, prompt: int, batch: int) -> Iterator[StepSco
             handle.remove()
 
 
+def cache_of(output: Any) -> Any:
+    """The key/value cache of a forward's output (``cache`` in transformers 5, ``past_key_values`` in
+    4.57), or None."""
+    cache = output.get("cache") if hasattr(output, "get") else None
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def forward_parameters(model: nn.Module) -> set[str]:
+    """The keyword names ``model``'s forward (bare or PEFT-wrapped) takes; empty where it has no
+    readable signature."""
+    try:
+        return set(inspect.signature(unwrap(model).forward).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
 def keeps_logits(model: nn.Module) -> bool:
     """Whether ``model``'s forward takes ``logits_to_keep`` (not Qwen2-VL in transformers 4.57)."""
-    return "logits_to_keep" in inspect.signature(unwrap(model).forward).parameters
+    return "logits_to_keep" in forward_parameters(model)
 
 
 def forced_logits(model: nn.Module, inputs: dict[str, torch.Tensor], first: int) -> torch.Tensor:

@@ -296,7 +296,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
                 )
             ids = out.sequences
         ends = viz.end_ids()
-        answers = [_strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
+        answers = [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
         lengths = [len(a) for a in answers]
         if prepared.forced:
             scores = forced_scores(logits, ids, starts, lengths, first)
@@ -449,7 +449,7 @@ def make_maps(
 # --------------------------------------------------------------------------------------------
 
 
-def _strip_end(ids: list[int], ends: set[int]) -> list[int]:
+def strip_end(ids: list[int], ends: set[int]) -> list[int]:
     """Drop the end-of-turn token and anything after it (padding)."""
     for i, token in enumerate(ids):
         if token in ends:

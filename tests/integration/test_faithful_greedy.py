@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 import lav
-from lav.faithful.measure import cache_of, greedy_answers
+from lav.faithful.measure import greedy_answers
+from lav.scoring import cache_of
 from lav.stages import Request, pad_id, prepare
 from lav.testing import available_families
 

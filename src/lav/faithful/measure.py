@@ -38,10 +38,9 @@ from ..capture.recorder import model_lock
 from ..coords import Click
 from ..errors import LavError
 from ..geometry import Grid
-from ..models import unwrap
 from ..options import AnalysisOptions
-from ..scoring import keeps_logits
-from ..stages import Request, pad_id, prepare, read_click
+from ..scoring import cache_of, forward_parameters, keeps_logits
+from ..stages import Request, pad_id, prepare, read_click, strip_end
 from . import cells as C
 from .options import RANDOM_SEEDS, CheckOptions
 
@@ -296,13 +295,6 @@ def _score(
     return out
 
 
-def cache_of(output: Any) -> Any:
-    """The key/value cache of a forward's output (``cache`` in transformers 5, ``past_key_values`` in
-    4.57), or None."""
-    cache = output.get("cache") if hasattr(output, "get") else None
-    return cache if cache is not None else getattr(output, "past_key_values", None)
-
-
 def greedy_answers(
     viz: Visualizer,
     inputs: dict[str, torch.Tensor],
@@ -336,8 +328,14 @@ def greedy_answers(
     answers = {i: ids[i, start:cut].tolist() for i in rows}
     going = {i for i in rows if len(answers[i]) < max_new_tokens}
     token, at = ids[:, cut - 1 : cut], cut - 1
+    # transformers 5 names the cache ``cache`` and reads the positions from its length; 4.57 takes
+    # ``past_key_values`` and the positions as ``cache_position``.
+    params = forward_parameters(viz.model)
+    kwargs = {"use_cache": True, "cache" if "cache" in params else "past_key_values": cache}
     while going:
-        token = _forward_on(viz, token, cache, at).logits[:, -1].argmax(-1, keepdim=True)
+        if "cache_position" in params:
+            kwargs["cache_position"] = torch.tensor([at], device=token.device)
+        token = viz.model(input_ids=token, **kwargs).logits[:, -1].argmax(-1, keepdim=True)
         at += 1
         for i, t in enumerate(token[:, 0].tolist()):
             if i not in going:
@@ -358,28 +356,6 @@ def _cut(cache: Any, keep: int) -> bool:
     except (ValueError, RuntimeError, NotImplementedError):
         return False
     return cache.get_seq_length() == keep
-
-
-def _cache_name(viz: Visualizer) -> str:
-    return "cache" if "cache" in _parameters(unwrap(viz.model).forward) else "past_key_values"
-
-
-def _forward_on(viz: Visualizer, tokens: torch.Tensor, cache: Any, at: int) -> Any:
-    """A forward of ``tokens`` at positions ``at``, ``at + 1``, ... on ``cache`` (4.57 takes the
-    positions as ``cache_position``; 5 reads them from the cache's length), the cache extended."""
-    extra = {}
-    if "cache_position" in _parameters(unwrap(viz.model).forward):
-        extra["cache_position"] = torch.arange(at, at + tokens.shape[1], device=tokens.device)
-    return viz.model(input_ids=tokens, use_cache=True, **{_cache_name(viz): cache}, **extra)
-
-
-def _parameters(fn) -> set[str]:
-    import inspect
-
-    try:
-        return set(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):
-        return set()
 
 
 def read_answers(
@@ -428,14 +404,7 @@ def ask(
             pad_token_id=pad_id(viz),
         )
     ends = viz.end_ids()
-    answers = []
-    for b, start in enumerate(prepared.answer_starts):
-        tokens = []
-        for t in ids[b, start:].tolist():
-            if t in ends:
-                break
-            tokens.append(t)
-        answers.append(tokens)
+    answers = [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(prepared.answer_starts)]
     return read_answers(viz, requests, prepared.grids, answers, opts)
 
 
