@@ -29,6 +29,35 @@ def _filled(folder):
     return folder
 
 
+def _killed(folder, patch: str, action: str) -> None:
+    """Run ``action`` on an `OutputFolder` of ``folder`` in a child process whose ``patch`` (code run
+    first, with ``os``, ``signal``, ``Path``, ``folder`` and ``out`` defined) SIGKILLs it mid-way."""
+    script = (
+        PRELUDE
+        + f"""
+import os, signal
+from pathlib import Path
+from lav.livefolder import OutputFolder
+folder = Path({str(folder)!r})
+out = OutputFolder(folder)
+"""
+        + patch
+        + action
+    )
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == -9
+
+
+_DIE_BEFORE_MOVING = """
+real = os.replace
+def die(src, dst):
+    if str(dst).endswith({suffix!r}):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+os.replace = die
+"""
+
+
 def test_own_files_are_rewritten_on_the_next_run(tmp_path):
     folder = _filled(tmp_path / "ev")
     with OutputFolder(folder) as out:
@@ -77,25 +106,16 @@ def test_a_run_killed_before_recording_its_first_append_leaves_a_folder_the_next
     folder = tmp_path / "ev"
     with OutputFolder(folder) as out:
         out.write_text("summary.json", '{"n": 0}\n')
-    script = (
-        PRELUDE
-        + f"""
-import os, signal
-from pathlib import Path
-from lav.livefolder import OutputFolder
-out = OutputFolder({str(folder)!r})
-log = Path({str(folder)!r}) / "samples.jsonl"
+    patch = """
+log = folder / "samples.jsonl"
 real = out._save_manifest
 def die():
     if log.exists() and log.stat().st_size:
         os.kill(os.getpid(), signal.SIGKILL)  # the records are written, their length not recorded
     real()
 out._save_manifest = die
-out.append("samples.jsonl", b'{{"id": "a"}}\\n{{"id": "b"}}\\n')
 """
-    )
-    proc = subprocess.run([sys.executable, "-c", script])
-    assert proc.returncode == -9
+    _killed(folder, patch, """out.append("samples.jsonl", b'{"id": "a"}\\n{"id": "b"}\\n')\n""")
     assert (folder / "samples.jsonl").read_bytes().count(b"\n") == 2
     with OutputFolder(folder) as out:  # accepted: the log starts with what the manifest recorded
         out.append("samples.jsonl", b'{"id": "c"}\n')
@@ -142,23 +162,12 @@ except LavError as exc:
 
 def test_a_run_killed_mid_write_leaves_a_folder_the_next_run_accepts(tmp_path):
     folder = _filled(tmp_path / "ev")
-    script = (
-        PRELUDE
-        + f"""
-import os, signal
-from lav.livefolder import OutputFolder
-out = OutputFolder({str(folder)!r})
-real = os.replace
-def die(src, dst):
-    if str(dst).endswith("report.html"):
-        os.kill(os.getpid(), signal.SIGKILL)  # after the manifest lists the new report, before the move
-    real(src, dst)
-os.replace = die
-out.write_text("report.html", "<p>new</p>")
-"""
+    # Killed after the manifest lists the new report, before the move.
+    _killed(
+        folder,
+        _DIE_BEFORE_MOVING.format(suffix="report.html"),
+        'out.write_text("report.html", "<p>new</p>")\n',
     )
-    proc = subprocess.run([sys.executable, "-c", script])
-    assert proc.returncode == -9
     assert any(p.name.startswith(".lav-tmp-") for p in folder.iterdir())  # its temporary folder
     with OutputFolder(folder) as out:
         out.write_text("report.html", "<p>resumed</p>")
@@ -168,23 +177,9 @@ out.write_text("report.html", "<p>new</p>")
 
 def test_a_run_killed_between_the_moves_of_a_batch_of_files_leaves_a_folder_the_next_run_accepts(tmp_path):
     folder = _filled(tmp_path / "ev")
-    script = (
-        PRELUDE
-        + f"""
-import os, signal
-from lav.livefolder import OutputFolder
-out = OutputFolder({str(folder)!r})
-real = os.replace
-def die(src, dst):
-    if str(dst).endswith("thumbs/c.png"):
-        os.kill(os.getpid(), signal.SIGKILL)  # b.png moved (and a.png replaced), c.png not yet
-    real(src, dst)
-os.replace = die
-out.write_many({{"thumbs/a.png": b"new a", "thumbs/b.png": b"b", "thumbs/c.png": b"c"}})
-"""
-    )
-    proc = subprocess.run([sys.executable, "-c", script])
-    assert proc.returncode == -9
+    # Killed with b.png moved (and a.png replaced), c.png not yet.
+    action = 'out.write_many({"thumbs/a.png": b"new a", "thumbs/b.png": b"b", "thumbs/c.png": b"c"})\n'
+    _killed(folder, _DIE_BEFORE_MOVING.format(suffix="thumbs/c.png"), action)
     with OutputFolder(folder) as out:
         out.write_many({"thumbs/c.png": b"c", "thumbs/d.png": b"d"})
     with OutputFolder(folder) as out:  # each file is lav's, as listed before or after its move
