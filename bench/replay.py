@@ -274,6 +274,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.random and args.model:
         p.error("--random builds its own model; leave out --model")
+    if args.memory and args.memory < 10:
+        p.error("--memory N needs N >= 10 samples (it reports memory at 10%, 50% and 100% of them)")
     # random_checkpoint sets the generation config's min_new_tokens from max_new_tokens; each
     # length here sets its own.
     args.max_new_tokens = min(args.new_tokens)
