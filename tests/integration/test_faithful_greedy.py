@@ -89,7 +89,7 @@ def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, sc
             # The same rows pooled across the three forwards (each cut at its own place, then all at
             # the earliest) and decoded together; decoding above left this forward's cache as it was.
             assert pool.add([(case, i) for i in rows], inputs, cache_of(out), start, greedy, rows)
-        assert poolable(viz) != recurrent
+        assert poolable(viz.parts) != recurrent
         if not recurrent:
             assert pool.decode() == {(c, i): want[i] for c, (_, rows) in enumerate(cases) for i in rows}
             assert len(pool) == 0 and pool.bytes == 0
@@ -100,7 +100,7 @@ def test_cache_bytes_per_row_equal_the_forward_cache(family, checkpoint, screens
     """`row_bytes` (what sizes a faithfulness batch and `lav plan` counts) equals the bytes of the
     key/value cache a forced forward keeps, per row, on every family whose cache keeps positions."""
     viz = lav.load(str(checkpoint(family)), device="cpu")
-    if not poolable(viz):
+    if not poolable(viz.parts):
         pytest.skip("linear-attention layers keep a recurrent state; their steps generate afresh")
     requests = [Request(screenshot, "click the red button", "(123, 456)")] * 2
     inputs = prepare(viz, requests).inputs

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..models.parts import attention_sizes
+from ..models.parts import ModelParts, attention_sizes
 from ..models.spec import unwrap
 from ..scoring import forward_parameters
 
@@ -53,18 +53,17 @@ def row_bytes(viz: Visualizer, tokens: int) -> int:
     return cache_bytes(unwrap(model).config, len(viz.parts.decoder_attention), tokens, element)
 
 
-def poolable(viz: Visualizer) -> bool:
-    """Whether ``viz``'s decoder keeps keys and values per position in every layer (every layer full
+def poolable(parts: ModelParts) -> bool:
+    """Whether a decoder keeps keys and values per position in every layer (every layer full
     attention), so a forced forward's cache can be cut back and decoded on."""
-    parts = viz.parts
     kinds = parts.decoder_layer_kinds or ("full_attention",) * len(parts.decoder_attention)
     return len(kinds) == parts.num_decoder_layers and all(k == "full_attention" for k in kinds)
 
 
-def batch_rows(viz: Visualizer, tokens: int, most: int, budget: int = CACHE_BUDGET) -> int:
-    """Rows per forced forward whose cache of ``tokens`` positions fits ``budget`` bytes: at least 1,
+def batch_rows(row: int, most: int, budget: int = CACHE_BUDGET) -> int:
+    """Rows per forced forward whose cache of ``row`` bytes each fits ``budget`` bytes: at least 1,
     at most ``most``."""
-    return max(1, min(most, budget // max(1, row_bytes(viz, tokens))))
+    return max(1, min(most, budget // max(1, row)))
 
 
 @dataclass

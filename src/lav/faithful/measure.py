@@ -109,8 +109,9 @@ def faithfulness(
     point), ``orders`` (each order's curves: ``logprob`` of the coordinate tokens and ``hit``), and
     ``auc`` per map name, its ``<name>_inverse`` and ``random``: ``deletion_auc`` / ``insertion_auc``
     (area under the coordinate tokens' mean probability, exp(logprob / tokens)) and
-    ``deletion_hit_auc`` / ``insertion_hit_auc`` (area under the click-in-target curve). A result
-    without a click gives ``{"skipped": why}``.
+    ``deletion_hit_auc`` / ``insertion_hit_auc`` (area under the click-in-target curve), with
+    ``forwards`` (step images) and the ``batch_size`` they ran in. A result without a click gives
+    ``{"skipped": why}``.
     """
     checks = checks or CheckOptions(faithfulness=True)
     if res.click is None:
@@ -160,7 +161,9 @@ def faithfulness(
     ]
     plan = ends + inner
     with _running(viz, res):
-        scored = _score(viz, res, analysis, plan, picture, grid, hit, checks.batch_size, 2 * checks.steps)
+        scored, batch = _score(
+            viz, res, analysis, plan, picture, grid, hit, checks.batch_size, 2 * checks.steps
+        )
     at = dict(zip(plan, scored, strict=True))
     blurred_end = at[_Step("blurred" if checks.removal != "blur" else "removed", "", 0)]
     first = at[ends[0]]
@@ -185,6 +188,7 @@ def faithfulness(
         "orders": curves,
         "auc": _aucs(curves, names, xs, tokens),
         "forwards": len(plan),
+        "batch_size": batch,
         "seconds": time.perf_counter() - t0,
     }
     return out
@@ -245,18 +249,19 @@ def _score(
     hit: Hit,
     batch: int | None,
     most: int,
-) -> list[tuple[float, bool, int]]:
+) -> tuple[list[tuple[float, bool, int]], int]:
     """(log-probability of the answer's coordinate tokens, greedy click on target, coordinate tokens)
-    for every step of ``plan``, ``batch`` images per forward (None: as many as `decode.CACHE_BUDGET`
+    for every step of ``plan``, and the batch size it ran: ``batch`` images per forward (None: as many as `decode.CACHE_BUDGET`
     of key/value cache allows, at most ``most``: see `lav.faithful.decode`)."""
     opts = _prompt_options(viz, analysis)
     ends = torch.tensor(sorted(viz.end_ids()))
-    pooling = poolable(viz)
+    pooling = poolable(viz.parts)
     requests = _requests(res, [picture(plan[0])], opts, res.response)
     length = prepare(viz, requests).inputs["input_ids"].shape[1]
+    row = row_bytes(viz, length)
     if batch is None:
-        batch = batch_rows(viz, length, most)
-    batch_bytes = batch * row_bytes(viz, length)
+        batch = batch_rows(row, most)
+    batch_bytes = batch * row
     # A batch the user asked for always runs, whatever its cache.
     pool = GreedyPool(viz, 0, max(CACHE_BUDGET, batch_bytes)) if pooling else None
     pending: dict[int, tuple[Request, Grid]] = {}
@@ -325,7 +330,7 @@ def _score(
                 hits[first + i] = click is not None and bool(hit(click.x, click.y))
     if pending:
         settle()
-    return [(lp, bool(h), len(coords or ())) for lp, h in zip(coord_lps, hits, strict=True)]
+    return [(lp, bool(h), len(coords or ())) for lp, h in zip(coord_lps, hits, strict=True)], batch
 
 
 def read_answers(
