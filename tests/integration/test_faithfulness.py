@@ -133,16 +133,28 @@ def test_click_checks_continued_on_the_forward_cache_equal_fresh_greedy_answers(
 
     def run(opts: CheckOptions) -> dict:
         out = faithfulness(viz, res, opts, hit=lambda x, y: point_in_box(x, y, box))
-        out.pop("seconds")
+        out.pop("seconds"), out.pop("batch_size")
         return out
 
     monkeypatch.setattr(decode.GreedyPool, "decode", counted)
     pooled = run(checks)
     assert len(decoded) == 1 and decoded[0] > 2 * checks.steps, "one decode for the steps of every batch"
     decoded.clear()
-    monkeypatch.setattr(measure, "CACHE_BUDGET", 0)  # the pool then holds one batch's rows at most
+    # The cache held when a forward ends (the pooled rows and the forward's own) within the budget,
+    # which is one batch's cache here: the pool decodes before every batch that finds rows in it.
+    held: list[tuple[int, int]] = []
+    add = decode.GreedyPool.add
+
+    def checked(self, keys, inputs, cache, *args):
+        kept = sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+        held.append((self.bytes + kept, self.budget))
+        return add(self, keys, inputs, cache, *args)
+
+    monkeypatch.setattr(decode.GreedyPool, "add", checked)
+    monkeypatch.setattr(measure, "CACHE_BUDGET", 0)
     small = run(dataclasses.replace(checks, batch_size=4))
     assert len(decoded) > 5 and sum(decoded) > 2 * checks.steps
+    assert held and all(b <= budget for b, budget in held), held
     monkeypatch.setattr(decode.GreedyPool, "add", lambda *a, **k: False)  # every step generates afresh
     fresh = run(checks)
     assert pooled == fresh and small == fresh
