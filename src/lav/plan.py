@@ -154,6 +154,9 @@ def plan(
         f"({_gib(mem.vision_records)} kept, one block's pass {_gib(mem.vision_call)}), focus {_gib(mem.decoder)} "
         "on the last decoder layer's (lav.capture.memory)"
     ]
+    notes.append(
+        _faithfulness_note(config, parts, n // merge**2 + PROMPT_TOKENS + max_new_tokens, torch_dtype)
+    )
     if adapter is not None:
         from .files import check_adapter_folder
 
@@ -163,6 +166,23 @@ def plan(
     if "disk" in weights:
         notes.append("disk-offloaded layers run on the main device: leave room for the largest layer there")
     return Plan({k: v for k, v in dmap.items()}, weights, capture, (h // patch, w // patch), notes)
+
+
+def _faithfulness_note(config, parts, tokens: int, dtype: torch.dtype) -> str:
+    """What ``--faithfulness`` keeps besides the run: each forced batch's key/value cache (and the
+    pooled rows whose greedy answers are decoded on), within `lav.faithful.decode.CACHE_BUDGET`."""
+    from .faithful.decode import CACHE_BUDGET, batch_rows, cache_bytes, poolable
+    from .faithful.options import DEFAULT_STEPS
+
+    if not poolable(parts):
+        return "faithfulness: no key/value cache kept (linear-attention layers: changed clicks are generated afresh)"
+    row = cache_bytes(config, len(parts.decoder_attention), tokens, dtype.itemsize)
+    batch = batch_rows(row, 2 * DEFAULT_STEPS)
+    held = f"at most {_gib(max(CACHE_BUDGET, row))} of cache held, pooled rows included"
+    return (
+        f"faithfulness: key/value cache {_gib(row)} per step image; {batch} images per forward by default "
+        f"({held}; --faithfulness-batch-size to set)"
+    )
 
 
 def _not_quantized(empty) -> list[str]:

@@ -47,6 +47,29 @@ def test_run_refuses_a_check_option_without_its_check(tmp_path, capsys):
     assert "--steps needs --faithfulness" in capsys.readouterr().err
 
 
+def test_run_faithfulness_batch_size_changes_the_batches_not_the_curves(tmp_path, capsys):
+    """``--faithfulness-batch-size``: the steps run in batches of that size (recorded), and every curve
+    equals the default batching's; without ``--faithfulness`` it is refused."""
+    runs = {}
+    for name, extra in (("auto", ()), ("three", ("--faithfulness-batch-size", "3"))):
+        lav(
+            "run", "--model", "demo", "--adapter", "demo", "--image", assets.SCREEN,
+            "--instruction", assets.instruction(), "--out", tmp_path / name, "--device", "cpu",
+            "--faithfulness", "--steps", "3", *extra,
+        )  # fmt: skip
+        runs[name] = json.loads((tmp_path / name / "result.json").read_text())["faithfulness"]
+    assert runs["auto"]["batch_size"] == 6 and runs["three"]["batch_size"] == 3  # 6: 2 x --steps
+    for f in runs.values():
+        f.pop("seconds"), f.pop("batch_size")
+    assert runs["auto"] == runs["three"]
+    from lav.cli import main
+
+    code = main(["run", "--model", "demo", "--image", str(assets.SCREEN), "--instruction", "x",
+                 "--out", str(tmp_path / "o"), "--faithfulness-batch-size", "3"])  # fmt: skip
+    assert code == 2
+    assert "--faithfulness-batch-size needs --faithfulness" in capsys.readouterr().err
+
+
 def test_eval_faithfulness_block_on_demo_data(tmp_path):
     data = demo_data(tmp_path / "data", 2)
     out = demo_eval(data, tmp_path / "eval", "--faithfulness", "--steps", "2", "--zoom", save_maps=False)

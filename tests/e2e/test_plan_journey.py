@@ -51,3 +51,28 @@ def test_plans_capture_estimate_is_within_a_quarter_of_what_capture_held(folder,
     with tagged_capture(monkeypatch), torch.inference_mode():
         held, _ = peaks(lambda: viz.analyze(image, "Click the Save button"))
     assert abs(capture["cpu"] - held) <= 0.25 * held, (capture["cpu"], held)
+
+
+def test_plans_faithfulness_cache_is_what_a_forced_forward_keeps(folder, capsys):
+    """The faithfulness line's key/value cache per step image against the cache a forced forward of
+    that screenshot really keeps (its tensors' bytes), within a quarter (the plan assumes a prompt of
+    `lav.plan.PROMPT_TOKENS` and an answer of 64 tokens)."""
+    from lav.scoring import cache_of
+    from lav.stages import Request, prepare
+
+    size = SIZES[-1]
+    assert main(["plan", "--model", str(folder), "--image-size", *map(str, size), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(
+        r"^faithfulness: key/value cache ([\d.]+) (B|KiB|MiB|GiB) per step image; (\d+) images", out, re.M
+    )
+    assert found, out
+    planned = float(found[1]) * _UNITS[found[2]]
+    viz = lav.load(folder, device="cpu")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    inputs = prepare(viz, [Request(image, "Click the Save button", "(500, 500)")]).inputs
+    with torch.inference_mode():
+        cache = cache_of(viz.model(**inputs, use_cache=True))
+    held = sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+    assert abs(planned - held) <= 0.25 * held, (planned, held)
+    assert int(found[3]) == 20  # a tiny model's cache is far below the budget: twice the default steps

@@ -1,4 +1,4 @@
-"""`lav.faithful.measure.greedy_answers`: greedy decoding continued on a forced forward's own cache
+"""`lav.faithful.decode.greedy_answers`: greedy decoding continued on a forced forward's own cache
 equals a fresh `generate` from the prompt, on tiny models of every family.
 
 A batch of differently masked copies of one screenshot. Forced answers: one the random model would
@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import lav
-from lav.faithful.measure import greedy_answers
+from lav.faithful.decode import GreedyPool, greedy_answers, poolable, row_bytes
 from lav.scoring import cache_of
 from lav.stages import Request, pad_id, prepare
 from lav.testing import available_families
@@ -71,11 +71,13 @@ def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, sc
         seven, eight = (viz.processor.tokenizer.convert_tokens_to_ids(d) for d in "78")
         own[:, -1] = torch.tensor([seven if t != seven else eight for t in own[:, -1].tolist()])
         unlikely = prepare(viz, [Request(im, "click the red button", "(123, 456)") for im in images])
-        for inputs, rows in (
+        cases = (
             (unlikely.inputs, [0, 1, 2]),
             (unlikely.inputs, [1]),
             (_forced(prompt.inputs, own), [0, 1, 2]),  # agrees up to its changed token: cut there
-        ):
+        )
+        pool = GreedyPool(viz, NEW)
+        for case, (inputs, rows) in enumerate(cases):
             out = viz.model(**inputs, use_cache=True)
             n = inputs["input_ids"].shape[1] - start
             greedy = out.logits[:, -(n + 1) :].argmax(-1)
@@ -84,3 +86,25 @@ def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, sc
                 assert got is None
                 continue
             assert got == [want[i] for i in rows]
+            # The same rows pooled across the three forwards (each cut at its own place, then all at
+            # the earliest) and decoded together; decoding above left this forward's cache as it was.
+            assert pool.add([(case, i) for i in rows], inputs, cache_of(out), start, greedy, rows)
+        assert poolable(viz.parts) != recurrent
+        if not recurrent:
+            assert pool.decode() == {(c, i): want[i] for c, (_, rows) in enumerate(cases) for i in rows}
+            assert len(pool) == 0 and pool.bytes == 0
+
+
+@pytest.mark.parametrize("family", available_families())
+def test_cache_bytes_per_row_equal_the_forward_cache(family, checkpoint, screenshot):
+    """`row_bytes` (what sizes a faithfulness batch and `lav plan` counts) equals the bytes of the
+    key/value cache a forced forward keeps, per row, on every family whose cache keeps positions."""
+    viz = lav.load(str(checkpoint(family)), device="cpu")
+    if not poolable(viz.parts):
+        pytest.skip("linear-attention layers keep a recurrent state; their steps generate afresh")
+    requests = [Request(screenshot, "click the red button", "(123, 456)")] * 2
+    inputs = prepare(viz, requests).inputs
+    with torch.inference_mode():
+        cache = cache_of(viz.model(**inputs, use_cache=True))
+    held = sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+    assert held == 2 * row_bytes(viz, inputs["input_ids"].shape[1])

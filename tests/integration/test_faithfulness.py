@@ -115,26 +115,48 @@ def test_base_result_runs_with_the_adapter_disabled(demo):
 
 
 def test_click_checks_continued_on_the_forward_cache_equal_fresh_greedy_answers(demo, monkeypatch):
-    """The steps whose greedy answer differs are decoded on from the forced forward's cache; the
-    curves (every step's click on target or not) equal those of a fresh generate per step."""
-    from lav.faithful import measure
+    """The steps whose greedy answer differs are decoded on from the forced forwards' caches, pooled
+    across batches; the curves (every step's click on target or not) equal those of a fresh generate
+    per step, whether the pool decodes once (the demo's cache fits the budget) or before every batch
+    (a budget of one batch's cache)."""
+    from lav.faithful import decode, measure
 
     viz, res, box = demo
     checks = CheckOptions(faithfulness=True, steps=10)
-    calls = []
-    real = measure.greedy_answers
+    decoded: list[int] = []
+    real = decode.GreedyPool.decode
 
-    def counted(*args, **kwargs):
-        out = real(*args, **kwargs)
-        calls.append(out is not None)
+    def counted(self):
+        out = real(self)
+        decoded.append(len(out))
         return out
 
-    monkeypatch.setattr(measure, "greedy_answers", counted)
-    continued = faithfulness(viz, res, checks, hit=lambda x, y: point_in_box(x, y, box))
-    assert calls and all(calls), "the demo's steps whose answer changes should decode on from the cache"
-    monkeypatch.setattr(measure, "greedy_answers", lambda *a, **k: None)
-    fresh = faithfulness(viz, res, checks, hit=lambda x, y: point_in_box(x, y, box))
-    continued.pop("seconds"), fresh.pop("seconds")
-    assert continued == fresh
+    def run(opts: CheckOptions) -> dict:
+        out = faithfulness(viz, res, opts, hit=lambda x, y: point_in_box(x, y, box))
+        out.pop("seconds"), out.pop("batch_size")
+        return out
+
+    monkeypatch.setattr(decode.GreedyPool, "decode", counted)
+    pooled = run(checks)
+    assert len(decoded) == 1 and decoded[0] > 2 * checks.steps, "one decode for the steps of every batch"
+    decoded.clear()
+    # The cache held when a forward ends (the pooled rows and the forward's own) within the budget,
+    # which is one batch's cache here: the pool decodes before every batch that finds rows in it.
+    held: list[tuple[int, int]] = []
+    add = decode.GreedyPool.add
+
+    def checked(self, keys, inputs, cache, *args):
+        kept = sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
+        held.append((self.bytes + kept, self.budget))
+        return add(self, keys, inputs, cache, *args)
+
+    monkeypatch.setattr(decode.GreedyPool, "add", checked)
+    monkeypatch.setattr(measure, "CACHE_BUDGET", 0)
+    small = run(dataclasses.replace(checks, batch_size=4))
+    assert len(decoded) > 5 and sum(decoded) > 2 * checks.steps
+    assert held and all(b <= budget for b, budget in held), held
+    monkeypatch.setattr(decode.GreedyPool, "add", lambda *a, **k: False)  # every step generates afresh
+    fresh = run(checks)
+    assert pooled == fresh and small == fresh
     hits = [h for o in fresh["orders"].values() for c in o.values() for h in c["hit"]]
     assert any(hits) and not all(hits), "the comparison needs steps on and off the target"

@@ -10,11 +10,12 @@ for three random orders (the ``random`` baseline) and each map's inverse order c
 The greedy click of a step is read from the forced forward itself where it can be: greedy decoding
 picks the most likely token at each position, so when the forward's most likely token at every answer
 position is the answer's own (and the one after it ends the turn), the greedy answer *is* the
-model's answer. The other steps' greedy answers are decoded on from that forward's own cache
-(`greedy_answers`), cut back to the earliest position where one of them differs (greedy decoding
-agrees with the forced answer up to there), at most to the answer's length plus a few tokens, and
-only until those steps' answers have ended; where the cache cannot be cut back (linear-attention
-layers) those steps generate afresh (`ask`). Every
+model's answer. The other steps' greedy answers are decoded on from their forwards' own caches
+(`lav.faithful.decode`): greedy decoding agrees with the forced answer up to a step's first
+differing position, so only from there on, at most to the answer's length plus a few tokens, and
+the rows of several batches together (one forward per token for all of them), holding at most
+`decode.CACHE_BUDGET` bytes of cache; a batch's size is chosen within that budget too. Where the
+cache cannot be cut back (linear-attention layers) those steps generate afresh (`ask`). Every
 image of a step is cut in original-image pixels, cell by cell, through the processor's resize
 (`lav.faithful.cells.cell_labels`), so every family works unchanged.
 
@@ -39,9 +40,10 @@ from ..coords import Click
 from ..errors import LavError
 from ..geometry import Grid
 from ..options import AnalysisOptions
-from ..scoring import cache_of, forward_parameters, keeps_logits
+from ..scoring import cache_of, keeps_logits
 from ..stages import Request, pad_id, prepare, read_click, strip_end
 from . import cells as C
+from .decode import CACHE_BUDGET, GreedyPool, batch_rows, poolable, row_bytes
 from .options import RANDOM_SEEDS, CheckOptions
 
 if TYPE_CHECKING:
@@ -107,8 +109,9 @@ def faithfulness(
     point), ``orders`` (each order's curves: ``logprob`` of the coordinate tokens and ``hit``), and
     ``auc`` per map name, its ``<name>_inverse`` and ``random``: ``deletion_auc`` / ``insertion_auc``
     (area under the coordinate tokens' mean probability, exp(logprob / tokens)) and
-    ``deletion_hit_auc`` / ``insertion_hit_auc`` (area under the click-in-target curve). A result
-    without a click gives ``{"skipped": why}``.
+    ``deletion_hit_auc`` / ``insertion_hit_auc`` (area under the click-in-target curve), with
+    ``forwards`` (step images) and the ``batch_size`` they ran in. A result without a click gives
+    ``{"skipped": why}``.
     """
     checks = checks or CheckOptions(faithfulness=True)
     if res.click is None:
@@ -157,9 +160,10 @@ def faithfulness(
         for k in range(1, checks.steps)
     ]
     plan = ends + inner
-    batch = checks.batch_size or 2 * checks.steps
     with _running(viz, res):
-        scored = _score(viz, res, analysis, plan, picture, grid, hit, batch)
+        scored, batch = _score(
+            viz, res, analysis, plan, picture, grid, hit, checks.batch_size, 2 * checks.steps
+        )
     at = dict(zip(plan, scored, strict=True))
     blurred_end = at[_Step("blurred" if checks.removal != "blur" else "removed", "", 0)]
     first = at[ends[0]]
@@ -184,6 +188,7 @@ def faithfulness(
         "orders": curves,
         "auc": _aucs(curves, names, xs, tokens),
         "forwards": len(plan),
+        "batch_size": batch,
         "seconds": time.perf_counter() - t0,
     }
     return out
@@ -242,23 +247,48 @@ def _score(
     picture: Callable[[_Step], Image.Image],
     grid: Grid,
     hit: Hit,
-    batch: int,
-) -> list[tuple[float, bool, int]]:
+    batch: int | None,
+    most: int,
+) -> tuple[list[tuple[float, bool, int]], int]:
     """(log-probability of the answer's coordinate tokens, greedy click on target, coordinate tokens)
-    for every step of ``plan``, ``batch`` images per forward."""
+    for every step of ``plan``, and the batch size it ran: ``batch`` images per forward (None: as many as `decode.CACHE_BUDGET`
+    of key/value cache allows, at most ``most``: see `lav.faithful.decode`)."""
     opts = _prompt_options(viz, analysis)
     ends = torch.tensor(sorted(viz.end_ids()))
+    pooling = poolable(viz.parts)
+    requests = _requests(res, [picture(plan[0])], opts, res.response)
+    length = prepare(viz, requests).inputs["input_ids"].shape[1]
+    row = row_bytes(viz, length)
+    if batch is None:
+        batch = batch_rows(row, most)
+    batch_bytes = batch * row
+    # A batch the user asked for always runs, whatever its cache.
+    pool = GreedyPool(viz, 0, max(CACHE_BUDGET, batch_bytes)) if pooling else None
+    pending: dict[int, tuple[Request, Grid]] = {}
+    hits: list[bool | None] = [None] * len(plan)
+    coord_lps: list[float] = []
     extra = {}
     coords: list[int] | None = None
-    out: list[tuple[float, bool, int]] = []
-    for start in range(0, len(plan), batch):
-        images = [picture(s) for s in plan[start : start + batch]]
+
+    def settle() -> None:
+        """The pooled steps' greedy answers, decoded together, and their clicks."""
+        found = pool.decode()
+        keys = list(found)
+        answers = read_answers(
+            viz, [pending[k][0] for k in keys], [pending[k][1] for k in keys], [found[k] for k in keys], opts
+        )
+        for key, (_, click) in zip(keys, answers, strict=True):
+            hits[key] = click is not None and bool(hit(click.x, click.y))
+            del pending[key]
+
+    for first in range(0, len(plan), batch):
+        images = [picture(s) for s in plan[first : first + batch]]
         requests = _requests(res, images, opts, res.response)
         prepared = prepare(viz, requests)
         inputs = prepared.inputs
         a = prepared.answer_starts[0]
         n = inputs["input_ids"].shape[1] - a
-        if any(s != a for s in prepared.answer_starts) or n < 1:
+        if any(s != a for s in prepared.answer_starts) or n < 1 or inputs["input_ids"].shape[1] != length:
             raise LavError("the forced answer tokenised differently across the steps; please report it")
         answer = inputs["input_ids"][0, -n:].tolist()
         if coords is None:
@@ -267,95 +297,40 @@ def _score(
             if not coords:
                 raise LavError("the answer's coordinate tokens were not found; cannot score its probability")
             extra = {"logits_to_keep": n + 1} if keeps_logits(viz.model) else {}
-        # The cache is kept (one batch's keys and values) to continue a differing greedy answer.
-        forward = viz.model(**inputs, use_cache=True, **extra)
+            if pool is not None:
+                pool.max_new_tokens = n + EXTRA_TOKENS
+        if pool is not None and not pool.fits(batch_bytes):
+            settle()
+        # With a cache that can be cut back, the forward keeps it: the steps whose greedy answer
+        # differs from the forced one decode on from it (pooled, within the budget).
+        forward = viz.model(**inputs, use_cache=pool is not None, **extra)
         logits = forward.logits[:, -(n + 1) :].float()
         logp = torch.log_softmax(logits[:, :n], dim=-1)
         ids = inputs["input_ids"][:, -n:]
         token_lp = logp.gather(-1, ids[..., None])[..., 0]
-        coord_lp = token_lp[:, coords].sum(-1).double().cpu().tolist()
+        coord_lps.extend(token_lp[:, coords].sum(-1).double().cpu().tolist())
         greedy = logits.argmax(-1)
         differs = torch.cat([greedy[:, :n] != ids, ~torch.isin(greedy[:, n:].cpu(), ends).to(ids.device)], 1)
-        hits: list[bool | None] = [
-            None if d else bool(hit(res.click.x, res.click.y)) for d in differs.any(-1).tolist()
-        ]
-        todo = [i for i, h in enumerate(hits) if h is None]
-        if todo:
-            tokens = greedy_answers(viz, inputs, cache_of(forward), a, greedy, todo, n + EXTRA_TOKENS)
-            del forward
-            if tokens is None:  # a cache that cannot be cut back (linear attention): ask afresh
-                answers = ask(viz, res, [images[i] for i in todo], analysis, None, n + EXTRA_TOKENS)
+        todo = []
+        for i, d in enumerate(differs.any(-1).tolist()):
+            if d:
+                todo.append(i)
             else:
-                answers = read_answers(
-                    viz, [requests[i] for i in todo], [prepared.grids[i] for i in todo], tokens, opts
-                )
+                hits[first + i] = bool(hit(res.click.x, res.click.y))
+        keys = [first + i for i in todo]
+        pooled = (
+            bool(todo) and pool is not None and pool.add(keys, inputs, cache_of(forward), a, greedy, todo)
+        )
+        del forward  # the pool keeps a copy of the rows it decodes on
+        if pooled:
+            pending.update({first + i: (requests[i], prepared.grids[i]) for i in todo})
+        elif todo:  # a cache that cannot be cut back (linear attention): ask afresh
+            answers = ask(viz, res, [images[i] for i in todo], analysis, None, n + EXTRA_TOKENS)
             for i, (_, click) in zip(todo, answers, strict=True):
-                hits[i] = click is not None and bool(hit(click.x, click.y))
-        out.extend((lp, bool(h), len(coords)) for lp, h in zip(coord_lp, hits, strict=True))
-    return out
-
-
-def greedy_answers(
-    viz: Visualizer,
-    inputs: dict[str, torch.Tensor],
-    cache: Any,
-    start: int,
-    greedy: torch.Tensor,
-    rows: Sequence[int],
-    max_new_tokens: int,
-) -> list[list[int]] | None:
-    """The greedy answers (token ids before the end token, at most ``max_new_tokens``) of ``rows`` of
-    a forced batch, decoded on from its forced forward: its ``cache`` and its most likely tokens
-    ``greedy`` (batch, answer length + 1) at the answer's positions and the one after. None when the
-    cache cannot be cut back (layers that keep a recurrent state instead of per-position keys).
-
-    Greedy decoding agrees with the forced answer up to a row's first differing position; the cache
-    is cut back to the earliest of those among ``rows`` and decoding goes on from there, one token
-    per forward for the whole batch, until every one of ``rows`` has ended. The rows must be
-    unpadded and the model's last forward the forced one (its 3-D rotary offsets are the ones
-    decoding continues from).
-    """
-    ids = inputs["input_ids"]
-    length = ids.shape[1]
-    n = length - start
-    if cache is None or not hasattr(cache, "crop") or cache.get_seq_length() != length:
-        return None
-    differs = (greedy[:, :n] != ids[:, start:]).tolist()
-    cut = start + min(differs[i].index(True) if True in differs[i] else n for i in rows)
-    if not _cut(cache, cut - 1):
-        return None
-    ends = viz.end_ids()
-    answers = {i: ids[i, start:cut].tolist() for i in rows}
-    going = {i for i in rows if len(answers[i]) < max_new_tokens}
-    token, at = ids[:, cut - 1 : cut], cut - 1
-    # transformers 5 names the cache ``cache`` and reads the positions from its length; 4.57 takes
-    # ``past_key_values`` and the positions as ``cache_position``.
-    params = forward_parameters(viz.model)
-    kwargs = {"use_cache": True, "cache" if "cache" in params else "past_key_values": cache}
-    while going:
-        if "cache_position" in params:
-            kwargs["cache_position"] = torch.tensor([at], device=token.device)
-        token = viz.model(input_ids=token, **kwargs).logits[:, -1].argmax(-1, keepdim=True)
-        at += 1
-        for i, t in enumerate(token[:, 0].tolist()):
-            if i not in going:
-                continue
-            if t in ends:
-                going.discard(i)
-                continue
-            answers[i].append(t)
-            if len(answers[i]) >= max_new_tokens:
-                going.discard(i)
-    return [answers[i] for i in rows]
-
-
-def _cut(cache: Any, keep: int) -> bool:
-    """Cut ``cache`` back to its first ``keep`` positions; False where it cannot be (linear attention)."""
-    try:
-        cache.crop(keep - cache.get_seq_length())  # a negative size removes tokens, in 4.57 and 5 alike
-    except (ValueError, RuntimeError, NotImplementedError):
-        return False
-    return cache.get_seq_length() == keep
+                hits[first + i] = click is not None and bool(hit(click.x, click.y))
+    if pending:
+        settle()
+    return [(lp, bool(h), len(coords or ())) for lp, h in zip(coord_lps, hits, strict=True)], batch
 
 
 def read_answers(

@@ -26,7 +26,8 @@ class CheckOptions:
     ``removal``: how a removed cell is filled (``mean`` colour or ``blur``); ``steps``: points of a
     curve after the first (a fixed fraction of the cells each); ``zoom``: the attention-guided zoom
     test (`lav.faithful.zoom`), cropping ``1/zoom_factor`` of each side around each map's peak;
-    ``batch_size``: images per forward (None: the steps of one order, deletion and insertion)."""
+    ``batch_size``: step images per forced forward (None: as many as `lav.faithful.decode.CACHE_BUDGET`
+    bytes of key/value cache hold, at most the steps of one order, deletion and insertion)."""
 
     faithfulness: bool = False
     removal: str = "mean"
@@ -71,7 +72,8 @@ class CheckOptions:
 
 
 def add_check_args(p: argparse.ArgumentParser) -> None:
-    """``--faithfulness``, ``--removal``, ``--steps``, ``--zoom``, ``--zoom-factor`` on a command."""
+    """``--faithfulness``, ``--removal``, ``--steps``, ``--faithfulness-batch-size``, ``--zoom``,
+    ``--zoom-factor`` on a command."""
     from ..argtypes import whole
 
     g = p.add_argument_group("does the map explain the click")
@@ -86,6 +88,13 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--steps", type=whole(2, MAX_STEPS), help=f"points of each curve (default {DEFAULT_STEPS})"
+    )
+    g.add_argument(
+        "--faithfulness-batch-size",
+        type=whole(1, 10_000),
+        metavar="N",
+        help="step images per forced forward (default: as many as 2 GiB of key/value cache holds, at most "
+        "twice --steps; see lav plan)",
     )
     g.add_argument(
         "--zoom", action="store_true", help="crop around each map's peak, ask again, map the click back"
@@ -114,6 +123,8 @@ def check_options(args: argparse.Namespace) -> CheckOptions | None:
         raise InputError("--removal needs --faithfulness")
     if args.steps is not None and not args.faithfulness:
         raise InputError("--steps needs --faithfulness")
+    if args.faithfulness_batch_size is not None and not args.faithfulness:
+        raise InputError("--faithfulness-batch-size needs --faithfulness")
     if args.zoom_factor is not None and not args.zoom:
         raise InputError("--zoom-factor needs --zoom")
     if not (args.faithfulness or args.zoom):
@@ -124,4 +135,5 @@ def check_options(args: argparse.Namespace) -> CheckOptions | None:
         steps=args.steps or DEFAULT_STEPS,
         zoom=args.zoom,
         zoom_factor=DEFAULT_ZOOM_FACTOR if args.zoom_factor is None else args.zoom_factor,
+        batch_size=args.faithfulness_batch_size,
     )
