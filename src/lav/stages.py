@@ -181,6 +181,17 @@ def _pad_left(encoded: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, 
     return out
 
 
+def _split(enc: dict[str, Any], k: int) -> list[dict[str, torch.Tensor]]:
+    """One processor output for ``k`` images of equal-length texts as ``k`` single-item outputs:
+    ``pixel_values`` (patches of every image, dim) cut by each image's t*h*w, every other tensor by row."""
+    tensors = {key: v for key, v in enc.items() if isinstance(v, torch.Tensor)}
+    pixels = tensors["pixel_values"].split([int(n) for n in tensors["image_grid_thw"].prod(-1)])
+    return [
+        {key: pixels[i] if key == "pixel_values" else v[i : i + 1] for key, v in tensors.items()}
+        for i in range(k)
+    ]
+
+
 def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 0) -> Prepared:
     """Left-padded batch inputs for ``requests`` (all forced, or all generated).
 
@@ -194,19 +205,30 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
     # The processor's own resize bounds unless a preset or the user set others (`size` is the
     # keyword both transformers 4.57 and 5 take at call time).
     resize = {} if viz.image_pixels is None else {"size": _size_kwarg(viz.image_pixels)}
-    encoded, prompt_lengths = [], []
-    for r in requests:
+    # One processor call per group of requests with equal texts and image sizes: equal lengths, no
+    # padding, so its rows are what one call per request gives (the processor's own overhead per call
+    # is most of `prepare`'s time on the faithfulness pass's masked copies of one screenshot). The
+    # mode is in the key too: the image processor infers the channel layout from a call's first image.
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(requests):
+        key = (r.instruction, r.system, r.template, r.response, r.image.size, r.image.mode)
+        groups.setdefault(key, []).append(i)
+    encoded: list[dict[str, torch.Tensor]] = [{} for _ in requests]
+    prompt_lengths = [0] * len(requests)
+    for rows in groups.values():
+        r = requests[rows[0]]
         size = _resized_size(viz, r.image) if needs_size(r.system, r.template) else None
         text = prompt_text(processor, r.instruction, r.system, r.template, size)
         full = text + (r.response or "")
-        enc = dict(processor(text=[full], images=[r.image], return_tensors="pt", **resize))
+        images = [requests[i].image for i in rows]
+        enc = dict(processor(text=[full] * len(rows), images=images, return_tensors="pt", **resize))
         ids = enc["input_ids"][0]
         if size is not None:
             _check_size(size, enc["image_grid_thw"][0], viz.parts.patch)
         check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
-        if forced:
-            prompt_lengths.append(_prompt_length(tok, text, ids, viz.parts.image_token_id))
-        encoded.append({k: v for k, v in enc.items() if isinstance(v, torch.Tensor)})
+        n = _prompt_length(tok, text, ids, viz.parts.image_token_id) if forced else 0
+        for i, one in zip(rows, _split(enc, len(rows)), strict=True):
+            encoded[i], prompt_lengths[i] = one, n
     inputs = _pad_left(encoded, pad_id(viz))
     length = inputs["input_ids"].shape[1]
     if forced:
