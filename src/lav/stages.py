@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -277,8 +277,23 @@ def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) 
     return n
 
 
-def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) -> Ran:
-    """One generate (or forward) over the batch with capture on; each item's answer token ids."""
+def forced_ids(viz: Visualizer, prepared: Prepared) -> list[list[int]]:
+    """Each item's forced answer token ids (end of turn stripped), known before the forward."""
+    ids, ends = prepared.inputs["input_ids"], viz.end_ids()
+    return [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(prepared.answer_starts)]
+
+
+def run(
+    viz: Visualizer,
+    prepared: Prepared,
+    needs: Needs,
+    max_new_tokens: int,
+    rows_at: Collection[int] | None = None,
+) -> Ran:
+    """One generate (or forward) over the batch with capture on; each item's answer token ids.
+
+    ``rows_at``: the only absolute query positions whose decoder rows are recorded (None: every
+    answer position; see `lav.capture.capture`)."""
     inputs = prepared.inputs
     rows_from = min(prepared.answer_starts) - 1
     t0 = time.perf_counter()
@@ -291,6 +306,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
             rows_from=rows_from,
             hidden_layers=needs.hidden_layers,
             parts=viz.parts,
+            rows_at=rows_at,
         ) as rec,
     ):
         starts = prepared.answer_starts
@@ -317,8 +333,11 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
                     output_scores=False,
                 )
             ids = out.sequences
-        ends = viz.end_ids()
-        answers = [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
+        if prepared.forced:
+            answers = forced_ids(viz, prepared)
+        else:
+            ends = viz.end_ids()
+            answers = [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
         lengths = [len(a) for a in answers]
         if prepared.forced:
             scores = forced_scores(logits, ids, starts, lengths, first)
