@@ -350,15 +350,21 @@ class Visualizer:
         t_early = time.perf_counter() - t1
         rows_at = None
         if early is not None:
-            rows_at = {s - 1 + i for a, s in zip(early, prepared.answer_starts, strict=True) for i in a.rows.rows}
+            rows_at = {
+                s - 1 + i for a, s in zip(early, prepared.answer_starts, strict=True) for i in a.rows.rows
+            }
         say("forward" if prepared.forced else "generating")
         ran = run(self, prepared, needs, max_new_tokens, rows_at=rows_at)
         say("maps")
         t1 = time.perf_counter()
-        answers = early if early is not None else [
-            read_click(self, r, g, ids, rules)
-            for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
-        ]
+        answers = (
+            early
+            if early is not None
+            else [
+                read_click(self, r, g, ids, rules)
+                for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
+            ]
+        )
         answers = [
             _scored(self, a, g, r, s)
             for a, g, r, s in zip(

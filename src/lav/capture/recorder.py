@@ -131,7 +131,9 @@ def _decoder_rows(
     start = 0 if k_len == q_len else rec._seen.get(layer, 0)
     rec._seen[layer] = start + q_len
     first = rec.rows_from if rec.rows_from is not None else start + q_len
-    local = [i for i in range(q_len) if start + i >= first and (rec.rows_at is None or start + i in rec.rows_at)]
+    local = [
+        i for i in range(q_len) if start + i >= first and (rec.rows_at is None or start + i in rec.rows_at)
+    ]
     if not local:
         return
     groups = query.shape[1] // key.shape[1]
