@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -505,6 +505,13 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
     split it differently from what the model generated.
     """
     offsets, prev = [], 0
+    plain = _plain_decode(tok)
+    if plain is not None:
+        for i in range(len(ids)):
+            cur = len(plain(ids[: i + 1]))
+            offsets.append((prev, cur))
+            prev = cur
+        return tok.decode(ids, skip_special_tokens=True), offsets
     # Prefixes as views of one array: the tokenizer turns each into a list with one ``tolist``; a
     # list is checked id by id in Python first, which over every prefix of a long answer (reasoning
     # models write hundreds of tokens) cost more than the forward itself.
@@ -514,3 +521,22 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
         offsets.append((prev, cur))
         prev = cur
     return tok.decode(ids, skip_special_tokens=True), offsets
+
+
+def _plain_decode(tok) -> Callable[[list[int]], str] | None:
+    """``tok.decode(ids, skip_special_tokens=True)`` computed by its `tokenizers` backend alone, where
+    transformers' decode adds nothing to it (a fast tokenizer with transformers' own ``decode`` and
+    ``_decode`` that does not clean up spaces: 4.57 and 5 then return the backend's text as it is);
+    None for any other tokenizer. transformers' wrapper converts and checks the ids of each call in
+    Python, which over every prefix of a 512-token answer cost more than the backend's decoding."""
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+    backend = getattr(tok, "backend_tokenizer", None)
+    if (
+        backend is None
+        or getattr(tok, "clean_up_tokenization_spaces", True)
+        or type(tok).decode is not PreTrainedTokenizerBase.decode
+        or type(tok)._decode is not PreTrainedTokenizerFast._decode
+    ):
+        return None
+    return lambda ids: backend.decode(ids, skip_special_tokens=True)
