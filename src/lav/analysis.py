@@ -32,7 +32,7 @@ from .options import DEFAULT_MAX_NEW_TOKENS, AnalysisOptions, LayerArg, options_
 from .placement import input_device
 from .presets import Preset
 from .result import Result
-from .stages import Answer, Request, make_maps, prepare, read_click, run
+from .stages import Answer, Prepared, Request, forced_ids, make_maps, prepare, read_click, run
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "ITEM_KEYS", "LayerArg", "Visualizer"]
 
@@ -344,14 +344,27 @@ class Visualizer:
         t0 = time.perf_counter()
         prepared = prepare(self, requests, 0 if requests[0].response is not None else max_new_tokens)
         t_prepare = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        # A forced batch's clicks are read before its forward (part of the maps stage's time).
+        early = _forced_clicks(self, prepared, rules)
+        t_early = time.perf_counter() - t1
+        rows_at = None
+        if early is not None:
+            rows_at = {
+                s - 1 + i for a, s in zip(early, prepared.answer_starts, strict=True) for i in a.rows.rows
+            }
         say("forward" if prepared.forced else "generating")
-        ran = run(self, prepared, needs, max_new_tokens)
+        ran = run(self, prepared, needs, max_new_tokens, rows_at=rows_at)
         say("maps")
         t1 = time.perf_counter()
-        answers = [
-            read_click(self, r, g, ids, rules)
-            for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
-        ]
+        answers = (
+            early
+            if early is not None
+            else [
+                read_click(self, r, g, ids, rules)
+                for r, g, ids in zip(requests, prepared.grids, ran.answers, strict=True)
+            ]
+        )
         answers = [
             _scored(self, a, g, r, s)
             for a, g, r, s in zip(
@@ -359,7 +372,7 @@ class Visualizer:
             )
         ]
         maps = make_maps(self, prepared, ran, answers, methods, selection)
-        t_maps = time.perf_counter() - t1
+        t_maps = time.perf_counter() - t1 + t_early
         n = len(requests)
         step = "forward" if prepared.forced else "generate"
         out = []
@@ -400,6 +413,21 @@ class Visualizer:
                 )
             )
         return out
+
+
+def _forced_clicks(viz: Visualizer, prepared: Prepared, rules: AnswerRules | None) -> list[Answer] | None:
+    """A forced batch's answers read before its forward (their ids are the inputs'), so the forward
+    records only the decoder rows the maps read; None for a generated batch, or when an answer
+    cannot be read (it then fails after the forward, with the same error as before)."""
+    if not prepared.forced:
+        return None
+    try:
+        return [
+            read_click(viz, r, g, ids, rules)
+            for r, g, ids in zip(prepared.requests, prepared.grids, forced_ids(viz, prepared), strict=True)
+        ]
+    except LavError:
+        return None
 
 
 def _scored(viz: Visualizer, answer: Answer, grid, request: Request, scores: TokenScores | None) -> Answer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -246,10 +247,7 @@ def input_device(model: torch.nn.Module) -> torch.device:
     the device of whichever parameter comes first.
     """
     embeddings = model.get_input_embeddings()
-    modules = dict(model.named_modules())
-    found = next((n for n, m in modules.items() if m is embeddings), "")
-    chain = [m for n, m in modules.items() if n == "" or found.startswith(n + ".")]
-    for module in [embeddings, *reversed(chain)]:
+    for module in [embeddings, *reversed(_ancestors(model, embeddings))]:
         device = _hook_device(getattr(module, "_hf_hook", None))
         if device is not None:
             return device
@@ -260,6 +258,31 @@ def input_device(model: torch.nn.Module) -> torch.device:
         if p.device.type != "meta":
             return p.device
     return torch.device("cpu")
+
+
+#: model -> the name of its input embeddings, found by a walk of every module, which on a small
+#: model costs as much as its forward at batch 1 (`lav eval` asks once per batch). A name, not the
+#: modules: a value that held the model would keep it alive in this weak dictionary.
+_EMBEDDING_NAMES: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
+
+
+def _ancestors(model: torch.nn.Module, embeddings: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules of ``model`` that hold ``embeddings``, root first (walked again when the name
+    found before no longer leads to them, e.g. after ``resize_token_embeddings``)."""
+    name = _EMBEDDING_NAMES.get(model)
+    if name is None or _submodule(model, name) is not embeddings:
+        name = next((n for n, m in model.named_modules() if m is embeddings), "")
+        _EMBEDDING_NAMES[model] = name
+    parts = name.split(".") if name else []
+    # The root, then every module between it and the embeddings.
+    return [model, *(model.get_submodule(".".join(parts[:i])) for i in range(1, len(parts)))]
+
+
+def _submodule(model: torch.nn.Module, name: str) -> torch.nn.Module | None:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
 
 
 def _hook_device(hook: Any) -> torch.device | None:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -277,8 +277,23 @@ def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) 
     return n
 
 
-def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) -> Ran:
-    """One generate (or forward) over the batch with capture on; each item's answer token ids."""
+def forced_ids(viz: Visualizer, prepared: Prepared) -> list[list[int]]:
+    """Each item's forced answer token ids (end of turn stripped), known before the forward."""
+    ids, ends = prepared.inputs["input_ids"], viz.end_ids()
+    return [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(prepared.answer_starts)]
+
+
+def run(
+    viz: Visualizer,
+    prepared: Prepared,
+    needs: Needs,
+    max_new_tokens: int,
+    rows_at: Collection[int] | None = None,
+) -> Ran:
+    """One generate (or forward) over the batch with capture on; each item's answer token ids.
+
+    ``rows_at``: the only absolute query positions whose decoder rows are recorded (None: every
+    answer position; see `lav.capture.capture`)."""
     inputs = prepared.inputs
     rows_from = min(prepared.answer_starts) - 1
     t0 = time.perf_counter()
@@ -291,6 +306,7 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
             rows_from=rows_from,
             hidden_layers=needs.hidden_layers,
             parts=viz.parts,
+            rows_at=rows_at,
         ) as rec,
     ):
         starts = prepared.answer_starts
@@ -317,8 +333,11 @@ def run(viz: Visualizer, prepared: Prepared, needs: Needs, max_new_tokens: int) 
                     output_scores=False,
                 )
             ids = out.sequences
-        ends = viz.end_ids()
-        answers = [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
+        if prepared.forced:
+            answers = forced_ids(viz, prepared)
+        else:
+            ends = viz.end_ids()
+            answers = [strip_end(ids[b, start:].tolist(), ends) for b, start in enumerate(starts)]
         lengths = [len(a) for a in answers]
         if prepared.forced:
             scores = forced_scores(logits, ids, starts, lengths, first)
@@ -486,6 +505,13 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
     split it differently from what the model generated.
     """
     offsets, prev = [], 0
+    plain = _plain_decode(tok)
+    if plain is not None:
+        for i in range(len(ids)):
+            cur = len(plain(ids[: i + 1]))
+            offsets.append((prev, cur))
+            prev = cur
+        return tok.decode(ids, skip_special_tokens=True), offsets
     # Prefixes as views of one array: the tokenizer turns each into a list with one ``tolist``; a
     # list is checked id by id in Python first, which over every prefix of a long answer (reasoning
     # models write hundreds of tokens) cost more than the forward itself.
@@ -495,3 +521,22 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
         offsets.append((prev, cur))
         prev = cur
     return tok.decode(ids, skip_special_tokens=True), offsets
+
+
+def _plain_decode(tok) -> Callable[[list[int]], str] | None:
+    """``tok.decode(ids, skip_special_tokens=True)`` computed by its `tokenizers` backend alone, where
+    transformers' decode adds nothing to it (a fast tokenizer with transformers' own ``decode`` and
+    ``_decode`` that does not clean up spaces: 4.57 and 5 then return the backend's text as it is);
+    None for any other tokenizer. transformers' wrapper converts and checks the ids of each call in
+    Python, which over every prefix of a 512-token answer cost more than the backend's decoding."""
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+    backend = getattr(tok, "backend_tokenizer", None)
+    if (
+        backend is None
+        or getattr(tok, "clean_up_tokenization_spaces", True)
+        or type(tok).decode is not PreTrainedTokenizerBase.decode
+        or type(tok)._decode is not PreTrainedTokenizerFast._decode
+    ):
+        return None
+    return lambda ids: backend.decode(ids, skip_special_tokens=True)

@@ -21,7 +21,7 @@ import itertools
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +67,8 @@ class Recording:
     decoder_layers: tuple[int, ...]
     rows_from: int | None
     backend: str = ""
+    #: Absolute query positions whose rows are recorded (None: every one from ``rows_from`` on).
+    rows_at: frozenset[int] | None = None
     #: block -> per-call chunks of received attention, (H, chunk_len) float32, in call order.
     vision: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     #: layer -> absolute query position -> attention row (B, H, K) float32 over all keys then present.
@@ -129,7 +131,9 @@ def _decoder_rows(
     start = 0 if k_len == q_len else rec._seen.get(layer, 0)
     rec._seen[layer] = start + q_len
     first = rec.rows_from if rec.rows_from is not None else start + q_len
-    local = [i for i in range(q_len) if start + i >= first]
+    local = [
+        i for i in range(q_len) if start + i >= first and (rec.rows_at is None or start + i in rec.rows_at)
+    ]
     if not local:
         return
     groups = query.shape[1] // key.shape[1]
@@ -332,6 +336,7 @@ def capture(
     rows_from: int | None = None,
     hidden_layers: Sequence[int] = (),
     parts: ModelParts | None = None,
+    rows_at: Collection[int] | None = None,
 ) -> Iterator[Recording]:
     """Record attention statistics while the model runs inside the ``with`` block.
 
@@ -341,11 +346,14 @@ def capture(
     indices as ``decoder_layers``) get `Recording.massive`. On exit every registration, hook and
     config change is undone, also when the block raises. ``parts``: ``inspect_model(model)`` when the
     caller holds it already (a `Visualizer` does; found again each call otherwise, a walk of every
-    module that costs as much as the demo model's forward at batch 1).
+    module that costs as much as the demo model's forward at batch 1). ``rows_at``: of those, only
+    these absolute positions (a forced answer's coordinate rows are known before the forward: the
+    rows of the other answer tokens would be computed, stored and never read).
     """
     with model_lock(model):
         parts = inspect_model(model) if parts is None else parts
-        rec = Recording(parts, tuple(vision_blocks), tuple(decoder_layers), rows_from)
+        at = None if rows_at is None else frozenset(int(p) for p in rows_at)
+        rec = Recording(parts, tuple(vision_blocks), tuple(decoder_layers), rows_from, rows_at=at)
         rec.reset()
         roles: dict[int, tuple[str, int]] = {}
         for b in rec.vision_blocks:

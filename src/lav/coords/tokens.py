@@ -19,12 +19,19 @@ def tokens_for_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[i
     Zero-width tokens ((0, 0) for special tokens, or a token that decodes to nothing) cover no
     character and are never selected, even when they sit inside a number.
     """
+    if not spans:
+        return []
+    # A token outside [first start, last end) overlaps no span: one comparison for most tokens of a
+    # long answer (reasoning models write hundreds), which a loop over the spans made per token.
+    lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
     chosen = []
     for i, (start, end) in enumerate(offsets):
-        if end <= start:
+        if end <= start or start >= hi or end <= lo:
             continue
-        if any(start < s_end and end > s_start for s_start, s_end in spans):
-            chosen.append(i)
+        for s_start, s_end in spans:
+            if start < s_end and end > s_start:
+                chosen.append(i)
+                break
     return chosen
 
 
