@@ -169,16 +169,30 @@ def _pad_left(encoded: list[dict[str, torch.Tensor]], pad_id: int) -> dict[str, 
         if key in ("pixel_values", "image_grid_thw"):
             out[key] = torch.cat(values, dim=0)
             continue
-        if values[0].dim() != 2 or values[0].shape[1] != encoded[0]["input_ids"].shape[1]:
-            raise LavError(
-                f"the processor returned {key!r} of shape {tuple(values[0].shape)}, which lav cannot "
-                "batch; analyse one item at a time (batch_size=1) and please report the processor"
-            )
+        _check_token_wise(key, values[0], encoded[0]["input_ids"].shape[1])
         fill = pad_id if key == "input_ids" else 0
         out[key] = torch.stack(
             [torch.cat([torch.full((length - v.shape[1],), fill, dtype=v.dtype), v[0]]) for v in values]
         )
     return out
+
+
+def _check_token_wise(key: str, value: torch.Tensor, length: int) -> None:
+    if value.dim() != 2 or value.shape[1] != length:
+        raise LavError(
+            f"the processor returned {key!r} of shape {tuple(value.shape)}, which lav cannot "
+            "batch; analyse one item at a time (batch_size=1) and please report the processor"
+        )
+
+
+def _whole(enc: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One processor output of equal-length rows as the batch it already is (what `_split` and
+    `_pad_left` would join back, without copying the pixels twice)."""
+    tensors = {key: v for key, v in enc.items() if isinstance(v, torch.Tensor)}
+    for key, value in tensors.items():
+        if key not in ("pixel_values", "image_grid_thw"):
+            _check_token_wise(key, value, tensors["input_ids"].shape[1])
+    return tensors
 
 
 def _split(enc: dict[str, Any], k: int) -> list[dict[str, torch.Tensor]]:
@@ -227,14 +241,20 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
             _check_size(size, enc["image_grid_thw"][0], viz.parts.patch)
         check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
         n = _prompt_length(tok, text, ids, viz.parts.image_token_id) if forced else 0
+        if len(groups) == 1:  # one call made the whole batch, in order: nothing to split and pad
+            encoded = [_whole(enc)]
+            prompt_lengths = [n] * len(requests)
+            continue
         for i, one in zip(rows, _split(enc, len(rows)), strict=True):
             encoded[i], prompt_lengths[i] = one, n
-    inputs = _pad_left(encoded, pad_id(viz))
+    inputs = encoded[0] if len(groups) == 1 else _pad_left(encoded, pad_id(viz))
     length = inputs["input_ids"].shape[1]
     if forced:
-        starts = [
-            length - (e["input_ids"].shape[1] - p) for e, p in zip(encoded, prompt_lengths, strict=True)
-        ]
+        # Each row's answer starts where its prompt ends, counted back from the (padded) end.
+        rows_length = (
+            [length] * len(requests) if len(groups) == 1 else [e["input_ids"].shape[1] for e in encoded]
+        )
+        starts = [length - (m - p) for m, p in zip(rows_length, prompt_lengths, strict=True)]
     else:
         starts = [length] * len(requests)
     grids = grids_from_thw(inputs["image_grid_thw"], viz.parts.merge)

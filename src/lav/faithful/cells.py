@@ -79,14 +79,19 @@ def blurred(image: Image.Image, cell_side: float) -> Image.Image:
 
 
 def composite(
-    inside: Image.Image, outside: Image.Image, labels: np.ndarray, chosen: Sequence[int]
+    inside: Image.Image | np.ndarray,
+    outside: Image.Image | np.ndarray,
+    labels: np.ndarray,
+    chosen: Sequence[int],
 ) -> Image.Image:
-    """``inside``'s pixels in the ``chosen`` cells, ``outside``'s elsewhere (exactly those pixels)."""
+    """``inside``'s pixels in the ``chosen`` cells, ``outside``'s elsewhere (exactly those pixels).
+    Both are RGB images, or their (height, width, 3) uint8 arrays (a caller compositing one image
+    many times converts it once)."""
     flags = np.zeros(int(labels.max()) + 1, dtype=bool)
     flags[np.asarray(chosen, dtype=np.int64)] = True
     mask = flags[labels]
-    out = np.where(mask[..., None], np.asarray(inside), np.asarray(outside))
-    return Image.fromarray(out.astype(np.uint8), "RGB")
+    out = np.where(mask[..., None], np.asarray(inside, dtype=np.uint8), np.asarray(outside, dtype=np.uint8))
+    return Image.fromarray(out, "RGB")
 
 
 def auc(xs: Sequence[float], ys: Sequence[float]) -> float:

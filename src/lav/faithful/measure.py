@@ -128,6 +128,7 @@ def faithfulness(
     side = max(image.width / shape[1], image.height / shape[0])
     fill = C.fill_image(image, checks.removal, side)
     blur = C.blurred(image, side)
+    pixels = {"image": np.asarray(image), "fill": np.asarray(fill), "blur": np.asarray(blur)}
     counts = C.step_counts(n_cells, checks.steps)
     orders: dict[str, np.ndarray] = {}
     for name in names:
@@ -146,8 +147,8 @@ def faithfulness(
             return blur
         chosen = orders[step.order][: counts[step.k]]
         if step.kind == "deletion":
-            return C.composite(fill, image, labels, chosen)
-        return C.composite(image, blur, labels, chosen)
+            return C.composite(pixels["fill"], pixels["image"], labels, chosen)
+        return C.composite(pixels["image"], pixels["blur"], labels, chosen)
 
     # The curves' ends are the same for every order: the image, all removed, all blurred.
     ends = [_Step("original", "", 0), _Step("removed", "", 0)]
@@ -256,11 +257,21 @@ def _score(
     opts = _prompt_options(viz, analysis)
     ends = torch.tensor(sorted(viz.end_ids()))
     pooling = poolable(viz.parts)
-    requests = _requests(res, [picture(plan[0])], opts, res.response)
-    length = prepare(viz, requests).inputs["input_ids"].shape[1]
+
+    def batch_of(first: int, size: int):
+        images = [picture(s) for s in plan[first : first + size]]
+        requests = _requests(res, images, opts, res.response)
+        return images, requests, prepare(viz, requests)
+
+    # The first batch, prepared at the largest size, gives the length a step's cache is sized by; it
+    # runs as it is unless the budget allows fewer rows (then the batches are prepared again).
+    ready = batch_of(0, batch or most)
+    length = ready[2].inputs["input_ids"].shape[1]
     row = row_bytes(viz, length)
     if batch is None:
         batch = batch_rows(row, most)
+        if batch < most:
+            ready = None
     batch_bytes = batch * row
     # A batch the user asked for always runs, whatever its cache.
     pool = GreedyPool(viz, 0, max(CACHE_BUDGET, batch_bytes)) if pooling else None
@@ -282,9 +293,7 @@ def _score(
             del pending[key]
 
     for first in range(0, len(plan), batch):
-        images = [picture(s) for s in plan[first : first + batch]]
-        requests = _requests(res, images, opts, res.response)
-        prepared = prepare(viz, requests)
+        images, requests, prepared = ready if first == 0 and ready is not None else batch_of(first, batch)
         inputs = prepared.inputs
         a = prepared.answer_starts[0]
         n = inputs["input_ids"].shape[1] - a
