@@ -23,9 +23,12 @@ def _inputs(model):
     return inputs
 
 
+@pytest.mark.parametrize("some", [False, True], ids=["every-row", "rows_at"])
 @pytest.mark.parametrize("backend", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", available_families())
-def test_rows_equal_eager_output_attentions_in_one_forward(family, backend):
+def test_rows_equal_eager_output_attentions_in_one_forward(family, backend, some):
+    """Every row from ``rows_from`` on, or (``rows_at``, as a replayed batch records only the rows its
+    maps read) only the listed positions within that range."""
     eager = tiny_model(family, attn_implementation="eager")
     inputs = _inputs(eager)
     reference = eager(**inputs, output_attentions=True).attentions
@@ -34,12 +37,14 @@ def test_rows_equal_eager_output_attentions_in_one_forward(family, backend):
     n_layers = len(parts.decoder_attention)
     assert len(reference) == n_layers
     length = inputs["input_ids"].shape[1]
-    with capture(model, decoder_layers=range(n_layers), rows_from=length - 5) as rec:
+    at = [length - 6, length - 3, length - 2] if some else None
+    with capture(model, decoder_layers=range(n_layers), rows_from=length - 5, rows_at=at) as rec:
         model(**inputs)
     tol = 1e-6 if backend == "eager" else 1e-4
     for layer in range(n_layers):
         positions, rows = decoder_rows(rec, layer)
-        assert positions == list(range(length - 5, length))
+        # rows_at within rows_from's range only
+        assert positions == ([length - 3, length - 2] if some else list(range(length - 5, length)))
         expected = reference[layer][:, :, positions].permute(2, 0, 1, 3)  # (R, B, H, K)
         torch.testing.assert_close(rows, expected.float(), atol=tol, rtol=0)
 

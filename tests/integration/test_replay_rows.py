@@ -1,24 +1,18 @@
 """A forced batch (`lav eval --responses`, `lav run --response`) reads its answers' clicks before the
 forward, which then records only the decoder rows the maps read: the coordinate digits' (or every
 answer token's for an answer without coordinates, the refusal's for a refusal). The results must
-be those of the forward that records every answer row, and the rows must equal eager attention."""
+be those of the forward that records every answer row (the rows against eager attention:
+`tests/core/test_capture_decoder.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-import torch
-import transformers
 
 import lav
 import lav.analysis
 from lav import stages
-from lav.capture import capture, decoder_rows
-from lav.models import inspect_model
-from lav.testing import available_families, tiny_model
-
-from ..helpers import image_inputs
 
 INSTRUCTION = "Click the red button"
 RESPONSES = [
@@ -77,33 +71,3 @@ def test_forced_batch_records_only_the_rows_its_maps_read_and_its_results_are_un
     every_row = list(range(min(starts) - 1, prepared.inputs["input_ids"].shape[1]))
     assert all(rows == every_row for rows in recorded_all.values())
     assert len(wanted) < max(lengths)  # not a degenerate check: fewer rows than every answer row
-
-
-def _inputs(model):
-    inputs = image_inputs(model.config, [(1, 4, 6)])
-    if transformers.__version__.startswith("4."):
-        inputs.pop("mm_token_type_ids")
-    return inputs
-
-
-@pytest.mark.parametrize("backend", ["eager", "sdpa"])
-@pytest.mark.parametrize("family", available_families())
-def test_rows_at_records_those_positions_equal_to_eager_attentions(family, backend):
-    eager = tiny_model(family, attn_implementation="eager")
-    inputs = _inputs(eager)
-    reference = eager(**inputs, output_attentions=True).attentions
-    model = tiny_model(family, attn_implementation=backend)
-    n_layers = len(inspect_model(model).decoder_attention)
-    length = inputs["input_ids"].shape[1]
-    at = [length - 6, length - 3, length - 2]
-    with (
-        torch.no_grad(),
-        capture(model, decoder_layers=range(n_layers), rows_from=length - 5, rows_at=at) as rec,
-    ):
-        model(**inputs)
-    tol = 1e-6 if backend == "eager" else 1e-4
-    for layer in range(n_layers):
-        positions, rows = decoder_rows(rec, layer)
-        assert positions == [length - 3, length - 2]  # rows_at within rows_from's range only
-        expected = reference[layer][:, :, positions].permute(2, 0, 1, 3)  # (R, B, H, K)
-        torch.testing.assert_close(rows, expected.float(), atol=tol, rtol=0)
