@@ -68,8 +68,8 @@ def batch_rows(row: int, most: int, budget: int = CACHE_BUDGET) -> int:
 
 @dataclass
 class _Pooled:
-    """Rows of one forced batch: their cache (keys, values per layer, cut to ``keep`` positions), the
-    first position where greedy differs from the forced answer, and what they decode from."""
+    """Rows of one forced batch: their cache (keys, values per layer, cut to ``keep`` positions) and
+    what they decode from."""
 
     keys: list[Hashable]
     layers: list[tuple[torch.Tensor, torch.Tensor]]
@@ -77,7 +77,6 @@ class _Pooled:
     start: int
     forced: list[list[int]]  # each row's forced answer tokens
     greedy: list[list[int]]  # each row's most likely token at each answer position and the one after
-    first: list[int]  # each row's first differing answer position
     rope: torch.Tensor  # each row's rotary offset (rows, 1)
 
 
@@ -136,15 +135,18 @@ class GreedyPool:
             differs = [g != f for g, f in zip(best[i][:n], forced[i], strict=True)]
             first.append(differs.index(True) if True in differs else n)
         keep = start + min(first)
-        index = torch.tensor(list(rows), device=ids.device)
-        # index_select copies only the rows and positions kept, so the forward's cache can go.
-        kept = [
-            (layer.keys[:, :, :keep].index_select(0, index), layer.values[:, :, :keep].index_select(0, index))
-            for layer in layers
-        ]
+        index = torch.tensor(list(rows))
+        # index_select copies only the rows and positions kept, so the forward's cache can go (each
+        # layer where it is: a model split over devices keeps its layers' caches apart).
+        kept = []
+        for layer in layers:
+            at = index.to(layer.keys.device)
+            kept.append(
+                (layer.keys[:, :, :keep].index_select(0, at), layer.values[:, :, :keep].index_select(0, at))
+            )
         self._pooled.append(
             _Pooled(
-                list(keys), kept, keep, start, [forced[i] for i in rows], [best[i] for i in rows], first,
+                list(keys), kept, keep, start, [forced[i] for i in rows], [best[i] for i in rows],
                 rope.index_select(0, index.to(rope.device)),
             )
         )  # fmt: skip
