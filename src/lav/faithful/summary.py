@@ -189,7 +189,12 @@ def report_section(summary: Mapping[str, Any]) -> str:
             "own coordinate tokens. Deletion AUC: lower = the map found what the answer depends on; insertion "
             "AUC: higher = the same. Beside each map its inverse order and random orders (mean of 3 seeds). "
             f"Means over {f['n']} samples with 95% bootstrap intervals"
-            + (f"; {f['skipped']} samples without a click skipped" if f["skipped"] else "")
+            + (
+                f"; {f['skipped']} samples skipped (no target box, e.g. negatives, or no click; each "
+                "record's faithfulness says why)"
+                if f["skipped"]
+                else ""
+            )
             + ".</p>"
         )
         for who, block in (("", f), ("base model: ", f.get("base"))):
