@@ -228,7 +228,7 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
         key = (r.instruction, r.system, r.template, r.response, r.image.size, r.image.mode)
         groups.setdefault(key, []).append(i)
     encoded: list[dict[str, torch.Tensor]] = [{} for _ in requests]
-    prompt_lengths = [0] * len(requests)
+    answer_lengths = [0] * len(requests)  # forced answers' tokens (the end of the unpadded row)
     for rows in groups.values():
         r = requests[rows[0]]
         size = _resized_size(viz, r.image) if needs_size(r.system, r.template) else None
@@ -240,23 +240,18 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
         if size is not None:
             _check_size(size, enc["image_grid_thw"][0], viz.parts.patch)
         check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
-        n = _prompt_length(tok, text, ids, viz.parts.image_token_id) if forced else 0
-        if len(groups) == 1:  # one call made the whole batch, in order: nothing to split and pad
-            encoded = [_whole(enc)]
-            prompt_lengths = [n] * len(requests)
-            continue
-        for i, one in zip(rows, _split(enc, len(rows)), strict=True):
-            encoded[i], prompt_lengths[i] = one, n
-    inputs = encoded[0] if len(groups) == 1 else _pad_left(encoded, pad_id(viz))
+        if forced:
+            answer = int(ids.shape[0]) - _prompt_length(tok, text, ids, viz.parts.image_token_id)
+            for i in rows:
+                answer_lengths[i] = answer
+        if len(groups) > 1:
+            for i, one in zip(rows, _split(enc, len(rows)), strict=True):
+                encoded[i] = one
+    # One call made the whole batch, in order: its tensors are the batch (nothing to split and pad).
+    inputs = _whole(enc) if len(groups) == 1 else _pad_left(encoded, pad_id(viz))
     length = inputs["input_ids"].shape[1]
-    if forced:
-        # Each row's answer starts where its prompt ends, counted back from the (padded) end.
-        rows_length = (
-            [length] * len(requests) if len(groups) == 1 else [e["input_ids"].shape[1] for e in encoded]
-        )
-        starts = [length - (m - p) for m, p in zip(rows_length, prompt_lengths, strict=True)]
-    else:
-        starts = [length] * len(requests)
+    # Left padding: every row ends where the batch does.
+    starts = [length - a for a in answer_lengths] if forced else [length] * len(requests)
     grids = grids_from_thw(inputs["image_grid_thw"], viz.parts.merge)
     return Prepared(list(requests), viz.to_device(inputs), starts, grids, forced)
 
@@ -526,18 +521,13 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
     """
     offsets, prev = [], 0
     plain = _plain_decode(tok)
-    if plain is not None:
-        for i in range(len(ids)):
-            cur = len(plain(ids[: i + 1]))
-            offsets.append((prev, cur))
-            prev = cur
-        return tok.decode(ids, skip_special_tokens=True), offsets
-    # Prefixes as views of one array: the tokenizer turns each into a list with one ``tolist``; a
-    # list is checked id by id in Python first, which over every prefix of a long answer (reasoning
-    # models write hundreds of tokens) cost more than the forward itself.
-    array = np.asarray(ids, dtype=np.int64)
+    decode = plain or (lambda prefix: tok.decode(prefix, skip_special_tokens=True))
+    # For transformers' decode, prefixes as views of one array: the tokenizer turns each into a list
+    # with one ``tolist``; a list is checked id by id in Python first, which over every prefix of a
+    # long answer (reasoning models write hundreds of tokens) cost more than the forward itself.
+    source = ids if plain is not None else np.asarray(ids, dtype=np.int64)
     for i in range(len(ids)):
-        cur = len(tok.decode(array[: i + 1], skip_special_tokens=True))
+        cur = len(decode(source[: i + 1]))
         offsets.append((prev, cur))
         prev = cur
     return tok.decode(ids, skip_special_tokens=True), offsets
