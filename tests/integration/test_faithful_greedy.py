@@ -1,4 +1,4 @@
-"""`lav.faithful.decode.greedy_answers`: greedy decoding continued on a forced forward's own cache
+"""`lav.faithful.decode.GreedyPool`: greedy decoding continued on a forced forward's own cache
 equals a fresh `generate` from the prompt, on tiny models of every family.
 
 A batch of differently masked copies of one screenshot. Forced answers: one the random model would
@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 import lav
-from lav.faithful.decode import GreedyPool, greedy_answers, poolable, row_bytes
+from lav.faithful import decode
+from lav.faithful.decode import GreedyPool, poolable, row_bytes
 from lav.scoring import cache_of
 from lav.stages import Request, pad_id, prepare
 from lav.testing import available_families
@@ -46,8 +47,18 @@ def _forced(inputs: dict[str, torch.Tensor], answers: torch.Tensor) -> dict[str,
     return out
 
 
+def greedy_answers(viz, inputs, cache, start, greedy, rows, max_new_tokens):
+    """The greedy answers of ``rows`` of one forced batch, decoded on from its own cache (a pool of
+    that batch alone); None where the cache cannot be cut back."""
+    pool = GreedyPool(viz, max_new_tokens)
+    if not pool.add(list(rows), inputs, cache, start, greedy, rows):
+        return None
+    found = pool.decode()
+    return [found[i] for i in rows]
+
+
 @pytest.mark.parametrize("family", available_families())
-def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, screenshot):
+def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, screenshot, monkeypatch):
     viz = lav.load(str(checkpoint(family)), device="cpu")
     text = getattr(viz.model.config, "text_config", viz.model.config)
     recurrent = "linear_attention" in (getattr(text, "layer_types", None) or ())
@@ -91,7 +102,20 @@ def test_greedy_answers_on_the_cache_equal_fresh_generate(family, checkpoint, sc
             assert pool.add([(case, i) for i in rows], inputs, cache_of(out), start, greedy, rows)
         assert poolable(viz.parts) != recurrent
         if not recurrent:
+            # Joined for decoding a layer at a time: when layer j is handed over, the pool holds only
+            # the layers after it (never the pool and its joined copy whole).
+            left: list[int] = []
+            joined = decode._joined
+
+            def watched(pooled, keep):
+                for kv in joined(pooled, keep):
+                    left.append(sum(layer is not None for p in pooled for layer in p.layers))
+                    yield kv
+
+            monkeypatch.setattr(decode, "_joined", watched)
             assert pool.decode() == {(c, i): want[i] for c, (_, rows) in enumerate(cases) for i in rows}
+            layers = len(viz.parts.decoder_attention)
+            assert left == [len(cases) * (layers - 1 - j) for j in range(layers)]
             assert len(pool) == 0 and pool.bytes == 0
 
 

@@ -21,7 +21,7 @@ forward, and `GreedyPool.add` refuses a cache it cannot cut (False): those rows 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ class _Pooled:
     what they decode from."""
 
     keys: list[Hashable]
-    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    layers: list[tuple[torch.Tensor, torch.Tensor] | None]  # None once joined for decoding
     keep: int  # positions kept: the answer's start plus the batch's earliest difference
     start: int
     forced: list[list[int]]  # each row's forced answer tokens
@@ -162,12 +162,7 @@ class GreedyPool:
             return {}
         keep = min(p.keep for p in pooled)
         at = keep - pooled[0].start  # the answer position every row goes on from
-        cache = DynamicCache(
-            [
-                (torch.cat([p.layers[j][0][:, :, :keep] for p in pooled]), torch.cat([p.layers[j][1][:, :, :keep] for p in pooled]))
-                for j in range(len(pooled[0].layers))
-            ]
-        )  # fmt: skip
+        cache = DynamicCache(_joined(pooled, keep))
         rope = torch.cat([p.rope for p in pooled])
         ends = self.viz.end_ids()
         keys: list[Hashable] = []
@@ -178,7 +173,7 @@ class GreedyPool:
                 keys.append(key)
                 answers.append(p.forced[r][:at])  # greedy agrees with the forced answer up to ``at``
                 first.append(p.greedy[r][at])  # and picks the forward's own most likely token there
-        del pooled  # the joined cache holds what is needed
+        del pooled
         going = {i for i, a in enumerate(answers) if len(a) < self.max_new_tokens}
         self._take(first, answers, going, ends)
         token = torch.tensor(first, device=rope.device)[:, None]
@@ -212,21 +207,12 @@ class GreedyPool:
                 going.discard(i)
 
 
-def greedy_answers(
-    viz: Visualizer,
-    inputs: dict[str, torch.Tensor],
-    cache: Any,
-    start: int,
-    greedy: torch.Tensor,
-    rows: Sequence[int],
-    max_new_tokens: int,
-) -> list[list[int]] | None:
-    """The greedy answers (token ids before the end token, at most ``max_new_tokens``) of ``rows`` of
-    one forced batch (unpadded, its answer from ``start``), decoded on from its forward's ``cache``
-    and most likely tokens ``greedy`` (batch, answer length + 1); call right after that forward.
-    None where the cache cannot be cut back (layers that keep a recurrent state)."""
-    pool = GreedyPool(viz, max_new_tokens)
-    if not pool.add(list(rows), inputs, cache, start, greedy, rows):
-        return None
-    found = pool.decode()
-    return [found[i] for i in rows]
+def _joined(pooled: list[_Pooled], keep: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's keys and values of every pooled row, cut to ``keep`` positions, joined a layer at
+    a time as the cache takes them (one pass, in 4.57 and 5); each pooled layer is let go once
+    joined, so the pool and its joined copy are never both held whole."""
+    for j in range(len(pooled[0].layers)):
+        parts = [p.layers[j] for p in pooled]
+        for p in pooled:
+            p.layers[j] = None
+        yield torch.cat([k[:, :, :keep] for k, _ in parts]), torch.cat([v[:, :, :keep] for _, v in parts])

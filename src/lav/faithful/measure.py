@@ -267,6 +267,7 @@ def _score(
     # runs as it is unless the budget allows fewer rows (then the batches are prepared again).
     ready = batch_of(0, batch or most)
     length = ready[2].inputs["input_ids"].shape[1]
+    answer_length = length - ready[2].answer_starts[0]
     row = row_bytes(viz, length)
     if batch is None:
         batch = batch_rows(row, most)
@@ -274,7 +275,7 @@ def _score(
             ready = None
     batch_bytes = batch * row
     # A batch the user asked for always runs, whatever its cache.
-    pool = GreedyPool(viz, 0, max(CACHE_BUDGET, batch_bytes)) if pooling else None
+    pool = GreedyPool(viz, answer_length + EXTRA_TOKENS, max(CACHE_BUDGET, batch_bytes)) if pooling else None
     pending: dict[int, tuple[Request, Grid]] = {}
     hits: list[bool | None] = [None] * len(plan)
     coord_lps: list[float] = []
@@ -306,8 +307,6 @@ def _score(
             if not coords:
                 raise LavError("the answer's coordinate tokens were not found; cannot score its probability")
             extra = {"logits_to_keep": n + 1} if keeps_logits(viz.model) else {}
-            if pool is not None:
-                pool.max_new_tokens = n + EXTRA_TOKENS
         if pool is not None and not pool.fits(batch_bytes):
             settle()
         # With a cache that can be cut back, the forward keeps it: the steps whose greedy answer
