@@ -16,7 +16,11 @@ The answers are the ones `lav eval` generated (every side forced to write exactl
 ``min_new_tokens``, so an early end of turn does not shorten one side), read back from its
 ``samples.jsonl`` as a user's ``--responses`` file is. The three sides run in a rotating order per
 repetition; each repetition gives the ratios replay / floor and replay / generate; we print min /
-median / max per batch size and length.
+median / max per batch size and length. Under them, what the maps' own forward costs: the replay's
+forwards (each `lav.stages.run`: capture on, the answer's log-probabilities scored), timed from the
+outside, against the floor's forwards alone, and the ratio replay / floor would have if everything
+else in it cost what the floor's processor call does (a lower bound for the target: where it is
+above 1.10x, no saving outside the forward meets the target).
 
 Models: the shipped demo model with its adapter (default), a checkpoint (``--model``), or
 ``--random qwen3-vl-2b`` (the random Qwen3-VL-2B-width model of ``bench/eval_throughput.py``, with
@@ -54,14 +58,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_throughput import REAL, demo_dataset, load_viz, random_checkpoint, rss_mb, timed_evaluate  # noqa: E402
 
 
-def _floor(viz, samples, answers: dict[str, str], batch_size: int) -> float:
-    """One plain teacher-forced forward per batch (no capture, no maps), as a script would write it."""
+def _floor(viz, samples, answers: dict[str, str], batch_size: int) -> tuple[float, float]:
+    """One plain teacher-forced forward per batch (no capture, no maps), as a script would write it:
+    its seconds, and those of its forwards alone."""
     import torch
     from PIL import Image
 
     proc = viz.processor
     proc.tokenizer.padding_side = "left"
-    t0 = time.perf_counter()
+    t0, forward = time.perf_counter(), 0.0
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
         images = [Image.open(s.image).convert("RGB") for s in batch]
@@ -75,9 +80,37 @@ def _floor(viz, samples, answers: dict[str, str], batch_size: int) -> float:
             for s in batch
         ]
         inputs = proc(text=texts, images=images, padding=True, return_tensors="pt").to(viz.device)
+        t1 = time.perf_counter()
         with torch.inference_mode():
             viz.model(**inputs, use_cache=False)
-    return time.perf_counter() - t0
+        forward += time.perf_counter() - t1
+    return time.perf_counter() - t0, forward
+
+
+class _Forwards:
+    """The seconds of the replay's own forwards (capture on): each `lav.stages.run` of the replay,
+    as `lav.analysis` calls it, timed from the outside."""
+
+    def __init__(self) -> None:
+        import lav.analysis
+
+        self.module, self.seconds = lav.analysis, 0.0
+
+    def __enter__(self) -> _Forwards:
+        run = self.original = self.module.run
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        self.module.run = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.module.run = self.original
 
 
 def _spread(values: list[float]) -> str:
@@ -111,31 +144,46 @@ def run(args) -> None:
             )
             for bs in args.batch_sizes:
                 times: dict[str, list[float]] = {"floor": [], "replay": [], "generate": []}
+                forwards: dict[str, list[float]] = {"floor": [], "replay": []}
                 for rep in range(args.reps):
                     sides = ["floor", "replay", "generate"]
                     for side in sides[rep % 3 :] + sides[: rep % 3]:
                         out = root / f"{side}-{new_tokens}-{bs}-{rep}"
                         if side == "floor":
-                            t = _floor(viz, samples, answers, bs)
+                            t, forward = _floor(viz, samples, answers, bs)
+                            forwards["floor"].append(forward)
                         elif side == "replay":
-                            t = timed_evaluate(
-                                viz,
-                                dataset,
-                                out,
-                                batch_size=bs,
-                                max_new_tokens=new_tokens,
-                                responses=responses,
-                            )
+                            with _Forwards() as timer:
+                                t = timed_evaluate(
+                                    viz,
+                                    dataset,
+                                    out,
+                                    batch_size=bs,
+                                    max_new_tokens=new_tokens,
+                                    responses=responses,
+                                )
+                            forwards["replay"].append(timer.seconds)
                         else:
                             t = timed_evaluate(viz, dataset, out, batch_size=bs, max_new_tokens=new_tokens)
                         times[side].append(t)
                 floor_r = [r / f for r, f in zip(times["replay"], times["floor"], strict=True)]
                 gen_r = [r / g for r, g in zip(times["replay"], times["generate"], strict=True)]
+                # The replay's forward with capture on against the floor's plain one, and the ratio
+                # replay / floor would have if all its other work cost what the floor's does.
+                capture_r = [r / f for r, f in zip(forwards["replay"], forwards["floor"], strict=True)]
+                bound_r = [
+                    (f - ff + rf) / f
+                    for f, ff, rf in zip(times["floor"], forwards["floor"], forwards["replay"], strict=True)
+                ]
                 rate = {k: len(samples) / statistics.median(v) for k, v in times.items()}
                 print(
                     f"{new_tokens} tokens, batch {bs}: floor {rate['floor']:.2f}, replay {rate['replay']:.2f}, "
                     f"generate {rate['generate']:.2f} samples/s; replay/floor {_spread(floor_r)}; "
                     f"replay/generate {_spread(gen_r)}"
+                )
+                print(
+                    f"  forwards: lav's (capture on, answer scored) / plain {_spread(capture_r)}; replay / floor if the rest cost "
+                    f"the floor's: {_spread(bound_r)}"
                 )
         config.min_new_tokens = None
 

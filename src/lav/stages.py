@@ -196,7 +196,7 @@ def _whole(enc: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _split(enc: dict[str, Any], k: int) -> list[dict[str, torch.Tensor]]:
-    """One processor output for ``k`` images of equal-length texts as ``k`` single-item outputs:
+    """One processor output for ``k`` images (left-padded rows) as ``k`` single-item outputs:
     ``pixel_values`` (patches of every image, dim) cut by each image's t*h*w, every other tensor by row."""
     tensors = {key: v for key, v in enc.items() if isinstance(v, torch.Tensor)}
     pixels = tensors["pixel_values"].split([int(n) for n in tensors["image_grid_thw"].prod(-1)])
@@ -219,31 +219,43 @@ def prepare(viz: Visualizer, requests: Sequence[Request], max_new_tokens: int = 
     # The processor's own resize bounds unless a preset or the user set others (`size` is the
     # keyword both transformers 4.57 and 5 take at call time).
     resize = {} if viz.image_pixels is None else {"size": _size_kwarg(viz.image_pixels)}
-    # One processor call per group of requests with equal texts and image sizes: equal lengths, no
-    # padding, so its rows are what one call per request gives (the processor's own overhead per call
-    # is most of `prepare`'s time on the faithfulness pass's masked copies of one screenshot). The
-    # mode is in the key too: the image processor infers the channel layout from a call's first image.
-    groups: dict[tuple, list[int]] = {}
+    # One processor call per image mode (the image processor infers the channel layout from a call's
+    # first image), the tokenizer left-padding its rows: each row is what one call per request gives,
+    # left-padded (the processor's own overhead per call was most of `prepare`'s time: eval batches
+    # of different screens, the faithfulness pass's masked copies of one).
+    # A tokenizer without a pad token cannot pad: one call per request, padded in `_pad_left` with
+    # the end-of-sequence token (`pad_id`), as generate pads.
+    pads = tok.pad_token_id is not None
+    groups: dict[object, list[int]] = {}
     for i, r in enumerate(requests):
-        key = (r.instruction, r.system, r.template, r.response, r.image.size, r.image.mode)
-        groups.setdefault(key, []).append(i)
+        groups.setdefault(r.image.mode if pads else i, []).append(i)
     encoded: list[dict[str, torch.Tensor]] = [{} for _ in requests]
     answer_lengths = [0] * len(requests)  # forced answers' tokens (the end of the unpadded row)
+    prompt_ids: dict[str, list[int]] = {}  # per prompt text (a batch's rows often share theirs)
     for rows in groups.values():
-        r = requests[rows[0]]
-        size = _resized_size(viz, r.image) if needs_size(r.system, r.template) else None
-        text = prompt_text(processor, r.instruction, r.system, r.template, size)
-        full = text + (r.response or "")
+        texts, sizes = [], []
+        for i in rows:
+            r = requests[i]
+            sizes.append(_resized_size(viz, r.image) if needs_size(r.system, r.template) else None)
+            texts.append(prompt_text(processor, r.instruction, r.system, r.template, sizes[-1]))
+        full = [t + (requests[i].response or "") for t, i in zip(texts, rows, strict=True)]
         images = [requests[i].image for i in rows]
-        enc = dict(processor(text=[full] * len(rows), images=images, return_tensors="pt", **resize))
-        ids = enc["input_ids"][0]
-        if size is not None:
-            _check_size(size, enc["image_grid_thw"][0], viz.parts.patch)
-        check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
-        if forced:
-            answer = int(ids.shape[0]) - _prompt_length(tok, text, ids, viz.parts.image_token_id)
-            for i in rows:
-                answer_lengths[i] = answer
+        enc = dict(
+            processor(
+                text=full, images=images, padding=pads, padding_side="left", return_tensors="pt", **resize
+            )
+        )
+        for j, i in enumerate(rows):
+            ids = enc["input_ids"][j][enc["attention_mask"][j].bool()]  # the row without its padding
+            if sizes[j] is not None:
+                _check_size(sizes[j], enc["image_grid_thw"][j], viz.parts.patch)
+            check_length(int(ids.shape[0]) + (0 if forced else max_new_tokens), limit, "prompt")
+            if forced:
+                # As the processor tokenises it (its defaults, special tokens included).
+                if texts[j] not in prompt_ids:
+                    prompt_ids[texts[j]] = tok(texts[j])["input_ids"]
+                prompt = _prompt_length(prompt_ids[texts[j]], ids, viz.parts.image_token_id)
+                answer_lengths[i] = int(ids.shape[0]) - prompt
         if len(groups) > 1:
             for i, one in zip(rows, _split(enc, len(rows)), strict=True):
                 encoded[i] = one
@@ -270,14 +282,14 @@ def _check_size(size: tuple[int, int], thw: torch.Tensor, patch: int) -> None:
         )
 
 
-def _prompt_length(tok, text: str, full_ids: torch.Tensor, image_token_id: int) -> int:
-    """Tokens of the prompt alone inside ``full_ids`` (prompt + forced answer, image pads expanded).
+def _prompt_length(ids: list[int], full_ids: torch.Tensor, image_token_id: int) -> int:
+    """Tokens of the prompt alone (``ids``, the text tokenizer's) inside ``full_ids`` (prompt +
+    forced answer, image pads expanded).
 
     The text tokenizer sees one image pad where the processor put one per image token; the prompt's
     length is its own token count plus that expansion. Checked token by token, so a tokenizer that
     merges the answer with the prompt's last token is refused, not mislocated.
     """
-    ids = tok(text)["input_ids"]  # as the processor calls it (its defaults, special tokens included)
     pads_text = sum(1 for t in ids if t == image_token_id)
     pads_full = int((full_ids == image_token_id).sum())
     expanded: list[int] = []

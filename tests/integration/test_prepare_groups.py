@@ -1,7 +1,8 @@
-"""`lav.stages.prepare` calls the processor once per group of requests with equal texts and image
-sizes, and gives exactly the batch that one processor call per request, left-padded by hand here,
-gives: every tensor equal (same keys, dtypes, row order), the same answer starts and grids; on tiny
-models of every family.
+"""`lav.stages.prepare` calls the processor once per image mode, the tokenizer left-padding the rows,
+and gives exactly the batch that one processor call per request, left-padded by hand here, gives:
+every tensor equal (same keys, dtypes, row order), the same answer starts and grids; on tiny models
+of every family; also with a tokenizer that has no pad token (one call per request, padded with the
+end-of-sequence token).
 
 A mixed batch: masked copies of one screenshot (one group), one with another instruction, one of
 another size, one with the same size in another mode (RGBA); forced and generated answers, and a
@@ -110,8 +111,22 @@ def test_grouped_prepare_equals_one_processor_call_per_request(family, checkpoin
         assert len(set(got.inputs["attention_mask"].sum(1).tolist())) > 1
 
 
+def test_a_tokenizer_without_a_pad_token_is_padded_with_its_end_of_sequence_token(checkpoint, screenshot):
+    viz = lav.load(str(checkpoint("qwen3_vl")), device="cpu")
+    tok = viz.processor.tokenizer
+    tok.pad_token = None
+    assert tok.pad_token_id is None and pad_id(viz) == tok.eos_token_id
+    requests = _requests(screenshot, "(123, 456)", None)
+    got = prepare(viz, requests)
+    inputs, starts, _ = _reference(viz, requests)
+    for key, want in inputs.items():
+        assert torch.equal(got.inputs[key], want), key
+    assert got.answer_starts == starts
+    assert (got.inputs["input_ids"][got.inputs["attention_mask"] == 0] == tok.eos_token_id).all()
+
+
 @pytest.mark.parametrize("family", available_families())
-def test_same_text_and_size_is_one_processor_call(family, checkpoint, screenshot, monkeypatch):
+def test_one_processor_call_per_image_mode(family, checkpoint, screenshot, monkeypatch):
     viz = lav.load(str(checkpoint(family)), device="cpu")
     kind = type(viz.processor)
     call, calls = kind.__call__, []
@@ -128,4 +143,4 @@ def test_same_text_and_size_is_one_processor_call(family, checkpoint, screenshot
     assert len(set(prepared.answer_starts)) == 1
     calls.clear()
     prepare(viz, _requests(screenshot, "(123, 456)", None))
-    assert calls == [4, 1, 1, 1]  # the masked copies, the other instruction, size and mode
+    assert calls == [6, 1]  # the RGB screens (other instruction and size included), the RGBA one

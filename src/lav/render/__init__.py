@@ -20,6 +20,7 @@ from .overlay import (
     edge_layer,
     focus_layer,
     overlay,
+    scaled,
     to_png,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "focus_layer",
     "overlay",
     "report_html",
+    "scaled",
     "to_png",
 ]

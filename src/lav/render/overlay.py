@@ -307,8 +307,17 @@ def _flatten(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
 
 
-def to_png(image: Image.Image) -> bytes:
-    """PNG bytes of ``image`` (any mode PNG can hold; RGBA layers keep their alpha)."""
+def scaled(image: Image.Image, width: int) -> Image.Image:
+    """The screenshot as `overlay` shows it (transparency on white), scaled to ``width`` pixels wide
+    with its aspect ratio: what a small picture draws its layers on, at its own size."""
+    flat = image if image.mode == "RGB" else _flatten(image).convert("RGB")
+    height = max(1, round(image.height * width / image.width))
+    return flat.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def to_png(image: Image.Image, compress_level: int = 6) -> bytes:
+    """PNG bytes of ``image`` (any mode PNG can hold; RGBA layers keep their alpha); zlib's
+    ``compress_level`` (1: fastest; 6: Pillow's default)."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
