@@ -525,24 +525,41 @@ def strip_end(ids: list[int], ends: set[int]) -> list[int]:
     return ids
 
 
+#: Tokens per block of `_decode_with_offsets`: each token's prefix is decoded from its block's start.
+DECODE_BLOCK = 32
+
+
 def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
-    """Decoded answer and each token's character span in it, by decoding growing prefixes.
+    """Decoded answer and each token's character span in it: the lengths of its growing prefixes'
+    decodes.
 
     Works for any tokenizer (byte-level BPE included), unlike re-tokenising the text, which may
-    split it differently from what the model generated.
+    split it differently from what the model generated. Linear in the answer's length: a prefix is
+    the decoded text up to its block's start plus the decode of the block's tokens up to it, and each
+    block is checked at its end against the whole prefix's decode (a decoder that changes text across
+    the block's start, such as a stripped leading space or a clean-up of " ," that straddles it, fails
+    the check, and that block's prefixes are decoded whole). A block starts where the text decoded so
+    far ends on a whole character.
     """
-    offsets, prev = [], 0
     plain = _plain_decode(tok)
     decode = plain or (lambda prefix: tok.decode(prefix, skip_special_tokens=True))
     # For transformers' decode, prefixes as views of one array: the tokenizer turns each into a list
-    # with one ``tolist``; a list is checked id by id in Python first, which over every prefix of a
-    # long answer (reasoning models write hundreds of tokens) cost more than the forward itself.
+    # with one ``tolist``; a list is checked id by id in Python first.
     source = ids if plain is not None else np.asarray(ids, dtype=np.int64)
-    for i in range(len(ids)):
-        cur = len(decode(source[: i + 1]))
-        offsets.append((prev, cur))
-        prev = cur
-    return tok.decode(ids, skip_special_tokens=True), offsets
+    ends: list[int] = []
+    start, head = 0, ""  # the block's first token, and the decode of every token before it
+    while len(ends) < len(ids):
+        stop = min(len(ends) + DECODE_BLOCK, len(ids))
+        tail = [len(decode(source[start : j + 1])) for j in range(len(ends), stop)]
+        whole = decode(source[:stop])
+        if head + decode(source[start:stop]) == whole:
+            ends.extend(len(head) + n for n in tail)
+        else:
+            ends.extend(len(decode(source[: j + 1])) for j in range(len(ends), stop))
+        if not whole.endswith("\ufffd"):  # else the next block goes on from this one's start
+            start, head = stop, whole
+    spans = list(zip([0, *ends[:-1]], ends, strict=True))
+    return tok.decode(ids, skip_special_tokens=True), spans
 
 
 def _plain_decode(tok) -> Callable[[list[int]], str] | None:
