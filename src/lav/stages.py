@@ -548,18 +548,19 @@ def _decode_with_offsets(tok, ids: list[int]) -> tuple[str, list[tuple[int, int]
     source = ids if plain is not None else np.asarray(ids, dtype=np.int64)
     ends: list[int] = []
     start, head = 0, ""  # the block's first token, and the decode of every token before it
+    whole = ""  # the decode of every token up to the block's end (the answer's, after the last block)
     while len(ends) < len(ids):
         stop = min(len(ends) + DECODE_BLOCK, len(ids))
-        tail = [len(decode(source[start : j + 1])) for j in range(len(ends), stop)]
+        tail = [decode(source[start : j + 1]) for j in range(len(ends), stop)]
         whole = decode(source[:stop])
-        if head + decode(source[start:stop]) == whole:
-            ends.extend(len(head) + n for n in tail)
+        if head + tail[-1] == whole:
+            ends.extend(len(head) + len(t) for t in tail)
         else:
             ends.extend(len(decode(source[: j + 1])) for j in range(len(ends), stop))
         if not whole.endswith("\ufffd"):  # else the next block goes on from this one's start
             start, head = stop, whole
     spans = list(zip([0, *ends[:-1]], ends, strict=True))
-    return tok.decode(ids, skip_special_tokens=True), spans
+    return whole, spans
 
 
 def _plain_decode(tok) -> Callable[[list[int]], str] | None:
@@ -567,7 +568,8 @@ def _plain_decode(tok) -> Callable[[list[int]], str] | None:
     transformers' decode adds nothing to it (a fast tokenizer with transformers' own ``decode`` and
     ``_decode`` that does not clean up spaces: 4.57 and 5 then return the backend's text as it is);
     None for any other tokenizer. transformers' wrapper converts and checks the ids of each call in
-    Python, which over every prefix of a 512-token answer cost more than the backend's decoding."""
+    Python, which over the calls of a 512-token answer (one or more per token) cost more than the
+    backend's decoding."""
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
     backend = getattr(tok, "backend_tokenizer", None)
